@@ -1,0 +1,126 @@
+"""cffi out-of-line (API mode) build of pyrunc._native, compiled at install time.
+
+Only the syscalls Python's `os` lacks. Each C wrapper returns -1 and sets errno on
+failure; pyrunc.syscalls turns that into OSError.
+"""
+from cffi import FFI
+
+ffibuilder = FFI()
+
+ffibuilder.cdef(
+    """
+    int mount(const char *source, const char *target, const char *fstype,
+              unsigned long flags, const void *data);
+    int umount2(const char *target, int flags);
+    int unshare(int flags);
+    int setns(int fd, int nstype);
+    int sethostname(const char *name, size_t len);
+    int setdomainname(const char *name, size_t len);
+    int personality(unsigned long persona);
+    int prctl(int option, unsigned long arg2, unsigned long arg3,
+              unsigned long arg4, unsigned long arg5);
+
+    int pyrunc_pivot_root(const char *new_root, const char *put_old);
+    int pyrunc_capget(int pid, uint32_t data[6]);
+    int pyrunc_capset(int pid, const uint32_t data[6]);
+    long pyrunc_keyctl_join(const char *name);
+    int pyrunc_ioprio_set(int which, int who, int ioprio);
+    long pyrunc_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode);
+    int pyrunc_sched_setattr(int pid, uint32_t policy, uint64_t flags, int32_t nice,
+                             uint32_t priority, uint64_t runtime, uint64_t deadline,
+                             uint64_t period);
+    int pyrunc_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode,
+                       uint64_t resolve);
+    int pyrunc_open_tree(int dirfd, const char *path, unsigned int flags);
+    int pyrunc_move_mount(int from_dirfd, const char *from_path, int to_dirfd,
+                          const char *to_path, unsigned int flags);
+    int pyrunc_mount_setattr(int dirfd, const char *path, unsigned int flags,
+                             uint64_t attr_set, uint64_t attr_clr, uint64_t propagation,
+                             uint64_t userns_fd);
+    """
+)
+
+ffibuilder.set_source(
+    "pyrunc._native",
+    r"""
+    #define _GNU_SOURCE
+    #include <sched.h>
+    #include <stdint.h>
+    #include <unistd.h>
+    #include <sys/mount.h>
+    #include <sys/personality.h>
+    #include <sys/prctl.h>
+    #include <sys/syscall.h>
+    #include <linux/capability.h>
+
+    int pyrunc_pivot_root(const char *new_root, const char *put_old) {
+        return syscall(SYS_pivot_root, new_root, put_old);
+    }
+    int pyrunc_capget(int pid, uint32_t data[6]) {
+        struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, pid };
+        struct __user_cap_data_struct d[2];
+        int r = syscall(SYS_capget, &h, d);
+        if (r == 0) {
+            data[0] = d[0].effective; data[1] = d[1].effective;
+            data[2] = d[0].permitted; data[3] = d[1].permitted;
+            data[4] = d[0].inheritable; data[5] = d[1].inheritable;
+        }
+        return r;
+    }
+    int pyrunc_capset(int pid, const uint32_t data[6]) {
+        struct __user_cap_header_struct h = { _LINUX_CAPABILITY_VERSION_3, pid };
+        struct __user_cap_data_struct d[2];
+        d[0].effective = data[0]; d[1].effective = data[1];
+        d[0].permitted = data[2]; d[1].permitted = data[3];
+        d[0].inheritable = data[4]; d[1].inheritable = data[5];
+        return syscall(SYS_capset, &h, d);
+    }
+    long pyrunc_keyctl_join(const char *name) {
+        /* KEYCTL_JOIN_SESSION_KEYRING = 1 */
+        return syscall(SYS_keyctl, 1, name, 0, 0, 0);
+    }
+    int pyrunc_ioprio_set(int which, int who, int ioprio) {
+        return syscall(SYS_ioprio_set, which, who, ioprio);
+    }
+    long pyrunc_set_mempolicy(int mode, const unsigned long *nodemask, unsigned long maxnode) {
+        return syscall(SYS_set_mempolicy, mode, nodemask, maxnode);
+    }
+    struct pyrunc_sched_attr {
+        uint32_t size, sched_policy;
+        uint64_t sched_flags;
+        int32_t sched_nice;
+        uint32_t sched_priority;
+        uint64_t sched_runtime, sched_deadline, sched_period;
+    };
+    int pyrunc_sched_setattr(int pid, uint32_t policy, uint64_t flags, int32_t nice,
+                             uint32_t priority, uint64_t runtime, uint64_t deadline,
+                             uint64_t period) {
+        struct pyrunc_sched_attr a = { sizeof(a), policy, flags, nice, priority,
+                                       runtime, deadline, period };
+        return syscall(SYS_sched_setattr, pid, &a, 0);
+    }
+    struct pyrunc_open_how { uint64_t flags, mode, resolve; };
+    int pyrunc_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode,
+                       uint64_t resolve) {
+        struct pyrunc_open_how how = { flags, mode, resolve };
+        return syscall(437 /* SYS_openat2 */, dirfd, path, &how, sizeof(how));
+    }
+    int pyrunc_open_tree(int dirfd, const char *path, unsigned int flags) {
+        return syscall(428 /* SYS_open_tree */, dirfd, path, flags);
+    }
+    int pyrunc_move_mount(int from_dirfd, const char *from_path, int to_dirfd,
+                          const char *to_path, unsigned int flags) {
+        return syscall(429 /* SYS_move_mount */, from_dirfd, from_path, to_dirfd, to_path, flags);
+    }
+    struct pyrunc_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
+    int pyrunc_mount_setattr(int dirfd, const char *path, unsigned int flags,
+                             uint64_t attr_set, uint64_t attr_clr, uint64_t propagation,
+                             uint64_t userns_fd) {
+        struct pyrunc_mount_attr a = { attr_set, attr_clr, propagation, userns_fd };
+        return syscall(442 /* SYS_mount_setattr */, dirfd, path, flags, &a, sizeof(a));
+    }
+    """,
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

@@ -1,0 +1,108 @@
+"""Linux capability names <-> numbers (linux/capability.h), and the host's last cap.
+
+Imports nothing but :mod:`pyrunc.errors`: it is on the create/exec hot path.
+"""
+
+from pyrunc.errors import ConfigError
+
+# Kernel numbering, in order (index == capability number).
+_NAMES = (
+    "CAP_CHOWN",  # 0
+    "CAP_DAC_OVERRIDE",  # 1
+    "CAP_DAC_READ_SEARCH",  # 2
+    "CAP_FOWNER",  # 3
+    "CAP_FSETID",  # 4
+    "CAP_KILL",  # 5
+    "CAP_SETGID",  # 6
+    "CAP_SETUID",  # 7
+    "CAP_SETPCAP",  # 8
+    "CAP_LINUX_IMMUTABLE",  # 9
+    "CAP_NET_BIND_SERVICE",  # 10
+    "CAP_NET_BROADCAST",  # 11
+    "CAP_NET_ADMIN",  # 12
+    "CAP_NET_RAW",  # 13
+    "CAP_IPC_LOCK",  # 14
+    "CAP_IPC_OWNER",  # 15
+    "CAP_SYS_MODULE",  # 16
+    "CAP_SYS_RAWIO",  # 17
+    "CAP_SYS_CHROOT",  # 18
+    "CAP_SYS_PTRACE",  # 19
+    "CAP_SYS_PACCT",  # 20
+    "CAP_SYS_ADMIN",  # 21
+    "CAP_SYS_BOOT",  # 22
+    "CAP_SYS_NICE",  # 23
+    "CAP_SYS_RESOURCE",  # 24
+    "CAP_SYS_TIME",  # 25
+    "CAP_SYS_TTY_CONFIG",  # 26
+    "CAP_MKNOD",  # 27
+    "CAP_LEASE",  # 28
+    "CAP_AUDIT_WRITE",  # 29
+    "CAP_AUDIT_CONTROL",  # 30
+    "CAP_SETFCAP",  # 31
+    "CAP_MAC_OVERRIDE",  # 32
+    "CAP_MAC_ADMIN",  # 33
+    "CAP_SYSLOG",  # 34
+    "CAP_WAKE_ALARM",  # 35
+    "CAP_BLOCK_SUSPEND",  # 36
+    "CAP_AUDIT_READ",  # 37
+    "CAP_PERFMON",  # 38
+    "CAP_BPF",  # 39
+    "CAP_CHECKPOINT_RESTORE",  # 40
+)
+
+#: name -> number, e.g. CAPABILITIES["CAP_KILL"] == 5
+CAPABILITIES = {name: num for num, name in enumerate(_NAMES)}
+
+#: the highest capability this table knows (CAP_CHECKPOINT_RESTORE)
+CAP_LAST_CAP = len(_NAMES) - 1
+
+_CAP_LAST_CAP_FILE = "/proc/sys/kernel/cap_last_cap"
+_last_cap = None
+
+
+def cap_number(name):
+    """Number of capability ``name`` ("CAP_SYS_ADMIN" -> 21).
+
+    Raises ConfigError naming the capability when it is not a known "CAP_XXX" name.
+    """
+    try:
+        return CAPABILITIES[name]
+    except (KeyError, TypeError):
+        raise ConfigError(f"unknown capability {name!r}") from None
+
+
+def cap_name(number):
+    """Name of capability ``number`` (21 -> "CAP_SYS_ADMIN"); ValueError if unknown."""
+    if isinstance(number, int) and 0 <= number <= CAP_LAST_CAP:
+        return _NAMES[number]
+    raise ValueError(f"unknown capability number {number!r}")
+
+
+def known_names():
+    """All capability names this table knows, in kernel (numeric) order."""
+    return list(_NAMES)
+
+
+def to_mask(names):
+    """Bit mask (bit n == capability n) of an iterable of capability names."""
+    mask = 0
+    for name in names:
+        mask |= 1 << cap_number(name)
+    return mask
+
+
+def last_cap():
+    """The host kernel's highest capability number (/proc/sys/kernel/cap_last_cap).
+
+    Read once and cached (read it before pivot_root if /proc will go away). Falls
+    back to CAP_LAST_CAP when the file cannot be read.
+    """
+    global _last_cap
+    if _last_cap is None:
+        try:
+            with open(_CAP_LAST_CAP_FILE, "rb") as f:
+                value = int(f.read().strip())
+        except (OSError, ValueError):
+            value = CAP_LAST_CAP
+        _last_cap = value
+    return _last_cap

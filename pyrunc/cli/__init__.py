@@ -1,0 +1,153 @@
+"""pyrunc command line: runc's global flags and a table of subcommands.
+
+Each subcommand lives in pyrunc/cli/<name>.py with FLAGS, USAGE, NARGS (exact
+positional count, or (min, max)), optional STOP_AT_POSITIONAL, and run(ctx, opts, args).
+Only the module of the command that runs is imported.
+"""
+import sys
+
+from pyrunc.cli.flags import Flag, help_text, parse
+from pyrunc.errors import PyruncError, UsageError
+
+from pyrunc import __version__ as VERSION
+SPEC_VERSION = "1.3.0"
+
+COMMANDS = {
+    "create": "create a container",
+    "delete": "delete any resources held by the container often used with detached container",
+    "events": "display container events such as OOM notifications, cpu, memory, and IO usage statistics",
+    "exec": "execute new process inside the container",
+    "features": "show the enabled features",
+    "kill": "kill sends the specified signal (default: SIGTERM) to the container's init process",
+    "list": "lists containers started by pyrunc with the given root",
+    "pause": "pause suspends all processes inside the container",
+    "ps": "ps displays the processes running inside a container",
+    "resume": "resumes all processes that have been previously paused",
+    "run": "create and run a container",
+    "spec": "create a new specification file",
+    "start": "executes the user defined process in a created container",
+    "state": "output the state of a container",
+    "update": "update container resource constraints",
+    "validate": "validate a bundle's config.json against the runtime-spec (beyond runc)",
+}
+ALIASES = {"h": "help"}
+
+GLOBAL_FLAGS = [
+    Flag("debug", help="enable debug logging"),
+    Flag("log", "str", "", "set the log file to write pyrunc logs to (default is '/dev/stderr')"),
+    Flag("log-format", "str", "text", "set the log format ('text' (default), or 'json')"),
+    Flag("root", "str", "/run/pyrunc", "root directory for storage of container state"),
+    Flag("criu", "str", "criu", "path to the criu binary (checkpoint/restore is not supported)"),
+    Flag("systemd-cgroup", help="enable systemd cgroup support (not supported: use cgroupfs)"),
+    Flag("rootless", "str", "auto", "ignore cgroup permission errors ('true', 'false', or 'auto')"),
+    Flag("help,h", help="show help"),
+    Flag("version,v", help="print the version"),
+]
+
+
+class Context:
+    __slots__ = ("root", "log", "log_format", "debug", "systemd_cgroup", "rootless")
+
+    def __init__(self, opts):
+        self.root = opts["root"]
+        self.log = opts["log"]
+        self.log_format = opts["log_format"]
+        self.debug = opts["debug"]
+        self.systemd_cgroup = opts["systemd_cgroup"]
+        r = opts["rootless"]
+        self.rootless = r == "true" or (r == "auto" and __import__("os").geteuid() != 0)
+
+
+def _version():
+    return (f"pyrunc version {VERSION}\nspec: {SPEC_VERSION}\n"
+            f"python: {sys.version.split()[0]}\n")
+
+
+def _main_help():
+    cmds = "\n".join(f"   {n:<10} {d}" for n, d in COMMANDS.items())
+    return ("NAME:\n   pyrunc - Open Container Initiative runtime, in Python\n\n"
+            "USAGE:\n   pyrunc [global options] command [command options] [arguments...]\n\n"
+            f"VERSION:\n   {VERSION}\nspec: {SPEC_VERSION}\n\nCOMMANDS:\n{cmds}\n\n"
+            f"GLOBAL OPTIONS:\n{help_text(GLOBAL_FLAGS)}\n")
+
+
+def _command_help(name, mod):
+    return (f"NAME:\n   pyrunc {name} - {COMMANDS[name]}\n\nUSAGE:\n   pyrunc {name} {mod.USAGE}\n\n"
+            f"OPTIONS:\n{help_text(mod.FLAGS)}\n")
+
+
+def _check_nargs(name, mod, args):
+    n = mod.NARGS
+    lo, hi = (n, n) if isinstance(n, int) else n
+    if len(args) < lo or (hi is not None and len(args) > hi):
+        if lo == hi:
+            raise UsageError(f'pyrunc: "{name}" requires exactly {lo} argument(s)')
+        if hi is None:
+            raise UsageError(f'pyrunc: "{name}" requires a minimum of {lo} argument(s)')
+        raise UsageError(f'pyrunc: "{name}" requires at most {hi} argument(s)')
+
+
+def run(argv):
+    """Run one command line; returns the exit code. Never raises for user errors."""
+    from pyrunc import log
+
+    try:
+        gopts, rest = parse(GLOBAL_FLAGS, argv, stop_at_positional=True)
+    except UsageError as e:
+        log.error(str(e))
+        return 1
+    log.setup(gopts["log"] or None, gopts["log_format"], gopts["debug"])
+    if gopts["log_format"] not in ("text", "json"):
+        log.setup(gopts["log"] or None, "text", gopts["debug"])
+        log.error(f"invalid log-format: {gopts['log_format']}")
+        return 1
+    if gopts["version"]:
+        sys.stdout.write(_version())
+        return 0
+    if not rest or gopts["help"] or rest[0] in ("help", "h"):
+        topic = rest[1] if len(rest) > 1 and rest[0] in ("help", "h") else None
+        if topic and topic in COMMANDS:
+            import importlib
+
+            sys.stdout.write(_command_help(topic, importlib.import_module(f"pyrunc.cli.{topic}")))
+        else:
+            sys.stdout.write(_main_help())
+        return 0
+    name = ALIASES.get(rest[0], rest[0])
+    if name not in COMMANDS:
+        log.error(f"No help topic for '{name}'")
+        return 1
+    try:
+        import importlib
+
+        mod = importlib.import_module(f"pyrunc.cli.{name}")
+        opts, args = parse(mod.FLAGS + [Flag("help,h")], rest[1:],
+                           getattr(mod, "STOP_AT_POSITIONAL", False))
+        if opts.pop("help"):
+            sys.stdout.write(_command_help(name, mod))
+            return 0
+        _check_nargs(name, mod, args)
+        ctx = Context(gopts)
+        if ctx.systemd_cgroup:
+            raise PyruncError("--systemd-cgroup is not supported: pyrunc manages cgroups "
+                              "directly (cgroupfs); drop the flag (podman: --cgroup-manager "
+                              "cgroupfs; containerd: SystemdCgroup = false)")
+        return mod.run(ctx, opts, args) or 0
+    except PyruncError as e:
+        log.error(str(e))
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except OSError as e:
+        # A syscall failure that no lower layer turned into a PyruncError: still one line.
+        log.error(str(e))
+        return 1
+
+
+def main():
+    code = run(sys.argv[1:])
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass
+    sys.exit(code)

@@ -1,0 +1,77 @@
+"""runc-style logging: to --log FILE (default stderr) in text or json lines.
+
+json: {"level":"error","msg":"...","time":"2006-01-02T15:04:05Z"} (containerd reads the
+last error line of the file; podman parses the whole file as one JSON document).
+"""
+import os
+import sys
+import time
+
+_path = None
+_format = "text"
+_debug = False
+LEVELS = ("debug", "info", "warning", "error")
+
+
+def setup(path=None, fmt="text", debug=False):
+    global _path, _format, _debug
+    _path, _format, _debug = path, fmt, debug
+
+
+def _line(level, msg):
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    if _format == "json":
+        import json
+
+        return json.dumps({"level": level, "msg": msg, "time": now}) + "\n"
+    esc = msg.replace("\\", "\\\\").replace('"', '\\"')
+    return f'time="{now}" level={level} msg="{esc}"\n'
+
+
+def _write(level, msg):
+    line = _line(level, msg).encode()
+    if _path:
+        try:
+            fd = os.open(_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError:
+            fd = None
+        if fd is not None:
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+            return True
+    try:
+        os.write(2, line)
+    except OSError:
+        pass
+    return False
+
+
+def error(msg):
+    """One line in the log; with a --log file, the plain message on stderr too (as runc)."""
+    if _write("error", msg):
+        try:
+            os.write(2, (msg + "\n").encode())
+        except OSError:
+            pass
+
+
+def warning(msg):
+    _write("warning", msg)
+
+
+def debug(msg):
+    if _debug:
+        _write("debug", msg)
+
+
+def is_debug():
+    return _debug
+
+
+def flush():
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        pass

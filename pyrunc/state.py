@@ -1,0 +1,145 @@
+"""State store under --root: one directory per container holding state.json
+(written atomically) and exec.fifo; an flock on the directory serialises commands
+that change a container.
+"""
+import errno
+import json
+import os
+import re
+
+from pyrunc.errors import ContainerNotFound, PyruncError
+
+STATE_FILE = "state.json"
+EXEC_FIFO = "exec.fifo"
+_ID_RE = re.compile(r"[A-Za-z0-9_+.-]{1,1024}")
+
+
+def validate_id(cid):
+    """Ids as runc: [A-Za-z0-9_+.-]+, never '.' or '..', so an id never names a path outside root."""
+    if not cid or cid in (".", "..") or not _ID_RE.fullmatch(cid):
+        raise PyruncError(f"invalid container id {cid!r}: must match [A-Za-z0-9_+.-]+ "
+                          "(at most 1024 characters) and not be '.' or '..'")
+    return cid
+
+
+def _dirfd_lock(path):
+    import fcntl
+
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+class Store:
+    def __init__(self, root):
+        if not root:
+            raise PyruncError("--root must not be empty")
+        self.root = os.path.abspath(root)
+
+    def dir(self, cid):
+        return os.path.join(self.root, validate_id(cid))
+
+    def ensure_root(self):
+        try:
+            os.makedirs(self.root, 0o700, exist_ok=True)
+        except OSError as e:
+            raise PyruncError(f"cannot create state root {self.root}: {e.strerror}") from None
+
+    def create_dir(self, cid):
+        """Make the container's state dir; error if the id is taken."""
+        self.ensure_root()
+        d = self.dir(cid)
+        try:
+            os.mkdir(d, 0o700)
+        except FileExistsError:
+            raise PyruncError(f"container with id exists: {cid}") from None
+        except OSError as e:
+            raise PyruncError(f"cannot create state dir {d}: {e.strerror}") from None
+        return d
+
+    def exists(self, cid):
+        return os.path.isdir(self.dir(cid))
+
+    def lock(self, cid):
+        """Exclusive flock on the container dir; returns the fd (close it to unlock)."""
+        try:
+            return _dirfd_lock(self.dir(cid))
+        except FileNotFoundError:
+            raise ContainerNotFound(cid) from None
+
+    def load(self, cid):
+        path = os.path.join(self.dir(cid), STATE_FILE)
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except (FileNotFoundError, NotADirectoryError):
+            raise ContainerNotFound(cid) from None
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise PyruncError(f"corrupt state file {path}") from None
+
+    def save(self, cid, state):
+        d = self.dir(cid)
+        tmp = os.path.join(d, f".{STATE_FILE}.tmp{os.getpid()}")
+        data = json.dumps(state, separators=(",", ":")).encode()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, data)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, os.path.join(d, STATE_FILE))
+
+    def remove(self, cid):
+        d = self.dir(cid)
+        try:
+            names = os.listdir(d)
+        except FileNotFoundError:
+            return
+        for n in names:
+            try:
+                os.unlink(os.path.join(d, n))
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(d)
+        except FileNotFoundError:
+            pass
+
+    def ids(self):
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted(n for n in names if _ID_RE.fullmatch(n) and n not in (".", ".."))
+
+
+def write_pid_file(path, pid):
+    """The decimal pid, no newline, via temp file + rename (conmon and containerd parse it)."""
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        try:
+            os.write(fd, str(pid).encode())
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+    except OSError as e:
+        raise PyruncError(f"writing pid file {path}: {e.strerror}") from None
+
+
+def process_start_time(pid):
+    """Field 22 of /proc/PID/stat (clock ticks since boot), or None if gone or a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ESRCH):
+            return None
+        raise
+    fields = data[data.rindex(b")") + 2:].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])

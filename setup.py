@@ -1,0 +1,4 @@
+# The cffi bindings are compiled out-of-line at install time (no pycparser at run time).
+from setuptools import setup
+
+setup(cffi_modules=["pyrunc/_native_build.py:ffibuilder"])

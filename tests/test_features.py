@@ -1,0 +1,252 @@
+"""pyrunc.features: the runtime-spec features document."""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from pyrunc import capabilities, features as features_mod
+from pyrunc.features import features, features_json
+from pyrunc.spec.default import OCI_VERSION, default_config
+
+SPEC_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "runtime-spec-v1.3.0"
+SCHEMA_DIR = SPEC_DIR / "schema"
+
+
+def _validator(root_name):
+    """Draft-4 validator for one of the official schemas, $refs resolved in SCHEMA_DIR."""
+    if not SCHEMA_DIR.is_dir():
+        pytest.skip(f"official runtime-spec schemas not found at {SCHEMA_DIR}")
+    jsonschema = pytest.importorskip("jsonschema")
+    referencing = pytest.importorskip("referencing")
+    from referencing.jsonschema import DRAFT4
+
+    resources = []
+    for path in SCHEMA_DIR.glob("*.json"):
+        contents = json.loads(path.read_text())
+        resources.append((path.name, referencing.Resource.from_contents(contents, default_specification=DRAFT4)))
+    registry = referencing.Registry().with_resources(resources)
+    schema = json.loads((SCHEMA_DIR / root_name).read_text())
+    return jsonschema.Draft4Validator(schema, registry=registry)
+
+
+def _errors(validator, doc):
+    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)]
+
+
+@pytest.fixture(scope="module")
+def feat():
+    return features()
+
+
+@pytest.fixture(scope="module")
+def runc_features():
+    runc = shutil.which("runc")
+    if runc is None:
+        pytest.skip("runc not on PATH")
+    proc = subprocess.run([runc, "features"], capture_output=True, text=True, timeout=30)
+    if proc.returncode != 0:
+        pytest.skip(f"this runc has no features command: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+# ---------------------------------------------------------------- schema
+
+
+def test_valid_against_official_schema(feat):
+    assert _errors(_validator("features-schema.json"), feat) == []
+
+
+def test_seccomp_disabled_variant_valid(monkeypatch):
+    monkeypatch.setattr(features_mod, "libseccomp_version", lambda: None)
+    doc = features()
+    assert doc["linux"]["seccomp"] == {"enabled": False}
+    assert not any("libseccomp" in k for k in doc["annotations"])
+    assert _errors(_validator("features-schema.json"), doc) == []
+
+
+def test_official_examples_still_validate():
+    """The validator set-up is sound: the spec's own good/bad examples behave."""
+    validator = _validator("features-schema.json")
+    good = sorted((SCHEMA_DIR / "test" / "features" / "good").glob("*.json"))
+    bad = sorted((SCHEMA_DIR / "test" / "features" / "bad").glob("*.json"))
+    for path in good:
+        assert _errors(validator, json.loads(path.read_text())) == [], path.name
+    for path in bad:
+        assert _errors(validator, json.loads(path.read_text())) != [], path.name
+
+
+# ---------------------------------------------------------------- content
+
+
+def test_versions(feat):
+    assert feat["ociVersionMin"] == "1.0.0"
+    assert feat["ociVersionMax"] == "1.3.0" == OCI_VERSION == default_config()["ociVersion"]
+    assert list(feat)[:2] == ["ociVersionMin", "ociVersionMax"]
+
+
+def test_hooks(feat):
+    assert feat["hooks"] == ["prestart", "createRuntime", "createContainer", "startContainer",
+                             "poststart", "poststop"]
+
+
+def test_mount_options(feat):
+    opts = feat["mountOptions"]
+    assert opts == sorted(set(opts))
+    for name in ("bind", "rbind", "ro", "rro", "nosuid", "rprivate", "tmpcopyup", "nosymfollow"):
+        assert name in opts
+    # Everything the default config uses that is not a filesystem data option.
+    flag_like = {o for m in default_config()["mounts"] for o in m.get("options", []) if "=" not in o}
+    flag_like.discard("newinstance")  # devpts data option
+    assert flag_like <= set(opts)
+
+
+def test_linux(feat):
+    linux = feat["linux"]
+    assert linux["namespaces"] == ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]
+    assert linux["capabilities"] == capabilities.known_names()
+    assert linux["capabilities"][-1] == "CAP_CHECKPOINT_RESTORE"
+    assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True}
+    assert linux["intelRdt"] == {"enabled": False}
+    assert linux["netDevices"] == {"enabled": True}
+    assert linux["mountExtensions"] == {"idmap": {"enabled": features_mod.kernel_version() >= (5, 12)}}
+    assert list(linux) == ["namespaces", "capabilities", "cgroup", "seccomp", "apparmor", "selinux",
+                           "intelRdt", "memoryPolicy", "mountExtensions", "netDevices"]
+
+
+def test_memory_policy_matches_process(feat):
+    mp = feat["linux"]["memoryPolicy"]
+    assert mp["modes"] == sorted(mp["modes"]) and mp["flags"] == sorted(mp["flags"])
+    assert "MPOL_BIND" in mp["modes"] and "MPOL_F_STATIC_NODES" in mp["flags"]
+    try:
+        from pyrunc import process
+    except ImportError as e:  # pyrunc._native not built
+        pytest.skip(f"pyrunc.process not importable: {e}")
+    modes = getattr(process, "_MPOL_MODES", None)
+    flags = getattr(process, "_MPOL_FLAGS", None)
+    if modes is None or flags is None:
+        pytest.skip("pyrunc.process has no _MPOL_MODES/_MPOL_FLAGS tables")
+    assert set(mp["modes"]) == set(modes)
+    assert set(mp["flags"]) == set(flags)
+
+
+def test_host_probes(feat):
+    linux = feat["linux"]
+    apparmor = os.path.isdir("/sys/kernel/security/apparmor") and Path(
+        "/sys/module/apparmor/parameters/enabled").exists() and Path(
+        "/sys/module/apparmor/parameters/enabled").read_text().startswith("Y")
+    assert linux["apparmor"] == {"enabled": apparmor}
+    assert linux["selinux"] == {"enabled": os.path.exists("/sys/fs/selinux/enforce")}
+
+
+def _libseccomp_loadable():
+    import ctypes
+
+    try:
+        ctypes.CDLL("libseccomp.so.2")
+        return True
+    except OSError:
+        return False
+
+
+def test_seccomp(feat):
+    sc = feat["linux"]["seccomp"]
+    assert sc["enabled"] is _libseccomp_loadable()
+    if not sc["enabled"]:
+        assert sc == {"enabled": False}
+        return
+    assert list(sc) == ["enabled", "actions", "operators", "archs", "knownFlags", "supportedFlags"]
+    for key in ("actions", "operators", "archs", "knownFlags", "supportedFlags"):
+        assert sc[key] == sorted(set(sc[key])), key
+    assert len(sc["actions"]) == 9 and "SCMP_ACT_NOTIFY" in sc["actions"]
+    assert len(sc["operators"]) == 7
+    assert {"SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64", "SCMP_ARCH_RISCV64"} <= set(sc["archs"])
+    assert set(sc["supportedFlags"]) <= set(sc["knownFlags"])
+    version = feat["annotations"].get("io.github.pyrunc.libseccomp.version")
+    if version is not None:
+        assert feat["annotations"]["io.github.seccomp.libseccomp.version"] == version
+        lib = tuple(int(x) for x in version.split("."))
+        assert ("SCMP_ARCH_LOONGARCH64" in sc["archs"]) == (lib >= (2, 6, 0))
+        if lib >= (2, 5, 0) and features_mod.kernel_version() >= (4, 17):
+            assert "SECCOMP_FILTER_FLAG_SPEC_ALLOW" in sc["supportedFlags"]
+
+
+def test_seccomp_flags_follow_versions(monkeypatch):
+    monkeypatch.setattr(features_mod, "libseccomp_version", lambda: (2, 4, 1))
+    monkeypatch.setattr(features_mod, "kernel_version", lambda: (4, 15))
+    sc = features()["linux"]["seccomp"]
+    assert sc["supportedFlags"] == ["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_TSYNC"]
+    monkeypatch.setattr(features_mod, "libseccomp_version", lambda: (2, 6, 0))
+    monkeypatch.setattr(features_mod, "kernel_version", lambda: (6, 1))
+    sc = features()["linux"]["seccomp"]
+    assert len(sc["supportedFlags"]) == 4
+    assert "SCMP_ARCH_LOONGARCH64" in sc["archs"]
+    assert _errors(_validator("features-schema.json"), features()) == []
+
+
+def test_idmap_follows_kernel(monkeypatch):
+    monkeypatch.setattr(features_mod, "kernel_version", lambda: (5, 11))
+    assert features()["linux"]["mountExtensions"]["idmap"]["enabled"] is False
+    monkeypatch.setattr(features_mod, "kernel_version", lambda: (5, 12))
+    assert features()["linux"]["mountExtensions"]["idmap"]["enabled"] is True
+
+
+def test_kernel_version(monkeypatch):
+    class U:
+        def __init__(self, release):
+            self.release = release
+
+    for release, expected in [("6.18.44-fc-v669", (6, 18)), ("5.4.0-150-generic", (5, 4)),
+                              ("5.12", (5, 12)), ("4.19.0+", (4, 19)), ("6-rc1", (6, 0)), ("x", (0, 0))]:
+        monkeypatch.setattr(features_mod.os, "uname", lambda r=release: U(r))
+        assert features_mod.kernel_version() == expected, release
+
+
+def test_annotations(feat):
+    ann = feat["annotations"]
+    assert "io.github.pyrunc.version" in ann
+    assert list(ann) == sorted(ann)
+    assert all(isinstance(v, str) for v in ann.values())
+
+
+def test_fresh_dict_each_call(feat):
+    doc = features()
+    doc["linux"]["capabilities"].append("CAP_X")
+    doc["hooks"].clear()
+    assert features()["hooks"] and "CAP_X" not in features()["linux"]["capabilities"]
+
+
+def test_features_json(feat):
+    text = features_json()
+    assert text.startswith('{\n    "ociVersionMin": "1.0.0",\n    "ociVersionMax": "1.3.0",\n    "hooks": [\n')
+    assert not text.endswith("\n")
+    assert json.loads(text) == features()
+
+
+# ---------------------------------------------------------------- against runc
+
+
+def test_compared_to_runc(feat, runc_features):
+    theirs = json.loads(runc_features)
+    # Same indentation as runc's output.
+    assert runc_features.startswith('{\n    "ociVersionMin": ')
+    assert feat["hooks"] == theirs["hooks"]
+    assert feat["ociVersionMin"] == theirs["ociVersionMin"]
+    assert set(theirs["linux"]["namespaces"]) <= set(feat["linux"]["namespaces"])
+    assert set(theirs["linux"]["capabilities"]) <= set(feat["linux"]["capabilities"])
+    # runc >= 1.2 dropped acl/noacl (MS_POSIXACL cannot be set through mount(2)).
+    assert set(theirs["mountOptions"]) - {"acl", "noacl"} <= set(feat["mountOptions"])
+    if "acl" in theirs["mountOptions"]:
+        assert feat["mountOptions"] == theirs["mountOptions"]
+    sc_theirs = theirs["linux"].get("seccomp")
+    sc_ours = feat["linux"]["seccomp"]
+    if sc_theirs and sc_ours["enabled"]:
+        assert sc_ours["actions"] == sc_theirs["actions"]
+        assert sc_ours["operators"] == sc_theirs["operators"]
+        assert set(sc_theirs["archs"]) - {"SCMP_ARCH_LOONGARCH64"} <= set(sc_ours["archs"])
+        lib = theirs.get("annotations", {}).get("io.github.seccomp.libseccomp.version")
+        if lib is not None:
+            assert feat["annotations"]["io.github.seccomp.libseccomp.version"] == lib
