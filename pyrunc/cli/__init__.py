@@ -142,6 +142,13 @@ def run(argv):
         # A syscall failure that no lower layer turned into a PyruncError: still one line.
         log.error(str(e))
         return 1
+    except Exception as e:  # noqa: BLE001 - a bug, but never a traceback for the user
+        if log.is_debug():
+            import traceback
+
+            log.debug(traceback.format_exc())
+        log.error(f"internal error: {type(e).__name__}: {e} (run with --debug for details)")
+        return 1
 
 
 def main():

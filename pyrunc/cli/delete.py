@@ -1,0 +1,12 @@
+from pyrunc.cli.flags import Flag
+
+USAGE = "[command options] <container-id>"
+NARGS = 1
+FLAGS = [Flag("force,f", help="Forcibly deletes the container if it is still running (uses SIGKILL)")]
+
+
+def run(ctx, opts, args):
+    from pyrunc.container import delete
+
+    delete(ctx.root, args[0], force=opts["force"])
+    return 0

@@ -1,0 +1,41 @@
+from pyrunc.cli.flags import Flag
+
+USAGE = "[command options]"
+NARGS = 0
+FLAGS = [
+    Flag("format,f", "str", "table", "select one of: table or json"),
+    Flag("quiet,q", help="display only container IDs"),
+]
+
+
+def run(ctx, opts, args):
+    import sys
+
+    from pyrunc.container import Container
+    from pyrunc.errors import PyruncError
+    from pyrunc.state import Store
+
+    if opts["format"] not in ("table", "json"):
+        raise PyruncError(f"invalid format option: {opts['format']}")
+    store = Store(ctx.root)
+    rows = []
+    for cid in store.ids():
+        try:
+            rows.append(Container(store, cid, store.load(cid)).oci_state())
+        except PyruncError:
+            continue  # removed meanwhile, or a create in progress
+    out = sys.stdout
+    if opts["quiet"]:
+        out.write("".join(r["id"] + "\n" for r in rows))
+    elif opts["format"] == "json":
+        import json
+
+        out.write(json.dumps(rows) + "\n" if rows else "null\n")
+    else:
+        table = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
+        table += [(r["id"], str(r["pid"]), r["status"], r["bundle"], r["created"], r["owner"] or "root")
+                  for r in rows]
+        widths = [max(len(row[i]) for row in table) for i in range(6)]
+        for row in table:
+            out.write("".join(col.ljust(w + 3) for col, w in zip(row[:-1], widths)) + row[-1] + "\n")
+    return 0

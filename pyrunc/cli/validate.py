@@ -1,0 +1,23 @@
+from pyrunc.cli.flags import Flag
+
+USAGE = "[command options]"
+NARGS = 0
+FLAGS = [Flag("bundle,b", "str", "", "path to the root of the bundle directory, defaults to the current directory")]
+
+
+def run(ctx, opts, args):
+    """Print every problem as `JSON-pointer: message`; exit 1 if there is any."""
+    import os
+    import sys
+
+    from pyrunc.errors import PyruncError
+    from pyrunc.spec.config import load_config
+    from pyrunc.spec.validate import validate
+
+    bundle = os.path.abspath(opts["bundle"] or ".")
+    problems = validate(load_config(bundle), bundle)
+    if not problems:
+        sys.stdout.write(f"{os.path.join(bundle, 'config.json')}: valid\n")
+        return 0
+    sys.stdout.write("".join(p + "\n" for p in problems))
+    raise PyruncError(f"{os.path.join(bundle, 'config.json')}: {len(problems)} problem(s)")

@@ -1,0 +1,57 @@
+"""Console: a pty made inside the container, its master sent over --console-socket
+with one SCM_RIGHTS message (as runc; conmon and containerd's shim receive it)."""
+import fcntl
+import os
+import struct
+
+from pyrunc.errors import PyruncError
+
+TIOCSPTLCK = 0x40045431
+TIOCGPTN = 0x80045430
+TIOCSWINSZ = 0x5414
+TIOCSCTTY = 0x540E
+
+
+def connect_socket(path):
+    """Runtime side: connect to the console socket before forking the init."""
+    import socket
+
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+    except OSError as e:
+        s.close()
+        raise PyruncError(f"connecting to console socket {path}: {e.strerror}") from None
+    return s
+
+
+def open_pty(ptmx="/dev/ptmx"):
+    """Open a new pty from the container's devpts: (master_fd, slave_fd, slave_path)."""
+    try:
+        master = os.open(ptmx, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as e:
+        raise PyruncError(f"opening {ptmx} for the console: {e.strerror}") from None
+    fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+    n = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, struct.pack("I", 0)))[0]
+    path = f"/dev/pts/{n}"
+    slave = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    return master, slave, path
+
+
+def set_size(fd, size):
+    if size:
+        fcntl.ioctl(fd, TIOCSWINSZ, struct.pack("HHHH", size.get("height", 0),
+                                                size.get("width", 0), 0, 0))
+
+
+def send_master(sock, master, name="/dev/ptmx"):
+    import socket
+
+    socket.send_fds(sock, [name.encode()], [master])
+
+
+def make_controlling(slave):
+    """dup the slave onto 0, 1, 2 and make it the controlling terminal (after setsid)."""
+    for fd in (0, 1, 2):
+        os.dup2(slave, fd)
+    fcntl.ioctl(0, TIOCSCTTY, 0)

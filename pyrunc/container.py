@@ -1,0 +1,498 @@
+"""The library: a container's lifecycle seen from the runtime (runtime.md "Operations").
+
+    from pyrunc.container import create, start, state, kill, delete
+"""
+import os
+import signal
+import time
+
+from pyrunc import initpipe
+from pyrunc.errors import ContainerNotRunning, PyruncError
+from pyrunc.state import EXEC_FIFO, Store, process_start_time, write_pid_file
+
+OCI_VERSION = "1.3.0"
+
+
+def _now_rfc3339nano():
+    t = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 1_000_000_000)) + \
+        f".{t % 1_000_000_000:09d}Z"
+
+
+def load_bundle(bundle, *, full_validation=False):
+    """Read and validate <bundle>/config.json; raises ConfigError naming the problem."""
+    from pyrunc.errors import ConfigError
+    from pyrunc.spec.config import load_config
+    from pyrunc.spec import validate as v
+
+    config = load_config(bundle)
+    if full_validation or not v.is_valid_fast(config):
+        problems = v.schema_problems(config)
+    else:
+        problems = []
+    if not problems:
+        problems = v.semantic_problems(config, bundle)
+    if problems:
+        more = f" (and {len(problems) - 1} more problems: run 'pyrunc validate')" if len(problems) > 1 else ""
+        raise ConfigError(f"{os.path.join(bundle, 'config.json')}: {problems[0]}{more}")
+    return config
+
+
+class Container:
+    """A container in the state store (state.json is its record)."""
+
+    def __init__(self, store, cid, record):
+        self.store = store
+        self.id = cid
+        self.record = record
+
+    @property
+    def config(self):
+        return self.record["config"]
+
+    @property
+    def dir(self):
+        return self.store.dir(self.id)
+
+    def cgroup_manager(self):
+        saved = self.record.get("cgroup")
+        if not saved:
+            return None
+        from pyrunc.cgroups import load_manager
+
+        return load_manager(saved)
+
+    def init_alive(self):
+        pid = self.record.get("init_pid") or 0
+        return pid > 0 and process_start_time(pid) == self.record.get("init_start")
+
+    def status(self):
+        if not self.init_alive():
+            return "stopped"
+        mgr = self.cgroup_manager()
+        if mgr is not None and mgr.frozen():
+            return "paused"
+        if os.path.exists(os.path.join(self.dir, EXEC_FIFO)):
+            return "created"
+        return "running"
+
+    def oci_state(self, status=None):
+        """The state document (runtime.md "State") plus runc's rootfs/created/owner."""
+        status = status or self.status()
+        st = {
+            "ociVersion": OCI_VERSION,
+            "id": self.id,
+            "pid": self.record["init_pid"] if status != "stopped" else 0,
+            "status": status,
+            "bundle": self.record["bundle"],
+            "rootfs": self.record["rootfs"],
+            "created": self.record["created"],
+            "owner": self.record.get("owner", ""),
+        }
+        ann = self.config.get("annotations")
+        if ann:
+            st["annotations"] = ann
+        return st
+
+    def hook_state(self, status):
+        st = self.oci_state(status)
+        st.setdefault("annotations", {})
+        return st
+
+
+def open_container(root, cid):
+    store = Store(root)
+    return Container(store, cid, store.load(cid))
+
+
+# --- create -------------------------------------------------------------------------
+
+
+class _Creation:
+    """Everything create made, so that a failure undoes all of it."""
+
+    def __init__(self, store, cid):
+        self.store, self.cid = store, cid
+        self.state_dir = None
+        self.cgroup = None
+        self.pids = []  # stage-1 and init, to kill on failure
+
+    def undo(self):
+        for pid in reversed(self.pids):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+        if self.cgroup is not None:
+            try:
+                self.cgroup.destroy()
+            except (PyruncError, OSError):
+                pass
+        if self.state_dir:
+            self.store.remove(self.cid)
+
+
+def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False,
+           no_new_keyring=False, preserve_fds=0, config=None):
+    """Create a container; returns the Container once its init waits on exec.fifo."""
+    from pyrunc import syscalls as sc
+    from pyrunc.init import InitSpec, preimport, stage1
+
+    store = Store(root)
+    store.dir(cid)  # validates the id
+    bundle = os.path.abspath(bundle)
+    if config is None:
+        config = load_bundle(bundle)
+    proc = config.get("process")
+    if not proc:
+        raise PyruncError("config.json: process is required to create a container")
+    if proc.get("terminal") and not console_socket:
+        raise PyruncError("cannot allocate tty if pyrunc will detach without setting "
+                          "console socket (process.terminal is true: pass --console-socket)")
+    if not proc.get("terminal") and console_socket:
+        raise PyruncError("cannot use console socket if pyrunc will not detach or "
+                          "allocate tty (process.terminal is false)")
+    for fd in range(3, 3 + preserve_fds):
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise PyruncError(f"--preserve-fds {preserve_fds}: file descriptor {fd} is not open") from None
+    linux = config.get("linux") or {}
+    made = _Creation(store, cid)
+    con_sock = None
+    parent_sock = child_sock = None
+    try:
+        made.state_dir = store.create_dir(cid)
+        lockfd = store.lock(cid)
+        fifo = os.path.join(made.state_dir, EXEC_FIFO)
+        os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)
+        fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+        made.cgroup = _new_cgroup_manager(cid, linux)
+        made.cgroup.create()
+        if console_socket:
+            from pyrunc.console import connect_socket
+
+            con_sock = connect_socket(console_socket)
+        spec = InitSpec(config, bundle, no_pivot=no_pivot, no_new_keyring=no_new_keyring,
+                        console_sock=con_sock, fifo_fd=fifo_fd, preserve_fds=preserve_fds,
+                        container_id=cid)
+        preimport(spec)
+        # Reap the init ourselves if create fails after stage-1 exits.
+        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+        parent_sock, child_sock = initpipe.pair()
+        import sys
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            parent_sock.close()
+            os.close(lockfd)  # the init must not hold the container's lock
+            stage1(spec, child_sock)  # never returns
+        made.pids.append(pid)
+        child_sock.close()
+        if con_sock is not None:
+            con_sock.close()
+        # Limits are in place before the process joins (and before any user code runs).
+        made.cgroup.set(linux.get("resources") or {}, linux_devices=linux.get("devices"))
+        made.cgroup.apply(pid)
+        initpipe.send(parent_sock, "go")
+        init_pid = _drive_init(parent_sock, made, config, linux, bundle, cid)
+        os.close(fifo_fd)
+        record = {
+            "id": cid,
+            "bundle": bundle,
+            "rootfs": spec_rootfs(config, bundle),
+            "created": _now_rfc3339nano(),
+            "owner": "",
+            "init_pid": init_pid,
+            "init_start": process_start_time(init_pid),
+            "config": config,
+            "cgroup": made.cgroup.to_state(),
+            "no_pivot": no_pivot,
+        }
+        store.save(cid, record)
+        if pid_file:
+            write_pid_file(pid_file, init_pid)
+        os.close(lockfd)
+        return Container(store, cid, record)
+    except BaseException:
+        made.undo()
+        raise
+    finally:
+        if parent_sock is not None:
+            parent_sock.close()
+
+
+def _new_cgroup_manager(cid, linux):
+    from pyrunc.cgroups import new_manager
+
+    return new_manager(cid, linux.get("cgroupsPath"))
+
+
+def spec_rootfs(config, bundle):
+    return os.path.normpath(os.path.join(bundle, (config.get("root") or {}).get("path", "rootfs")))
+
+
+def _drive_init(sock, made, config, linux, bundle, cid):
+    """Answer the container side's requests until it says "ready"; returns the init pid."""
+    from pyrunc.hooks import run_hooks
+
+    stage1_pid = made.pids[0]
+    init_pid = None
+    while True:
+        msg = initpipe.recv(sock)
+        t = msg["t"]
+        if t == "userns":
+            from pyrunc.namespaces import write_id_mappings
+
+            write_id_mappings(stage1_pid, linux)
+            initpipe.send(sock, "ok")
+        elif t == "pid":
+            init_pid = msg["pid"]
+            made.pids.append(init_pid)
+            os.waitpid(stage1_pid, 0)
+            made.pids.remove(stage1_pid)
+        elif t == "hooks":
+            st = {"ociVersion": OCI_VERSION, "id": cid, "status": "creating", "pid": init_pid,
+                  "bundle": bundle, "annotations": config.get("annotations") or {}}
+            run_hooks(config, "prestart", st)
+            run_hooks(config, "createRuntime", st)
+            initpipe.send(sock, "ok")
+        elif t in ("warn", "debug"):
+            from pyrunc import log
+
+            (log.warning if t == "warn" else log.debug)(msg["msg"])
+        elif t == "ready":
+            return init_pid
+        else:
+            raise PyruncError(f"init pipe: unexpected message {t!r}")
+
+
+# --- start / state / kill / delete -----------------------------------------------------
+
+
+def start(root, cid):
+    c = open_container(root, cid)
+    lockfd = c.store.lock(cid)
+    try:
+        status = c.status()
+        if status != "created":
+            if status == "stopped":
+                raise PyruncError("cannot start a container that has stopped")
+            raise PyruncError(f"cannot start an already {status} container")
+        _open_exec_fifo(c)
+        try:
+            from pyrunc.hooks import run_hooks
+
+            run_hooks(c.config, "poststart", c.hook_state("running"))
+        except PyruncError:
+            # runtime.md lifecycle step 9: a failing poststart hook stops the container.
+            _kill_all(c, signal.SIGKILL)
+            raise
+    finally:
+        os.close(lockfd)
+    return c
+
+
+def _open_exec_fifo(c):
+    """Open exec.fifo for reading: the init, blocked opening it for writing, writes a
+    byte and execs the user process. A pidfd catches an init that died meanwhile."""
+    import select
+
+    path = os.path.join(c.dir, EXEC_FIFO)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        pidfd = os.pidfd_open(c.record["init_pid"])
+    except ProcessLookupError:
+        os.close(fd)
+        raise PyruncError("cannot start a container that has stopped") from None
+    try:
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        p.register(pidfd, select.POLLIN)
+        while True:
+            for rfd, ev in p.poll():
+                if rfd == fd and ev & select.POLLIN:
+                    if os.read(fd, 1):
+                        os.unlink(path)
+                        return
+                if rfd == pidfd:
+                    raise PyruncError("container init exited before start")
+    finally:
+        os.close(pidfd)
+        os.close(fd)
+
+
+def state(root, cid):
+    return open_container(root, cid).oci_state()
+
+
+SIGNALS = {name: getattr(signal, name) for name in dir(signal)
+           if name.startswith("SIG") and not name.startswith("SIG_")
+           and isinstance(getattr(signal, name), int)}
+
+
+def parse_signal(text):
+    t = str(text).strip()
+    if t.isdigit():
+        n = int(t)
+        if 0 < n < signal.NSIG:
+            return n
+    else:
+        name = t.upper()
+        if not name.startswith("SIG"):
+            name = "SIG" + name
+        if name in SIGNALS:
+            return SIGNALS[name]
+    raise PyruncError(f"invalid signal: {text}")
+
+
+def _kill_all(c, sig):
+    mgr = c.cgroup_manager()
+    pids = set(mgr.pids()) if mgr is not None else set()
+    if c.init_alive():
+        pids.add(c.record["init_pid"])
+    frozen = mgr is not None and sig == signal.SIGKILL and mgr.frozen()
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+    if frozen:
+        mgr.thaw()
+
+
+def kill(root, cid, sig=signal.SIGTERM, all_processes=False):
+    c = open_container(root, cid)
+    status = c.status()
+    if status == "stopped":
+        if all_processes:
+            return  # runc: kill --all of a stopped container is no error (engines rely on it)
+        raise ContainerNotRunning(cid)
+    if all_processes:
+        _kill_all(c, sig)
+        return
+    try:
+        os.kill(c.record["init_pid"], sig)
+    except ProcessLookupError:
+        raise ContainerNotRunning(cid) from None
+
+
+def delete(root, cid, force=False):
+    store = Store(root)
+    try:
+        c = open_container(root, cid)
+    except PyruncError:
+        if force and store.exists(cid) and not os.path.exists(
+                os.path.join(store.dir(cid), "state.json")):
+            store.remove(cid)  # a create that died before writing state
+            return
+        if force:
+            store.dir(cid)  # still reject bad ids
+            return  # runc: delete --force of a container that is gone exits 0
+        raise
+    lockfd = store.lock(cid)
+    try:
+        status = c.status()
+        if status != "stopped":
+            if not force:
+                raise PyruncError(f"cannot delete container {cid} that is not stopped: {status}")
+            _kill_all(c, signal.SIGKILL)
+            _wait_gone(c)
+        destroy(c)
+    finally:
+        os.close(lockfd)
+
+
+def _wait_gone(c, timeout=10.0):
+    pid = c.record["init_pid"]
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (ProcessLookupError, OSError):
+        return
+    import select
+
+    try:
+        if c.init_alive():
+            select.select([pidfd], [], [], timeout)
+    finally:
+        os.close(pidfd)
+
+
+def destroy(c):
+    """Undo create (runtime.md lifecycle step 12), then poststop hooks (step 13)."""
+    mgr = c.cgroup_manager()
+    if mgr is not None:
+        # Any process left in the container's cgroup goes too (e.g. without a pid ns).
+        pids = mgr.pids()
+        if pids:
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            if mgr.frozen():
+                mgr.thaw()
+        mgr.destroy()
+    c.store.remove(c.id)
+    from pyrunc.hooks import run_hooks
+
+    run_hooks(c.config, "poststop", c.hook_state("stopped"), warn_only=True)
+
+
+# --- pause / resume / update ---------------------------------------------------------
+
+
+def _manager_or_error(c, what):
+    mgr = c.cgroup_manager()
+    if mgr is None:
+        raise PyruncError(f"cannot {what} container {c.id}: it has no cgroups")
+    return mgr
+
+
+def pause(root, cid):
+    c = open_container(root, cid)
+    status = c.status()
+    if status not in ("running", "created"):
+        raise ContainerNotRunning(cid)
+    _manager_or_error(c, "pause").freeze()
+
+
+def resume(root, cid):
+    c = open_container(root, cid)
+    if c.status() != "paused":
+        raise PyruncError("container not paused")
+    _manager_or_error(c, "resume").thaw()
+
+
+def update(root, cid, resources):
+    """Change the limits of a live container; the new values are stored in its state."""
+    store = Store(root)
+    lockfd = store.lock(cid)
+    try:
+        c = open_container(root, cid)
+        if c.status() == "stopped":
+            raise PyruncError(f"cannot update a stopped container {cid}")
+        linux = c.config.setdefault("linux", {})
+        merged = _merge(linux.get("resources") or {}, resources)
+        _manager_or_error(c, "update").set(merged, linux_devices=linux.get("devices"))
+        linux["resources"] = merged
+        store.save(cid, c.record)
+    finally:
+        os.close(lockfd)
+
+
+def _merge(old, new):
+    out = dict(old)
+    for k, v in new.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out

@@ -1,0 +1,50 @@
+"""OCI hooks (config.md "POSIX-platform Hooks"): each gets the container state on stdin."""
+import os
+
+from pyrunc.errors import PyruncError
+
+
+def run_hooks(config, kind, state, *, warn_only=False):
+    """Run config.hooks[kind] in order. A failure raises, or only warns (poststop)."""
+    hooks = (config.get("hooks") or {}).get(kind) or ()
+    if not hooks:
+        return
+    import json
+
+    data = json.dumps(state).encode()
+    for i, h in enumerate(hooks):
+        try:
+            run_hook(h, data)
+        except PyruncError as e:
+            msg = f"{kind} hook #{i} ({h.get('path')}): {e}"
+            if not warn_only:
+                raise PyruncError(msg) from None
+            from pyrunc import log
+
+            log.warning(msg)
+
+
+def run_hook(hook, stdin_data):
+    import subprocess
+
+    path = hook["path"]
+    args = hook.get("args") or [path]
+    env = dict(e.split("=", 1) for e in hook.get("env") or () if "=" in e)
+    timeout = hook.get("timeout")
+    try:
+        p = subprocess.Popen(args, executable=path, env=env, stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,
+                             restore_signals=True, start_new_session=False)
+    except OSError as e:
+        raise PyruncError(f"{e.strerror}") from None
+    try:
+        out, err = p.communicate(stdin_data, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
+        raise PyruncError(f"timed out after {timeout}s") from None
+    if p.returncode != 0:
+        how = (f"exit status {p.returncode}" if p.returncode > 0
+               else f"killed by signal {-p.returncode}")
+        detail = (err or out).decode(errors="replace").strip().replace("\n", " ")[:500]
+        raise PyruncError(f"{how}" + (f": {detail}" if detail else ""))

@@ -1,0 +1,239 @@
+"""The container side of create: stage-1 (namespaces) and the init (pid 1).
+
+Both run in processes forked from the runtime; they never return into the CLI: every
+failure is sent to the runtime as an "error" message over the init pipe, then _exit.
+"""
+import os
+
+from pyrunc import initpipe, namespaces
+from pyrunc.errors import PyruncError
+
+
+class InitSpec:
+    """Everything the container side needs; built by the runtime before fork."""
+
+    def __init__(self, config, bundle, *, no_pivot=False, no_new_keyring=False,
+                 console_sock=None, fifo_fd=None, preserve_fds=0, container_id=""):
+        self.config = config
+        self.bundle = bundle
+        self.no_pivot = no_pivot
+        self.no_new_keyring = no_new_keyring
+        self.console_sock = console_sock
+        self.fifo_fd = fifo_fd
+        self.preserve_fds = preserve_fds
+        self.container_id = container_id
+        self.linux = config.get("linux") or {}
+        self.process = config.get("process") or {}
+        self.nsmap = namespaces.config_namespaces(config)
+
+
+def _fail(sock, err):
+    try:
+        if isinstance(err, PyruncError):
+            msg = str(err)
+        elif isinstance(err, OSError):
+            msg = str(err.strerror if not err.args[1:] else err.args[1])
+        else:
+            msg = f"internal error: {type(err).__name__}: {err}"
+        initpipe.send(sock, "error", msg=msg)
+    except Exception:
+        pass
+    os._exit(1)
+
+
+def stage1(spec, sock):
+    """Join/unshare namespaces, fork the init, report its pid, exit."""
+    try:
+        initpipe.recv(sock, "go")
+        join_fds = namespaces.open_paths(spec.nsmap)
+        namespaces.join(join_fds)
+        nsmap = spec.nsmap
+        if "user" in nsmap and nsmap["user"] is None:
+            from pyrunc import syscalls as sc
+
+            sc.unshare(sc.CLONE_NEWUSER)
+            initpipe.send(sock, "userns")
+            initpipe.recv(sock, "ok")
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        flags = namespaces.unshare_flags(nsmap, exclude=("user",))
+        if flags:
+            from pyrunc import syscalls as sc
+
+            try:
+                sc.unshare(flags)
+            except OSError as e:
+                raise PyruncError(f"unshare namespaces {sorted(t for t, p in nsmap.items() if p is None)}: "
+                                  f"{e.strerror}") from None
+        if nsmap.get("time", 1) is None and spec.linux.get("timeOffsets"):
+            namespaces.write_time_offsets(spec.linux["timeOffsets"])
+        pid = os.fork()
+        if pid == 0:
+            init_main(spec, sock)  # never returns
+        initpipe.send(sock, "pid", pid=pid)
+        os._exit(0)
+    except BaseException as e:  # noqa: BLE001 - reported to the runtime, never raised
+        _fail(sock, e)
+
+
+def init_main(spec, sock):
+    try:
+        _init(spec, sock)
+    except BaseException as e:  # noqa: BLE001
+        _fail(sock, e)
+    os._exit(1)
+
+
+def preimport(spec):
+    """Import, in the runtime before fork, everything the container side needs: after
+    pivot_root (or as a user-namespaced root that cannot read the host's Python library)
+    the init cannot import anything."""
+    import fcntl  # noqa: F401
+    import resource  # noqa: F401
+    import signal  # noqa: F401
+    import struct  # noqa: F401
+
+    from pyrunc import capabilities, hooks, process, rootfs  # noqa: F401
+    from pyrunc import syscalls  # noqa: F401
+
+    if spec.process.get("terminal"):
+        import socket  # noqa: F401
+
+        from pyrunc import console  # noqa: F401
+    hooks_cfg = spec.config.get("hooks") or {}
+    if hooks_cfg.get("startContainer") or hooks_cfg.get("createContainer"):
+        import json  # noqa: F401
+        import subprocess  # noqa: F401
+
+
+def _init(spec, sock):
+    from pyrunc import hooks, process, rootfs
+    from pyrunc import syscalls as sc
+
+    config, linux, proc = spec.config, spec.linux, spec.process
+    nsmap = spec.nsmap
+    os.setsid()
+    sc.prctl(sc.PR_SET_PDEATHSIG, 0)
+    if nsmap.get("network", 1) is None:
+        namespaces.loopback_up()
+    if not spec.no_new_keyring:
+        try:
+            sc.keyctl_join_session_keyring(f"_ses.{spec.container_id}")
+        except OSError:
+            pass  # keyrings may be unavailable (e.g. a kernel without them): as runc, go on
+    ctx = None
+    if "mount" in nsmap:
+        ctx = rootfs.RootfsContext(config, spec.bundle, spec.no_pivot,
+                                   new_userns=nsmap.get("user", 1) is None,
+                                   new_netns=nsmap.get("network", 1) is None)
+        rootfs.prepare(ctx)
+    if (config.get("hooks") or {}).get("prestart") or (config.get("hooks") or {}).get("createRuntime"):
+        initpipe.send(sock, "hooks")
+        initpipe.recv(sock, "ok")
+    if (config.get("hooks") or {}).get("createContainer"):
+        hooks.run_hooks(config, "createContainer", _hook_state(spec, "created"))
+    if ctx is not None:
+        rootfs.pivot(ctx)
+    else:
+        root = os.path.join(spec.bundle, (config.get("root") or {}).get("path", "rootfs"))
+        os.chroot(root)
+        os.chdir("/")
+    if proc.get("terminal"):
+        from pyrunc import console
+
+        master, slave, _ = console.open_pty()
+        console.set_size(slave, proc.get("consoleSize"))
+        if os.path.exists("/dev/console") or os.path.isdir("/dev"):
+            try:
+                if not os.path.exists("/dev/console"):
+                    os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+                sc.mount(f"/proc/self/fd/{slave}", "/dev/console", None, sc.MS_BIND)
+            except OSError:
+                pass
+        console.send_master(spec.console_sock, master)
+        os.close(master)
+        spec.console_sock.close()
+        console.make_controlling(slave)
+        os.close(slave)
+    if "hostname" in config and nsmap.get("uts", 1) is None:
+        sc.sethostname(config["hostname"])
+    if "domainname" in config and nsmap.get("uts", 1) is None:
+        sc.setdomainname(config["domainname"])
+    if linux.get("sysctl"):
+        _sysctl(linux["sysctl"])
+    if ctx is not None:
+        rootfs.finalize(ctx)
+    if "oomScoreAdj" in proc:
+        process.set_oom_score_adj(proc["oomScoreAdj"])
+    process.set_rlimits(proc.get("rlimits"))
+    if linux.get("personality"):
+        process.set_personality(linux["personality"])
+    if proc.get("scheduler"):
+        process.set_scheduler(proc["scheduler"])
+    if proc.get("ioPriority"):
+        process.set_io_priority(proc["ioPriority"])
+    if linux.get("memoryPolicy"):
+        process.set_memory_policy(linux["memoryPolicy"])
+    aff = proc.get("execCPUAffinity") or {}
+    if aff.get("initial"):
+        process.set_cpu_affinity(aff["initial"], "initial")
+    cwd = proc.get("cwd") or "/"
+    user = proc.get("user") or {}
+    env = list(proc.get("env") or ())
+    if process.env_value(env, "HOME") is None:
+        env.append("HOME=" + process.home_for(user.get("uid", 0)))
+    if spec.preserve_fds:
+        env.append(f"LISTEN_FDS={spec.preserve_fds}") if process.env_value(env, "LISTEN_FDS") is None else None
+    args = proc.get("args") or []
+    if not args:
+        raise PyruncError("process.args must not be empty")
+    path = process.lookup_executable(args[0], env)
+    if proc.get("noNewPrivileges"):
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    process.set_user_and_caps(user, proc.get("capabilities"),
+                              warn=lambda m: initpipe.send(sock, "debug", msg=m))
+    os.umask(user.get("umask", 0o022))
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise PyruncError(f"process.cwd {cwd}: {e.strerror}") from None
+    initpipe.send(sock, "ready")
+    sock.close()
+    # Block until `start` opens exec.fifo for reading (runc's protocol).
+    fd = os.open(f"/proc/self/fd/{spec.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    os.write(fd, b"0")
+    os.close(fd)
+    os.close(spec.fifo_fd)
+    if (config.get("hooks") or {}).get("startContainer"):
+        hooks.run_hooks(config, "startContainer", _hook_state(spec, "created"))
+    if aff.get("final"):
+        process.set_cpu_affinity(aff["final"], "final")
+    first = 3 + spec.preserve_fds
+    for fd in range(3, first):
+        os.set_inheritable(fd, True)
+    os.closerange(first, _max_fd())
+    process.reset_signals()
+    os.execve(path, args, dict(e.split("=", 1) if "=" in e else (e, "") for e in env))
+
+
+def _max_fd():
+    try:
+        return int(os.sysconf("SC_OPEN_MAX"))
+    except (ValueError, OSError):
+        return 1024
+
+
+def _sysctl(sysctls):
+    for key, value in sysctls.items():
+        path = "/proc/sys/" + key.replace(".", "/")
+        try:
+            with open(path, "w") as f:
+                f.write(str(value))
+        except OSError as e:
+            raise PyruncError(f"linux.sysctl {key}={value}: {e.strerror}") from None
+
+
+def _hook_state(spec, status):
+    return {"ociVersion": "1.3.0", "id": spec.container_id, "status": status,
+            "pid": os.getpid(), "bundle": spec.bundle,
+            "annotations": spec.config.get("annotations") or {}}

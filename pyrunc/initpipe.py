@@ -1,0 +1,36 @@
+"""Messages between the runtime and the container's init over a SOCK_SEQPACKET socketpair.
+
+Each message is one JSON object with a "t" (type) key: "go", "userns" (init asks for
+id mappings), "pid" (stage-1 reports the init's pid), "hooks" (init asks the runtime
+to run prestart/createRuntime hooks), "ready", "error" (with "msg"), "ok".
+"""
+import json
+import socket
+
+from pyrunc.errors import PyruncError
+
+
+class InitError(PyruncError):
+    """An error reported by the container's init."""
+
+
+def pair():
+    return socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+
+
+def send(sock, t, **kw):
+    kw["t"] = t
+    sock.send(json.dumps(kw).encode())
+
+
+def recv(sock, expect=None):
+    """Next message; raises InitError for "error" messages or EOF (init died)."""
+    data = sock.recv(1 << 16)
+    if not data:
+        raise InitError("container init exited before it was ready")
+    msg = json.loads(data)
+    if msg["t"] == "error":
+        raise InitError(msg["msg"])
+    if expect and msg["t"] != expect:
+        raise InitError(f"init pipe: expected {expect!r}, got {msg['t']!r}")
+    return msg

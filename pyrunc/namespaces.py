@@ -1,0 +1,100 @@
+"""Namespaces: types, joining by path (setns), unsharing, id mappings, time offsets."""
+import os
+
+from pyrunc import syscalls as sc
+from pyrunc.errors import PyruncError
+
+# runtime-spec namespace type -> (clone flag, /proc/PID/ns name)
+TYPES = {
+    "user": (sc.CLONE_NEWUSER, "user"),
+    "ipc": (sc.CLONE_NEWIPC, "ipc"),
+    "uts": (sc.CLONE_NEWUTS, "uts"),
+    "network": (sc.CLONE_NEWNET, "net"),
+    "pid": (sc.CLONE_NEWPID, "pid"),
+    "mount": (sc.CLONE_NEWNS, "mnt"),
+    "cgroup": (sc.CLONE_NEWCGROUP, "cgroup"),
+    "time": (sc.CLONE_NEWTIME, "time"),
+}
+# setns order: user first (caps in the namespaces it owns), mount last (paths stay valid).
+JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
+
+
+def config_namespaces(config):
+    """{type: path or None} from linux.namespaces."""
+    return {ns["type"]: ns.get("path") or None
+            for ns in (config.get("linux") or {}).get("namespaces") or ()}
+
+
+def open_paths(nsmap):
+    """Open the namespaces to join, before anything changes (errors name the path)."""
+    fds = []
+    for t in JOIN_ORDER:
+        path = nsmap.get(t)
+        if path:
+            try:
+                fds.append((t, os.open(path, os.O_RDONLY | os.O_CLOEXEC)))
+            except OSError as e:
+                raise PyruncError(f"opening {t} namespace {path}: {e.strerror}") from None
+    return fds
+
+
+def join(fds):
+    for t, fd in fds:
+        try:
+            sc.setns(fd, TYPES[t][0])
+        except OSError as e:
+            raise PyruncError(f"joining {t} namespace: {e.strerror}") from None
+        os.close(fd)
+
+
+def unshare_flags(nsmap, exclude=()):
+    flags = 0
+    for t, path in nsmap.items():
+        if path is None and t not in exclude:
+            flags |= TYPES[t][0]
+    return flags
+
+
+def _map_text(mappings):
+    return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in mappings)
+
+
+def write_id_mappings(pid, linux, deny_setgroups=False):
+    """Parent side: write /proc/PID/{uid,gid}_map for a child that unshared a user ns."""
+    files = [("setgroups", "deny")] if deny_setgroups else []
+    for kind in ("uid", "gid"):
+        maps = linux.get(f"{kind}Mappings") or []
+        if maps:
+            files.append((f"{kind}_map", _map_text(maps)))
+    for name, text in files:
+        try:
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(text)
+        except OSError as e:
+            raise PyruncError(f"user namespace: writing {name} {text.strip()!r}: "
+                              f"{e.strerror}") from None
+
+
+def write_time_offsets(offsets):
+    """linux.timeOffsets {"monotonic": {"secs", "nanosecs"}, "boottime": ...}; before any fork."""
+    lines = "".join(f"{clock} {o.get('secs', 0)} {o.get('nanosecs', 0)}\n"
+                    for clock, o in offsets.items())
+    try:
+        with open("/proc/self/timens_offsets", "w") as f:
+            f.write(lines)
+    except OSError as e:
+        raise PyruncError(f"writing time namespace offsets: {e.strerror}") from None
+
+
+def loopback_up():
+    """Bring lo up with one ioctl (SIOCSIFFLAGS) in a new network namespace."""
+    import fcntl
+    import socket
+    import struct
+
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        ifr = struct.pack("16sH14x", b"lo", 0x1 | 0x8 | 0x40)  # IFF_UP|IFF_LOOPBACK|IFF_RUNNING
+        fcntl.ioctl(s.fileno(), 0x8914, ifr)  # SIOCSIFFLAGS
+    finally:
+        s.close()

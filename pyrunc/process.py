@@ -1,0 +1,229 @@
+"""Process attributes applied by the init (and exec) just before execve: rlimits,
+scheduler, ioprio, memory policy, personality, user/groups, capabilities, env lookup.
+"""
+import os
+import signal
+
+from pyrunc import syscalls as sc
+from pyrunc.errors import PyruncError
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+_SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
+                   "SCHED_ISO": 4, "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
+_SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x1, "SCHED_FLAG_RECLAIM": 0x2,
+                "SCHED_FLAG_DL_OVERRUN": 0x4, "SCHED_FLAG_KEEP_POLICY": 0x8,
+                "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+                "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+_IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+_MPOL_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3,
+               "MPOL_LOCAL": 4, "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6}
+_MPOL_FLAGS = {"MPOL_F_NUMA_BALANCING": 1 << 13, "MPOL_F_RELATIVE_NODES": 1 << 14,
+               "MPOL_F_STATIC_NODES": 1 << 15}
+_PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
+
+
+def parse_cpu_list(text):
+    """'0-3,7' -> {0,1,2,3,7}"""
+    out = set()
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        try:
+            out.update(range(int(lo), int(hi or lo) + 1))
+        except ValueError:
+            raise PyruncError(f"invalid cpu/node list {text!r}") from None
+    return out
+
+
+def set_rlimits(rlimits):
+    import resource
+
+    for rl in rlimits or ():
+        name = rl["type"]
+        res = getattr(resource, name, None)
+        if not name.startswith("RLIMIT_") or res is None:
+            raise PyruncError(f"process.rlimits: unknown rlimit type {name!r}")
+        try:
+            resource.setrlimit(res, (rl["soft"], rl["hard"]))
+        except (OSError, ValueError) as e:
+            raise PyruncError(f"process.rlimits: setting {name} to soft={rl['soft']} "
+                              f"hard={rl['hard']}: {getattr(e, 'strerror', None) or e}") from None
+
+
+def set_oom_score_adj(value):
+    try:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(value))
+    except OSError as e:
+        raise PyruncError(f"process.oomScoreAdj: writing {value}: {e.strerror}") from None
+
+
+def set_scheduler(s):
+    policy = _SCHED_POLICIES.get(s.get("policy"))
+    if policy is None:
+        raise PyruncError(f"process.scheduler: unknown policy {s.get('policy')!r}")
+    flags = 0
+    for f in s.get("flags") or ():
+        if f not in _SCHED_FLAGS:
+            raise PyruncError(f"process.scheduler: unknown flag {f!r}")
+        flags |= _SCHED_FLAGS[f]
+    try:
+        sc.sched_setattr(0, policy, flags, s.get("nice", 0), s.get("priority", 0),
+                         s.get("runtime", 0), s.get("deadline", 0), s.get("period", 0))
+    except OSError as e:
+        raise PyruncError(f"process.scheduler: {e.strerror}") from None
+
+
+def set_io_priority(p):
+    cls = _IOPRIO_CLASSES.get(p.get("class"))
+    if cls is None:
+        raise PyruncError(f"process.ioPriority: unknown class {p.get('class')!r}")
+    try:
+        sc.ioprio_set(1, 0, (cls << 13) | p.get("priority", 0))  # IOPRIO_WHO_PROCESS, self
+    except OSError as e:
+        raise PyruncError(f"process.ioPriority: {e.strerror}") from None
+
+
+def set_memory_policy(mp):
+    mode = _MPOL_MODES.get(mp.get("mode"))
+    if mode is None:
+        raise PyruncError(f"linux.memoryPolicy: invalid mode {mp.get('mode')!r}")
+    for f in mp.get("flags") or ():
+        if f not in _MPOL_FLAGS:
+            raise PyruncError(f"linux.memoryPolicy: invalid flag {f!r}")
+        mode |= _MPOL_FLAGS[f]
+    nodes = parse_cpu_list(mp.get("nodes") or "")
+    try:
+        sc.set_mempolicy(mode, sorted(nodes))
+    except OSError as e:
+        raise PyruncError(f"linux.memoryPolicy: set_mempolicy({mp.get('mode')}, "
+                          f"nodes={mp.get('nodes', '')!r}): {e.strerror}") from None
+
+
+def set_personality(p):
+    dom = _PERSONALITY_DOMAINS.get(p.get("domain"))
+    if dom is None:
+        raise PyruncError(f"linux.personality: unknown domain {p.get('domain')!r}")
+    try:
+        sc.personality(dom)
+    except OSError as e:
+        raise PyruncError(f"linux.personality: {e.strerror}") from None
+
+
+def set_cpu_affinity(cpus, what):
+    try:
+        os.sched_setaffinity(0, parse_cpu_list(cpus))
+    except OSError as e:
+        raise PyruncError(f"process.execCPUAffinity.{what} {cpus!r}: {e.strerror}") from None
+
+
+def env_value(env, key):
+    prefix = key + "="
+    for e in env:
+        if e.startswith(prefix):
+            return e[len(prefix):]
+    return None
+
+
+def lookup_executable(arg0, env):
+    """Resolve args[0] in the container's root (after pivot_root) as Go's exec.LookPath."""
+    if "/" in arg0:
+        try:
+            st = os.stat(arg0)
+        except OSError as e:
+            raise PyruncError(f'exec: "{arg0}": stat {arg0}: {e.strerror.lower()}') from None
+        if not (st.st_mode & 0o111) or (st.st_mode & 0o170000) == 0o040000:
+            raise PyruncError(f'exec: "{arg0}": permission denied')
+        return arg0
+    path = env_value(env, "PATH")
+    for d in (path if path is not None else DEFAULT_PATH).split(":"):
+        cand = os.path.join(d or ".", arg0)
+        try:
+            st = os.stat(cand)
+        except OSError:
+            continue
+        if (st.st_mode & 0o170000) == 0o100000 and st.st_mode & 0o111:
+            return cand
+    raise PyruncError(f'exec: "{arg0}": executable file not found in $PATH')
+
+
+def home_for(uid):
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                p = line.rstrip("\n").split(":")
+                if len(p) >= 6 and p[2] == str(uid):
+                    return p[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def caps_mask(names):
+    from pyrunc.capabilities import cap_number
+
+    m = 0
+    for n in names or ():
+        m |= 1 << cap_number(n)
+    return m
+
+
+def set_user_and_caps(user, caps, warn=None):
+    """Bounding set, groups, gid, uid, then the capability sets (config.md "User",
+    config-linux "capabilities"). caps None means: keep the current sets."""
+    from pyrunc.capabilities import last_cap
+
+    uid, gid = user.get("uid", 0), user.get("gid", 0)
+    if caps is not None:
+        keep = caps_mask(caps.get("bounding"))
+        for c in range(last_cap() + 1):
+            if not keep & (1 << c):
+                try:
+                    sc.prctl(sc.PR_CAPBSET_DROP, c)
+                except OSError as e:
+                    raise PyruncError(f"dropping capability {c} from the bounding set: "
+                                      f"{e.strerror}") from None
+    sc.prctl(sc.PR_SET_KEEPCAPS, 1)
+    try:
+        os.setgroups(list(user.get("additionalGids") or ()))
+    except OSError as e:
+        # setgroups is denied in a user namespace whose setgroups file says "deny"
+        if user.get("additionalGids"):
+            raise PyruncError(f"process.user.additionalGids: setgroups: {e.strerror}") from None
+    try:
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+    except OSError as e:
+        raise PyruncError(f"process.user: setting uid {uid} gid {gid}: {e.strerror}") from None
+    sc.prctl(sc.PR_SET_KEEPCAPS, 0)
+    if caps is not None:
+        eff, perm, inh = (caps_mask(caps.get(k)) for k in ("effective", "permitted", "inheritable"))
+        try:
+            sc.capset(eff, perm, inh)
+        except OSError as e:
+            raise PyruncError(f"process.capabilities: capset: {e.strerror}") from None
+        from pyrunc.capabilities import cap_number
+
+        for n in caps.get("ambient") or ():
+            try:
+                sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, cap_number(n))
+            except OSError as e:
+                # As runc: a warning, since runc's own default spec asks for ambient caps
+                # that are not inheritable.
+                if warn:
+                    warn(f"process.capabilities.ambient: cannot raise {n}: {e.strerror} "
+                         "(an ambient capability must be permitted and inheritable)")
+
+
+def reset_signals():
+    """Python ignores SIGPIPE/SIGXFSZ and handles SIGINT: give the container defaults."""
+    for s in range(1, signal.NSIG):
+        if s in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            signal.signal(s, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, [])

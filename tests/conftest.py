@@ -1,0 +1,175 @@
+"""Shared fixtures: real containers through the installed `pyrunc` binary, as root.
+
+Every test gets its own --root and bundle directory under pytest's tmp_path, and a
+cgroupsPath under a test-only relative prefix; whatever a test leaves is force-deleted.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_SPEC = REPO.parent / "shared" / "runtime-spec-v1.3.0"
+sys.path.insert(0, str(REPO))
+
+
+def pyrunc_binary():
+    cand = Path(sys.executable).parent / "pyrunc"
+    if cand.exists():
+        return str(cand)
+    found = shutil.which("pyrunc")
+    if not found:
+        pytest.skip("the pyrunc console script is not installed (pip install -e .)")
+    return found
+
+
+def busybox_path():
+    for p in ("/bin/busybox", "/usr/bin/busybox"):
+        if os.path.exists(p):
+            return p
+    pytest.skip("busybox-static is not installed")
+
+
+def prefix_dirs(prefix):
+    """Where a relative cgroupsPath under `prefix` lands: below this process's own cgroup
+    in every mounted hierarchy (runc's cgroupfs placement)."""
+    own = {}
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        _, ctls, path = line.split(":", 2)
+        for c in ctls.split(",") if ctls else [""]:
+            own[c.replace("name=", "")] = path
+    out = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        sep = fields.index("-")
+        fstype, opts = fields[sep + 1], fields[sep + 3].split(",")
+        if fstype == "cgroup2":
+            key = ""
+        elif fstype == "cgroup":
+            keys = [o.replace("name=", "") for o in opts if o in own or o.replace("name=", "") in own]
+            if not keys:
+                continue
+            key = keys[0]
+        else:
+            continue
+        rel = own.get(key, "/").lstrip("/")
+        out.append(Path(fields[4]) / rel / prefix)
+    return out
+
+
+class Runtime:
+    """One runtime binary, one private --root, bundles in a private dir."""
+
+    def __init__(self, binary, tmp: Path):
+        self.binary = binary
+        self.tmp = tmp
+        self.root = str(tmp / "state")
+        self.cgroup_prefix = f"pyrunc-test-{uuid.uuid4().hex[:10]}"
+        self._rootfs_template = None
+        self.ids = set()
+
+    def cmd(self, *args, check=True, input=None, timeout=60, env=None, **kw):
+        """Run the runtime; stdout/stderr go to files, not pipes, since a created
+        container's init inherits them and would hold a pipe open after create exits."""
+        import tempfile
+
+        argv = [self.binary, "--root", self.root, *map(str, args)]
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            p = subprocess.run(argv, stdout=out, stderr=err, text=True, timeout=timeout,
+                               env=env, input=input,
+                               **({} if input is not None else {"stdin": subprocess.DEVNULL}), **kw)
+            out.seek(0)
+            err.seek(0)
+            p.stdout, p.stderr = out.read(), err.read()
+        if check and p.returncode != 0:
+            raise AssertionError(f"{argv} exited {p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}")
+        return p
+
+    def bundle(self, args=("sh",), name=None, edit=None, **top):
+        """Make a busybox bundle; edit(config) may change the config in place."""
+        from pyrunc.bundle import make_rootfs
+        from pyrunc.spec.default import default_config
+
+        name = name or f"b-{uuid.uuid4().hex[:8]}"
+        b = self.tmp / name
+        b.mkdir()
+        if self._rootfs_template is None:
+            self._rootfs_template = self.tmp / "rootfs-template"
+            make_rootfs(str(self._rootfs_template), busybox_path())
+        shutil.copytree(self._rootfs_template, b / "rootfs", symlinks=True)
+        config = default_config()
+        config["process"]["terminal"] = False
+        config["process"]["args"] = list(args)
+        config["root"]["readonly"] = False
+        config["linux"]["cgroupsPath"] = f"{self.cgroup_prefix}/{name}"
+        config.update(top)
+        if edit:
+            edit(config)
+        (b / "config.json").write_text(json.dumps(config, indent=2))
+        return b
+
+    def config(self, bundle):
+        return json.loads((Path(bundle) / "config.json").read_text())
+
+    def create(self, cid, bundle, *extra, check=True, **kw):
+        self.ids.add(cid)
+        return self.cmd("create", "--bundle", bundle, *extra, cid, check=check, **kw)
+
+    def run(self, cid, bundle, *extra, check=True, **kw):
+        self.ids.add(cid)
+        return self.cmd("run", "--bundle", bundle, *extra, cid, check=check, **kw)
+
+    def state(self, cid):
+        return json.loads(self.cmd("state", cid).stdout)
+
+    def output_of(self, args, edit=None, **kw):
+        """Run a container in the foreground and return its stdout (asserting exit 0)."""
+        b = self.bundle(args, edit=edit)
+        cid = f"c-{uuid.uuid4().hex[:8]}"
+        p = self.run(cid, b, **kw)
+        return p.stdout
+
+    def cleanup(self):
+        for cid in list(self.ids):
+            self.cmd("delete", "--force", cid, check=False)
+        found = []
+        for d in prefix_dirs(self.cgroup_prefix):
+            for top, dirs, _ in os.walk(d, onerror=lambda e: None):
+                found.extend(Path(top) / n for n in dirs)
+            if d.exists():
+                found.append(d)
+        # A container's own cgroup left behind is a failure. The shared prefix dir may
+        # stay (like runc, a container removes its parents only when it made them and
+        # they are empty): remove it here. Deepest first.
+        leftover = [str(d) for d in found if d.name != self.cgroup_prefix]
+        for d in sorted(found, key=lambda p: len(str(p)), reverse=True):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+        return leftover
+
+
+@pytest.fixture
+def rt(tmp_path):
+    r = Runtime(pyrunc_binary(), tmp_path)
+    yield r
+    leftover = r.cleanup()
+    assert not leftover, f"cgroups left behind: {leftover}"
+
+
+@pytest.fixture
+def runc_rt(tmp_path):
+    """The reference runtime (Debian's runc), when installed."""
+    runc = shutil.which("runc")
+    if not runc:
+        pytest.skip("runc is not installed")
+    r = Runtime(runc, tmp_path / "runc")
+    (tmp_path / "runc").mkdir()
+    yield r
+    r.cleanup()

@@ -1,0 +1,162 @@
+"""The command-line frame: runc's global flags, usage errors, logging, and the
+commands that need no container (spec, validate, features)."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO, SHARED_SPEC, pyrunc_binary
+
+
+def run(*args, cwd=None, input=None):
+    return subprocess.run([pyrunc_binary(), *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, input=input, timeout=60)
+
+
+def assert_one_line_error(p):
+    assert p.returncode == 1, (p.returncode, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert "Traceback" not in p.stderr
+    return lines[0]
+
+
+def test_version():
+    p = run("--version")
+    assert p.returncode == 0
+    assert p.stdout.startswith("pyrunc version ")
+    assert "spec: 1.3.0" in p.stdout
+
+
+def test_unknown_command_and_flag():
+    assert "No help topic for 'frobnicate'" in assert_one_line_error(run("frobnicate"))
+    assert "flag provided but not defined: -bogus" in assert_one_line_error(run("--bogus", "list"))
+    assert "flag provided but not defined: -bogus" in assert_one_line_error(run("list", "--bogus"))
+
+
+def test_missing_arguments():
+    assert 'requires exactly 1 argument' in assert_one_line_error(run("state"))
+    assert 'requires exactly 1 argument' in assert_one_line_error(run("start", "a", "b"))
+
+
+def test_help():
+    p = run("--help")
+    assert p.returncode == 0 and "create" in p.stdout and "--root" in p.stdout
+    p = run("create", "--help")
+    assert p.returncode == 0 and "--console-socket" in p.stdout
+
+
+def test_log_json_file(tmp_path):
+    log = tmp_path / "log.json"
+    p = run("--root", tmp_path / "r", "--log", log, "--log-format", "json", "state", "nosuch")
+    assert p.returncode == 1
+    lines = log.read_text().splitlines()
+    assert len(lines) == 1
+    entry = json.loads(lines[0])
+    assert entry["level"] == "error" and "does not exist" in entry["msg"] and entry["time"]
+    # stderr has the plain message too (as runc)
+    assert "does not exist" in p.stderr
+
+
+def test_log_text_default_stderr(tmp_path):
+    p = run("--root", tmp_path / "r", "state", "nosuch")
+    line = assert_one_line_error(p)
+    assert "level=error" in line and "does not exist" in line
+
+
+def test_systemd_cgroup_is_a_clear_error(tmp_path):
+    line = assert_one_line_error(run("--systemd-cgroup", "--root", tmp_path, "state", "x"))
+    assert "systemd" in line and "cgroupfs" in line
+
+
+def test_spec_writes_default_config(tmp_path):
+    p = run("spec", "--bundle", tmp_path)
+    assert p.returncode == 0, p.stderr
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["process"]["args"] == ["sh"]
+    assert config["process"]["terminal"] is True
+    # refuses to overwrite
+    assert "exists" in assert_one_line_error(run("spec", "--bundle", tmp_path))
+    p = run("spec", "--rootless", "--bundle", tmp_path / "x")
+    assert p.returncode == 1  # missing dir: a one-line error
+
+
+def test_features_is_json():
+    p = run("features")
+    assert p.returncode == 0
+    f = json.loads(p.stdout)
+    assert f["ociVersionMin"] == "1.0.0"
+    assert set(f["linux"]["namespaces"]) == {"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"}
+
+
+@pytest.mark.parametrize("content", [
+    "", "not json", "[1, 2]", '{"process": {}}', '{"ociVersion": 1}',
+    '{"ociVersion": "1.0.0", "root": {"path": 5}}', '{"ociVersion": "9.0.0", "root": {"path": "rootfs"}}',
+    "{" * 100000,
+])
+def test_malformed_config_never_tracebacks(tmp_path, content):
+    (tmp_path / "rootfs").mkdir()
+    (tmp_path / "config.json").write_text(content)
+    for argv in (["validate", "--bundle", tmp_path],
+                 ["--root", tmp_path / "state", "create", "--bundle", tmp_path, "x"]):
+        p = run(*argv)
+        assert p.returncode == 1
+        assert "Traceback" not in p.stderr and p.stderr.strip()
+        if argv[0] != "validate":
+            assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not (tmp_path / "state" / "x").exists()
+
+
+def test_huge_config_is_rejected(tmp_path):
+    (tmp_path / "rootfs").mkdir()
+    with open(tmp_path / "config.json", "w") as f:
+        f.write('{"ociVersion": "1.0.0", "x": "' + "a" * (20 << 20) + '"}')
+    p = run("validate", "--bundle", tmp_path)
+    assert p.returncode == 1 and "Traceback" not in p.stderr
+
+
+def test_validate_official_documents():
+    """validate: each official bad config exits non-zero naming the field; each good one 0."""
+    docs = SHARED_SPEC / "schema" / "test" / "config"
+    if not docs.exists():
+        pytest.skip("../shared/runtime-spec-v1.3.0 is absent")
+    from pyrunc.spec.validate import schema_problems
+
+    for kind in ("good", "bad"):
+        for doc in sorted((docs / kind).glob("*.json")):
+            try:
+                config = json.loads(doc.read_text())
+            except ValueError:
+                assert kind == "bad"  # not even JSON: load_config's error, tested above
+                continue
+            problems = schema_problems(config)
+            assert bool(problems) == (kind == "bad"), (doc.name, problems)
+            if kind == "bad":
+                assert all(p.startswith("/") and ": " in p for p in problems)
+
+
+def test_validate_cli_prints_pointer(tmp_path):
+    from pyrunc.spec.default import default_config
+
+    c = default_config()
+    c["linux"]["namespaces"][2]["type"] = "foo"
+    (tmp_path / "rootfs").mkdir()
+    (tmp_path / "config.json").write_text(json.dumps(c))
+    p = run("validate", "--bundle", tmp_path)
+    assert p.returncode == 1
+    assert "/linux/namespaces/2/type: " in p.stdout
+    c["linux"]["namespaces"][2]["type"] = "ipc"
+    (tmp_path / "config.json").write_text(json.dumps(c))
+    assert run("validate", "--bundle", tmp_path).returncode == 0
+
+
+def test_cli_import_is_light():
+    """jsonschema and pyroute2 are imported only when their work runs."""
+    p = subprocess.run([sys.executable, "-X", "importtime", "-c", "import pyrunc.cli"],
+                       capture_output=True, text=True, cwd=REPO)
+    assert p.returncode == 0
+    mods = {l.split("|")[-1].strip() for l in p.stderr.splitlines() if "|" in l}
+    for heavy in ("jsonschema", "pyroute2", "argparse", "subprocess"):
+        assert heavy not in mods, heavy

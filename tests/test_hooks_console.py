@@ -1,0 +1,137 @@
+"""Hooks (config.md "POSIX-platform Hooks") and the console socket."""
+import json
+import os
+import socket
+import stat
+import threading
+import time
+from pathlib import Path
+
+from test_lifecycle import one_line_error, wait_for
+
+
+def hook_script(tmp_path, name, body="cat > \"$1\"", shell="/bin/sh"):
+    p = tmp_path / f"{name}.sh"
+    p.write_text(f"#!{shell}\n{body}\n")
+    p.chmod(0o755)
+    return str(p)
+
+
+def test_hooks_run_in_order_with_state(rt, tmp_path):
+    out = tmp_path / "hooks"
+    out.mkdir()
+    log = out / "order"
+    rec = hook_script(tmp_path, "rec",
+                      f'echo "$2 $(readlink /proc/self/ns/mnt)" >> {log}; cat > {out}/"$2".json')
+
+    def h(kind):
+        return [{"path": rec, "args": ["rec", "unused", kind]}]
+
+    def edit(c):
+        c["hooks"] = {k: h(k) for k in ("prestart", "createRuntime", "createContainer", "poststart",
+                                         "poststop")}
+        # startContainer resolves in the container: use the rootfs's own shell.
+        c["hooks"]["startContainer"] = [{"path": "/bin/sh", "args": [
+            "sh", "-c", "cat > /tmp/startContainer.json"]}]
+
+    b = rt.bundle(["sh", "-c", "sleep 0.2"], edit=edit)
+    rt.create("h1", b)
+    lines = log.read_text().splitlines()
+    assert [l.split()[0] for l in lines] == ["prestart", "createRuntime", "createContainer"]
+    host_mnt = os.readlink("/proc/self/mnt".replace("mnt", "ns/mnt"))
+    assert lines[0].split()[1] == host_mnt  # runtime namespace
+    assert lines[2].split()[1] != host_mnt  # container namespace
+    st = json.loads((out / "createRuntime.json").read_text())
+    assert st["id"] == "h1" and st["pid"] == rt.state("h1")["pid"] and st["bundle"] == str(b)
+    rt.cmd("start", "h1")
+    assert (b / "rootfs/tmp/startContainer.json").exists()
+    assert json.loads((out / "poststart.json").read_text())["id"] == "h1"
+    assert wait_for(lambda: rt.state("h1")["status"] == "stopped")
+    rt.cmd("delete", "h1")
+    assert json.loads((out / "poststop.json").read_text())["status"] == "stopped"
+
+
+def test_failing_create_runtime_hook_leaves_nothing(rt, tmp_path):
+    bad = hook_script(tmp_path, "bad", "echo hook-says-no >&2; exit 3")
+
+    def edit(c):
+        c["hooks"] = {"createRuntime": [{"path": bad}]}
+
+    b = rt.bundle(["sleep", "30"], edit=edit)
+    p = rt.create("hf", b, check=False)
+    err = one_line_error(p)
+    assert "createRuntime" in err and "hook-says-no" in err
+    assert not (Path(rt.root) / "hf").exists()
+    # no process left: nothing in our test cgroups, no sleep 30 child of ours
+    for ctl in ("pids", "memory", "cpu"):
+        assert not list(Path(f"/sys/fs/cgroup/{ctl}").rglob(f"{rt.cgroup_prefix}*"))
+
+
+def test_hook_timeout(rt, tmp_path):
+    slow = hook_script(tmp_path, "slow", "sleep 10")
+
+    def edit(c):
+        c["hooks"] = {"prestart": [{"path": slow, "timeout": 1}]}
+
+    b = rt.bundle(["true"], edit=edit)
+    t = time.monotonic()
+    err = one_line_error(rt.create("ht", b, check=False))
+    assert time.monotonic() - t < 8
+    assert "timed out" in err
+
+
+def test_failing_poststop_only_warns(rt, tmp_path):
+    bad = hook_script(tmp_path, "bad", "exit 1")
+    b = rt.bundle(["true"], edit=lambda c: c.update(hooks={"poststop": [{"path": bad}]}))
+    rt.run("ps1", b)
+    assert not (Path(rt.root) / "ps1").exists()
+
+
+def test_console_socket(rt, tmp_path):
+    sock_path = str(tmp_path / "console.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock_path)
+    srv.listen(1)
+    got = {}
+
+    def receive():
+        conn, _ = srv.accept()
+        msg, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+        got["fd"] = fds[0]
+        conn.close()
+
+    t = threading.Thread(target=receive)
+    t.start()
+
+    def edit(c):
+        c["process"]["terminal"] = True
+        c["process"]["consoleSize"] = {"height": 33, "width": 111}
+
+    b = rt.bundle(["sh", "-c", "tty; stty size; echo done"], edit=edit)
+    rt.create("tty1", b, "--console-socket", sock_path)
+    t.join(10)
+    srv.close()
+    master = got["fd"]
+    assert stat.S_ISCHR(os.fstat(master).st_mode)
+    rt.cmd("start", "tty1")
+    data = b""
+    end = time.monotonic() + 10
+    while b"done" not in data and time.monotonic() < end:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    os.close(master)
+    text = data.decode(errors="replace")
+    assert "/dev/pts/" in text or "/dev/console" in text
+    assert "33 111" in text
+
+
+def test_terminal_without_console_socket_is_error(rt):
+    b = rt.bundle(["true"], edit=lambda c: c["process"].update(terminal=True))
+    err = one_line_error(rt.create("tty2", b, check=False))
+    assert "console socket" in err
+    assert not (Path(rt.root) / "tty2").exists()

@@ -1,0 +1,209 @@
+"""Lifecycle through the CLI (runtime.md "Operations", "Lifecycle"), seen from outside."""
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+
+def wait_for(pred, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def one_line_error(p):
+    err = p.stderr.strip()
+    assert p.returncode != 0
+    assert err and "\n" not in err, f"expected one line on stderr, got: {p.stderr!r}"
+    assert "Traceback" not in p.stderr
+    return err
+
+
+def test_create_start_stop_delete(rt, tmp_path):
+    b = rt.bundle(["sh", "-c", "echo started > /tmp/mark; sleep 0.3"])
+    pidfile = tmp_path / "pid"
+    rt.create("c1", b, "--pid-file", pidfile)
+    st = rt.state("c1")
+    assert st["status"] == "created"
+    assert st["id"] == "c1" and st["bundle"] == str(b)
+    # pid file: decimal digits, no newline, the init's host pid
+    assert pidfile.read_text() == str(st["pid"])
+    assert Path(f"/proc/{st['pid']}").exists()
+    assert not (b / "rootfs/tmp/mark").exists(), "the user process must not run before start"
+    rt.cmd("start", "c1")
+    assert wait_for(lambda: (b / "rootfs/tmp/mark").exists())
+    assert wait_for(lambda: rt.state("c1")["status"] == "stopped")
+    assert rt.state("c1")["pid"] == 0
+    rt.cmd("delete", "c1")
+    p = rt.cmd("state", "c1", check=False)
+    assert "does not exist" in one_line_error(p)
+    assert os.listdir(rt.root) == []
+
+
+def test_state_json_shape(rt):
+    b = rt.bundle(["sleep", "10"], annotations={"org.example.key": "value"})
+    rt.create("shape", b)
+    st = rt.state("shape")
+    for key in ("ociVersion", "id", "status", "pid", "bundle", "rootfs", "created", "owner"):
+        assert key in st
+    assert st["annotations"] == {"org.example.key": "value"}
+    assert st["rootfs"] == str(b / "rootfs")
+    assert st["created"].endswith("Z") and "." in st["created"]  # RFC3339Nano
+
+
+def test_dead_init_is_stopped_without_any_call(rt):
+    b = rt.bundle(["sleep", "30"])
+    rt.create("dead", b)
+    pid = rt.state("dead")["pid"]
+    os.kill(pid, signal.SIGKILL)
+    assert wait_for(lambda: rt.state("dead")["status"] == "stopped")
+
+
+def test_recycled_pid_is_not_alive(rt):
+    """A stopped container is recognised by pid and start time, not pid alone."""
+    b = rt.bundle(["true"])
+    rt.run("recycled", b, "--keep")
+    state_file = Path(rt.root) / "recycled" / "state.json"
+    rec = json.loads(state_file.read_text())
+    rec["init_pid"] = os.getpid()  # a live process, but not the container's init
+    state_file.write_text(json.dumps(rec))
+    assert rt.state("recycled")["status"] == "stopped"
+
+
+def test_error_cases_change_nothing(rt):
+    b = rt.bundle(["sleep", "30"])
+    rt.create("e1", b)
+    # kill a created container is allowed (runc), start twice is not
+    rt.cmd("start", "e1")
+    assert rt.state("e1")["status"] == "running"
+    assert "running" in one_line_error(rt.cmd("start", "e1", check=False))
+    # delete of a running container without --force: error, no effect
+    one_line_error(rt.cmd("delete", "e1", check=False))
+    assert rt.state("e1")["status"] == "running"
+    # duplicate id
+    err = one_line_error(rt.create("e1", b, check=False))
+    assert "exists" in err
+    assert rt.state("e1")["status"] == "running"
+    rt.cmd("kill", "e1", "KILL")
+    assert wait_for(lambda: rt.state("e1")["status"] == "stopped")
+    # kill a stopped container: runc's wording, which engines match
+    assert "container not running" in one_line_error(rt.cmd("kill", "e1", check=False))
+    # ... but kill --all of a stopped container is fine (containerd, podman)
+    rt.cmd("kill", "--all", "e1", "KILL")
+    assert "cannot start a container that has stopped" in one_line_error(rt.cmd("start", "e1", check=False))
+    rt.cmd("delete", "e1")
+
+
+@pytest.mark.parametrize("cmd", [["state"], ["start"], ["kill"], ["delete"], ["pause"], ["resume"], ["ps"]])
+def test_unknown_id(rt, cmd):
+    p = rt.cmd(*cmd, "nosuch", check=False)
+    assert "does not exist" in one_line_error(p)
+
+
+def test_delete_force_of_missing_container_is_ok(rt):
+    assert rt.cmd("delete", "--force", "gone", check=False).returncode == 0
+
+
+@pytest.mark.parametrize("bad", ["../x", "a/b", ".", "..", "", "x" * 1025, "sp ace"])
+def test_bad_ids_rejected(rt, bad):
+    b = rt.bundle(["true"])
+    p = rt.create(bad, b, check=False)
+    one_line_error(p)
+    assert not os.path.exists(rt.root) or os.listdir(rt.root) == []
+
+
+def test_delete_force_running(rt):
+    b = rt.bundle(["sleep", "30"])
+    rt.create("f1", b)
+    rt.cmd("start", "f1")
+    pid = rt.state("f1")["pid"]
+    rt.cmd("delete", "--force", "f1")
+    assert wait_for(lambda: not Path(f"/proc/{pid}").exists() or
+                    Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z")
+    assert os.listdir(rt.root) == []
+
+
+def test_delete_created_without_force_fails(rt):
+    """runtime.md "delete": a container that is not stopped MUST not be deleted
+    (runc 1.1.5 deletes a created one: a deviation from the spec)."""
+    b = rt.bundle(["true"])
+    rt.create("d1", b)
+    one_line_error(rt.cmd("delete", "d1", check=False))
+    assert rt.state("d1")["status"] == "created"
+
+
+def test_kill_signals_by_name_and_number(rt, tmp_path):
+    script = "trap 'echo got-$1 > /tmp/sig; exit 0' "
+    b = rt.bundle(["sh", "-c", "trap 'echo usr1 > /tmp/sig; exit 3' USR1; echo ready > /tmp/ready; "
+                              "while true; do sleep 0.05; done"])
+    rt.create("k1", b)
+    rt.cmd("start", "k1")
+    assert wait_for(lambda: (b / "rootfs/tmp/ready").exists())
+    rt.cmd("kill", "k1", "SIGUSR1")
+    assert wait_for(lambda: (b / "rootfs/tmp/sig").exists())
+    assert wait_for(lambda: rt.state("k1")["status"] == "stopped")
+    b2 = rt.bundle(["sleep", "30"])
+    rt.create("k2", b2)
+    rt.cmd("start", "k2")
+    rt.cmd("kill", "k2", "9")
+    assert wait_for(lambda: rt.state("k2")["status"] == "stopped")
+    one_line_error(rt.cmd("kill", "k2", "NOTASIGNAL", check=False))
+
+
+def test_missing_executable_fails_create(rt):
+    b = rt.bundle(["/bin/no-such-binary"])
+    err = one_line_error(rt.create("nobin", b, check=False))
+    assert "no such file or directory" in err
+    b2 = rt.bundle(["no-such-binary"])
+    err = one_line_error(rt.create("nobin2", b2, check=False))
+    assert "executable file not found in $PATH" in err
+    assert not os.path.exists(rt.root) or os.listdir(rt.root) == []
+
+
+def test_run_exit_code(rt):
+    b = rt.bundle(["sh", "-c", "exit 7"])
+    assert rt.run("x7", b, check=False).returncode == 7
+    assert os.listdir(rt.root) == []  # run deletes the container
+
+
+def test_run_exit_code_signal(rt):
+    """Killed by a signal: 128+N. (pid 1 cannot SIGKILL itself in its own pid ns.)"""
+    import subprocess
+
+    b = rt.bundle(["sleep", "30"])
+    p = subprocess.Popen([rt.binary, "--root", rt.root, "run", "--bundle", str(b), "x9"])
+    rt.ids.add("x9")
+    assert wait_for(lambda: rt.cmd("state", "x9", check=False).returncode == 0
+                    and rt.state("x9")["status"] == "running")
+    rt.cmd("kill", "x9", "KILL")
+    assert p.wait(timeout=20) == 128 + 9
+
+
+def test_run_forwards_signals(rt):
+    import subprocess
+
+    b = rt.bundle(["sh", "-c", "trap 'echo term-received; exit 42' TERM; echo up; "
+                              "while true; do sleep 0.05; done"])
+    p = subprocess.Popen([rt.binary, "--root", rt.root, "run", "--bundle", str(b), "fwd"],
+                         stdout=subprocess.PIPE, text=True)
+    rt.ids.add("fwd")
+    assert p.stdout.readline().strip() == "up"
+    p.send_signal(signal.SIGTERM)
+    out, _ = p.communicate(timeout=20)
+    assert "term-received" in out
+    assert p.returncode == 42
+
+
+def test_run_keep_and_detach(rt):
+    b = rt.bundle(["true"])
+    rt.run("keep", b, "--keep")
+    assert rt.state("keep")["status"] == "stopped"
+    b2 = rt.bundle(["sleep", "30"])
+    rt.run("det", b2, "--detach")
+    assert rt.state("det")["status"] == "running"

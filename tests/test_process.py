@@ -1,0 +1,210 @@
+"""Process attributes and namespaces, observed from inside the container (config.md
+"Process", config-linux.md "Namespaces", "User namespace mappings")."""
+import os
+import subprocess
+
+import pytest
+
+
+def status_field(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + ":"):
+            return line.split(":", 1)[1].strip()
+    raise KeyError(name)
+
+
+def test_pid_1_in_new_pid_namespace(rt):
+    assert rt.output_of(["sh", "-c", "echo $$"]).strip() == "1"
+
+
+def test_hostname_and_domainname(rt):
+    out = rt.output_of(["sh", "-c", "hostname; cat /proc/sys/kernel/domainname"],
+                       edit=lambda c: c.update(hostname="box1", domainname="example.org"))
+    assert out.split() == ["box1", "example.org"]
+
+
+def test_user_groups_umask(rt):
+    def edit(c):
+        c["process"]["user"] = {"uid": 1234, "gid": 2345, "additionalGids": [3456, 4567], "umask": 0o077}
+
+    out = rt.output_of(["sh", "-c", "id -u; id -g; id -G; umask"], edit=edit).split()
+    assert out[0] == "1234" and out[1] == "2345"
+    assert set(out[2:-1]) == {"2345", "3456", "4567"} or set(out[2:-1]) == {"3456", "4567"}
+    assert out[-1] == "0077"
+
+
+def test_capabilities(rt):
+    caps = ["CAP_CHOWN", "CAP_KILL"]
+
+    def edit(c):
+        c["process"]["capabilities"] = {"bounding": caps, "effective": caps, "permitted": caps,
+                                        "inheritable": [], "ambient": []}
+
+    status = rt.output_of(["cat", "/proc/self/status"], edit=edit)
+    expect = (1 << 0) | (1 << 5)
+    assert int(status_field(status, "CapBnd"), 16) == expect
+    assert int(status_field(status, "CapEff"), 16) == expect
+    assert int(status_field(status, "CapPrm"), 16) == expect
+
+
+def test_ambient_capabilities_for_non_root(rt):
+    caps = ["CAP_NET_BIND_SERVICE"]
+
+    def edit(c):
+        c["process"]["user"] = {"uid": 1000, "gid": 1000}
+        c["process"]["capabilities"] = {k: caps for k in
+                                        ("bounding", "effective", "permitted", "inheritable", "ambient")}
+
+    status = rt.output_of(["cat", "/proc/self/status"], edit=edit)
+    assert int(status_field(status, "CapAmb"), 16) == 1 << 10
+    assert int(status_field(status, "CapEff"), 16) == 1 << 10
+
+
+def test_rlimits(rt):
+    def edit(c):
+        c["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "soft": 123, "hard": 456},
+                                   {"type": "RLIMIT_NPROC", "soft": 77, "hard": 88}]
+
+    out = rt.output_of(["sh", "-c", "ulimit -n; ulimit -H -n; ulimit -u"], edit=edit).split()
+    assert out == ["123", "456", "77"]
+
+
+def test_no_new_privs_and_oom_score_adj(rt):
+    def edit(c):
+        c["process"]["noNewPrivileges"] = True
+        c["process"]["oomScoreAdj"] = 321
+
+    out = rt.output_of(["sh", "-c", "grep NoNewPrivs /proc/self/status; cat /proc/self/oom_score_adj"],
+                       edit=edit).split()
+    assert out == ["NoNewPrivs:", "1", "321"]
+
+
+def test_env_and_cwd(rt):
+    def edit(c):
+        c["process"]["env"] = ["PATH=/bin", "FOO=bar baz"]
+        c["process"]["cwd"] = "/tmp"
+
+    out = rt.output_of(["sh", "-c", 'echo "$FOO"; pwd; echo $HOME'], edit=edit).splitlines()
+    assert out == ["bar baz", "/tmp", "/root"]
+
+
+def open_path_for_userns(path):
+    """A user-namespaced root is not root for the host's 0700 directories (pytest's
+    tmp dirs): let it traverse them, as a real deployment would."""
+    p = path
+    while str(p) not in ("/", "/tmp"):
+        os.chmod(p, os.stat(p).st_mode | 0o011)
+        p = p.parent
+
+
+def test_user_namespace_mapping(rt):
+    def edit(c):
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+
+    open_path_for_userns(rt.tmp)
+    out = rt.output_of(["sh", "-c", "cat /proc/self/uid_map /proc/self/gid_map; id -u"], edit=edit)
+    lines = [l.split() for l in out.strip().splitlines()]
+    assert lines[0] == ["0", "100000", "65536"]
+    assert lines[1] == ["0", "100000", "65536"]
+    assert lines[2] == ["0"]
+
+
+def test_user_namespace_host_view(rt):
+    """From the host, the container's root is the mapped host uid."""
+    def edit(c):
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 1000}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 1000}]
+
+    open_path_for_userns(rt.tmp)
+    b = rt.bundle(["sleep", "30"], edit=edit)
+    rt.create("uns", b)
+    pid = rt.state("uns")["pid"]
+    uid_line = [l for l in open(f"/proc/{pid}/status") if l.startswith("Uid:")][0]
+    assert uid_line.split()[1] == "200000"
+
+
+def test_join_network_namespace_by_path(rt, tmp_path):
+    """A container joins an existing network namespace given by path."""
+    # A helper process in a new network namespace that we made (unshare -n), with lo up.
+    holder = subprocess.Popen(["unshare", "-n", "sh", "-c", "ip link set lo up 2>/dev/null; "
+                               "ip link add vt0 type veth peer name vt1 2>/dev/null; sleep 30"])
+    try:
+        import time
+
+        path = f"/proc/{holder.pid}/ns/net"
+        time.sleep(0.3)
+        ino = os.stat(path).st_ino
+
+        def edit(c):
+            c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
+            c["linux"]["namespaces"].append({"type": "network", "path": path})
+
+        out = rt.output_of(["sh", "-c", "readlink /proc/self/ns/net; ls /sys/class/net"], edit=edit)
+        assert f"net:[{ino}]" in out
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_new_network_namespace_has_loopback_up(rt):
+    out = rt.output_of(["cat", "/sys/class/net/lo/operstate", "/sys/class/net/lo/flags"])
+    flags = int(out.split()[1], 16)
+    assert flags & 1, "IFF_UP"
+
+
+@pytest.mark.parametrize("ns", ["ipc", "uts", "mount", "cgroup", "time"])
+def test_each_namespace_is_new(rt, ns):
+    procname = {"mount": "mnt"}.get(ns, ns)
+
+    def edit(c):
+        if not any(n["type"] == ns for n in c["linux"]["namespaces"]):
+            c["linux"]["namespaces"].append({"type": ns})
+
+    out = rt.output_of(["readlink", f"/proc/self/ns/{procname}"], edit=edit).strip()
+    assert out != os.readlink(f"/proc/self/ns/{procname}")
+
+
+def test_time_namespace_offsets(rt):
+    def edit(c):
+        c["linux"]["namespaces"].append({"type": "time"})
+        c["linux"]["timeOffsets"] = {"boottime": {"secs": 86400 * 365, "nanosecs": 0}}
+
+    up = float(rt.output_of(["cat", "/proc/uptime"], edit=edit).split()[0])
+    assert up > 86400 * 365
+
+
+def test_memory_policy_invalid_mode_is_error(rt):
+    def edit(c):
+        c["linux"]["memoryPolicy"] = {"mode": "MPOL_BIND", "nodes": "99"}
+
+    b = rt.bundle(["true"], edit=edit)
+    p = rt.run("mp", b, check=False)
+    assert p.returncode != 0 and "memoryPolicy" in p.stderr
+
+
+def test_preserve_fds(rt, tmp_path):
+    f = tmp_path / "extra"
+    f.write_text("from-the-host\n")
+    b = rt.bundle(["sh", "-c", "cat <&3; echo LISTEN_FDS=$LISTEN_FDS; ls /proc/self/fd"])
+    rt.ids.add("pfd")
+    p = subprocess.run(["sh", "-c", f'exec 3<"{f}"; exec "$0" "$@"', rt.binary, "--root", rt.root,
+                        "run", "--preserve-fds", "1", "--bundle", str(b), "pfd"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split()[:2] == ["from-the-host", "LISTEN_FDS=1"]
+    assert sorted(p.stdout.split()[2:]) == ["0", "1", "2", "3", "4"]  # 4: ls's own dir fd
+
+
+def test_preserve_fds_not_open_is_error(rt):
+    b = rt.bundle(["true"])
+    p = rt.run("pfd2", b, "--preserve-fds", "5", check=False)
+    assert p.returncode == 1 and "preserve-fds" in p.stderr
+
+
+def test_no_runtime_fds_leak(rt):
+    """Only stdio reach the user process (CVE-2024-21626 class)."""
+    out = rt.output_of(["ls", "/proc/self/fd"]).split()
+    assert sorted(out) == ["0", "1", "2", "3"]  # 3 is ls's own directory fd
