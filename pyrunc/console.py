@@ -55,3 +55,24 @@ def make_controlling(slave):
     for fd in (0, 1, 2):
         os.dup2(slave, fd)
     fcntl.ioctl(0, TIOCSCTTY, 0)
+
+
+def setup_in_container(sock, size, bind_console=False):
+    """In the container (after pivot_root): a new pty from its devpts, the master sent
+    over the console socket, the slave as stdio and controlling terminal."""
+    master, slave, _ = open_pty()
+    set_size(slave, size)
+    if bind_console:
+        from pyrunc import syscalls as sc
+
+        try:
+            if not os.path.exists("/dev/console"):
+                os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
+            sc.mount(f"/proc/self/fd/{slave}", "/dev/console", None, sc.MS_BIND)
+        except OSError:
+            pass  # a read-only /dev: the pty still works
+    send_master(sock, master)
+    os.close(master)
+    sock.close()
+    make_controlling(slave)
+    os.close(slave)

@@ -27,7 +27,7 @@ class InitSpec:
         self.nsmap = namespaces.config_namespaces(config)
 
 
-def _fail(sock, err):
+def report_failure(sock, err):
     try:
         if isinstance(err, PyruncError):
             msg = str(err)
@@ -73,33 +73,40 @@ def stage1(spec, sock):
         initpipe.send(sock, "pid", pid=pid)
         os._exit(0)
     except BaseException as e:  # noqa: BLE001 - reported to the runtime, never raised
-        _fail(sock, e)
+        report_failure(sock, e)
 
 
 def init_main(spec, sock):
     try:
         _init(spec, sock)
     except BaseException as e:  # noqa: BLE001
-        _fail(sock, e)
+        report_failure(sock, e)
     os._exit(1)
 
 
-def preimport(spec):
-    """Import, in the runtime before fork, everything the container side needs: after
+def preimport_process(proc):
+    """Import, in the runtime before fork, what applying a process needs: after
     pivot_root (or as a user-namespaced root that cannot read the host's Python library)
-    the init cannot import anything."""
+    the container side cannot import anything."""
     import fcntl  # noqa: F401
     import resource  # noqa: F401
     import signal  # noqa: F401
     import struct  # noqa: F401
 
-    from pyrunc import capabilities, hooks, process, rootfs  # noqa: F401
+    from pyrunc import capabilities, process  # noqa: F401
     from pyrunc import syscalls  # noqa: F401
 
-    if spec.process.get("terminal"):
+    if proc.get("terminal"):
         import socket  # noqa: F401
 
         from pyrunc import console  # noqa: F401
+
+
+def preimport(spec):
+    """preimport_process, plus what the init's set-up needs."""
+    preimport_process(spec.process)
+    from pyrunc import hooks, rootfs  # noqa: F401
+
     hooks_cfg = spec.config.get("hooks") or {}
     if hooks_cfg.get("startContainer") or hooks_cfg.get("createContainer"):
         import json  # noqa: F401
@@ -131,7 +138,7 @@ def _init(spec, sock):
         initpipe.send(sock, "hooks")
         initpipe.recv(sock, "ok")
     if (config.get("hooks") or {}).get("createContainer"):
-        hooks.run_hooks(config, "createContainer", _hook_state(spec, "created"))
+        hooks.run_hooks(config, "createContainer", _hook_state(spec, "creating"))
     if ctx is not None:
         rootfs.pivot(ctx)
     else:
@@ -141,20 +148,7 @@ def _init(spec, sock):
     if proc.get("terminal"):
         from pyrunc import console
 
-        master, slave, _ = console.open_pty()
-        console.set_size(slave, proc.get("consoleSize"))
-        if os.path.exists("/dev/console") or os.path.isdir("/dev"):
-            try:
-                if not os.path.exists("/dev/console"):
-                    os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
-                sc.mount(f"/proc/self/fd/{slave}", "/dev/console", None, sc.MS_BIND)
-            except OSError:
-                pass
-        console.send_master(spec.console_sock, master)
-        os.close(master)
-        spec.console_sock.close()
-        console.make_controlling(slave)
-        os.close(slave)
+        console.setup_in_container(spec.console_sock, proc.get("consoleSize"), bind_console=True)
     if "hostname" in config and nsmap.get("uts", 1) is None:
         sc.sethostname(config["hostname"])
     if "domainname" in config and nsmap.get("uts", 1) is None:
@@ -163,40 +157,8 @@ def _init(spec, sock):
         _sysctl(linux["sysctl"])
     if ctx is not None:
         rootfs.finalize(ctx)
-    if "oomScoreAdj" in proc:
-        process.set_oom_score_adj(proc["oomScoreAdj"])
-    process.set_rlimits(proc.get("rlimits"))
-    if linux.get("personality"):
-        process.set_personality(linux["personality"])
-    if proc.get("scheduler"):
-        process.set_scheduler(proc["scheduler"])
-    if proc.get("ioPriority"):
-        process.set_io_priority(proc["ioPriority"])
-    if linux.get("memoryPolicy"):
-        process.set_memory_policy(linux["memoryPolicy"])
-    aff = proc.get("execCPUAffinity") or {}
-    if aff.get("initial"):
-        process.set_cpu_affinity(aff["initial"], "initial")
-    cwd = proc.get("cwd") or "/"
-    user = proc.get("user") or {}
-    env = list(proc.get("env") or ())
-    if process.env_value(env, "HOME") is None:
-        env.append("HOME=" + process.home_for(user.get("uid", 0)))
-    if spec.preserve_fds:
-        env.append(f"LISTEN_FDS={spec.preserve_fds}") if process.env_value(env, "LISTEN_FDS") is None else None
-    args = proc.get("args") or []
-    if not args:
-        raise PyruncError("process.args must not be empty")
-    path = process.lookup_executable(args[0], env)
-    if proc.get("noNewPrivileges"):
-        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
-    process.set_user_and_caps(user, proc.get("capabilities"),
-                              warn=lambda m: initpipe.send(sock, "debug", msg=m))
-    os.umask(user.get("umask", 0o022))
-    try:
-        os.chdir(cwd)
-    except OSError as e:
-        raise PyruncError(f"process.cwd {cwd}: {e.strerror}") from None
+    prepared = process.prepare(proc, linux, spec.preserve_fds,
+                               warn=lambda m: initpipe.send(sock, "debug", msg=m))
     initpipe.send(sock, "ready")
     sock.close()
     # Block until `start` opens exec.fifo for reading (runc's protocol).
@@ -206,21 +168,7 @@ def _init(spec, sock):
     os.close(spec.fifo_fd)
     if (config.get("hooks") or {}).get("startContainer"):
         hooks.run_hooks(config, "startContainer", _hook_state(spec, "created"))
-    if aff.get("final"):
-        process.set_cpu_affinity(aff["final"], "final")
-    first = 3 + spec.preserve_fds
-    for fd in range(3, first):
-        os.set_inheritable(fd, True)
-    os.closerange(first, _max_fd())
-    process.reset_signals()
-    os.execve(path, args, dict(e.split("=", 1) if "=" in e else (e, "") for e in env))
-
-
-def _max_fd():
-    try:
-        return int(os.sysconf("SC_OPEN_MAX"))
-    except (ValueError, OSError):
-        return 1024
+    process.execute(prepared, spec.preserve_fds)
 
 
 def _sysctl(sysctls):

@@ -34,3 +34,14 @@ def recv(sock, expect=None):
     if expect and msg["t"] != expect:
         raise InitError(f"init pipe: expected {expect!r}, got {msg['t']!r}")
     return msg
+
+
+def recv_eof(sock):
+    """Wait for the peer to close its end (close-on-exec: it exec'd); an "error"
+    message instead raises InitError."""
+    data = sock.recv(1 << 16)
+    if data:
+        msg = json.loads(data)
+        if msg["t"] == "error":
+            raise InitError(msg["msg"])
+        raise InitError(f"init pipe: unexpected message {msg['t']!r}")

@@ -227,3 +227,75 @@ def reset_signals():
         except (OSError, ValueError):
             pass
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+class Prepared:
+    """What is left to do at execve once process attributes are applied."""
+
+    __slots__ = ("path", "args", "env", "final_cpus")
+
+    def __init__(self, path, args, env, final_cpus):
+        self.path, self.args, self.env, self.final_cpus = path, args, env, final_cpus
+
+
+def prepare(proc, linux, preserve_fds, warn=None):
+    """Apply process attributes in the order runc does (standard_init_linux.go), up to but
+    not including execve; the executable is looked up now so that a missing one fails
+    create (or exec), not start."""
+    from pyrunc import syscalls as sc
+
+    if "oomScoreAdj" in proc:
+        set_oom_score_adj(proc["oomScoreAdj"])
+    set_rlimits(proc.get("rlimits"))
+    if linux.get("personality"):
+        set_personality(linux["personality"])
+    if proc.get("scheduler"):
+        set_scheduler(proc["scheduler"])
+    if proc.get("ioPriority"):
+        set_io_priority(proc["ioPriority"])
+    if linux.get("memoryPolicy"):
+        set_memory_policy(linux["memoryPolicy"])
+    aff = proc.get("execCPUAffinity") or {}
+    if aff.get("initial"):
+        set_cpu_affinity(aff["initial"], "initial")
+    user = proc.get("user") or {}
+    env = list(proc.get("env") or ())
+    if env_value(env, "HOME") is None:
+        env.append("HOME=" + home_for(user.get("uid", 0)))
+    if preserve_fds and env_value(env, "LISTEN_FDS") is None:
+        env.append(f"LISTEN_FDS={preserve_fds}")
+    args = proc.get("args") or []
+    if not args:
+        raise PyruncError("process.args must not be empty")
+    path = lookup_executable(args[0], env)
+    if proc.get("noNewPrivileges"):
+        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    set_user_and_caps(user, proc.get("capabilities"), warn=warn)
+    os.umask(user.get("umask", 0o022))
+    cwd = proc.get("cwd") or "/"
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise PyruncError(f"process.cwd {cwd}: {e.strerror}") from None
+    return Prepared(path, args, env, aff.get("final"))
+
+
+def _max_fd():
+    try:
+        return int(os.sysconf("SC_OPEN_MAX"))
+    except (ValueError, OSError):
+        return 1024
+
+
+def execute(prep, preserve_fds):
+    """Close every descriptor but stdio and the preserved ones, restore signal defaults,
+    execve. Never returns."""
+    if prep.final_cpus:
+        set_cpu_affinity(prep.final_cpus, "final")
+    first = 3 + preserve_fds
+    for fd in range(3, first):
+        os.set_inheritable(fd, True)
+    os.closerange(first, _max_fd())
+    reset_signals()
+    env = dict(e.split("=", 1) if "=" in e else (e, "") for e in prep.env)
+    os.execve(prep.path, prep.args, env)

@@ -1,0 +1,63 @@
+from pyrunc.cli.flags import Flag
+
+USAGE = "[command options] <container-id> <command> [command options]  || -p process.json <container-id>"
+NARGS = (1, None)
+STOP_AT_POSITIONAL = True
+FLAGS = [
+    Flag("console-socket", "str", "", "path to an AF_UNIX socket which will receive a file descriptor referencing the master end of the console's pseudoterminal"),
+    Flag("cwd", "str", "", "current working directory in the container"),
+    Flag("env,e", "list", help="set environment variables"),
+    Flag("tty,t", help="allocate a pseudo-TTY"),
+    Flag("user,u", "str", "", "UID (format: <uid>[:<gid>])"),
+    Flag("additional-gids,g", "list", help="additional gids"),
+    Flag("process,p", "str", "", "path to the process.json"),
+    Flag("detach,d", help="detach from the container's process"),
+    Flag("pid-file", "str", "", "specify the file to write the process id to"),
+    Flag("process-label", "str", "", "set the asm process label for the process commonly used with selinux"),
+    Flag("apparmor", "str", "", "set the apparmor profile for the process"),
+    Flag("no-new-privs", help="set the no new privileges value for the process"),
+    Flag("cap,c", "list", help="add a capability to the bounding set for the process"),
+    Flag("preserve-fds", "int", 0, "Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total)"),
+    Flag("cgroup", "list", help="run the process in an (existing) sub-cgroup(s) (not supported on cgroup v1 by runc either)"),
+    Flag("ignore-paused", help="allow exec in a paused container"),
+]
+
+
+def run(ctx, opts, args):
+    from pyrunc import signals
+    from pyrunc.cli.create import preserved_fds
+    from pyrunc.container import open_container
+    from pyrunc.errors import PyruncError, UsageError
+    from pyrunc.exec_process import build_process, exec_in
+
+    c = open_container(ctx.root, args[0])
+    status = c.status()
+    if status == "stopped":
+        raise PyruncError("cannot exec in a stopped container")
+    if status == "paused" and not opts["ignore_paused"]:
+        raise PyruncError("cannot exec in a paused container (use --ignore-paused to override)")
+    if opts["cgroup"]:
+        raise PyruncError("exec --cgroup: sub-cgroups are not supported on cgroup v1")
+    if opts["process"]:
+        import json
+
+        try:
+            with open(opts["process"]) as f:
+                opts["process"] = json.load(f)
+        except OSError as e:
+            raise PyruncError(f"reading process file {opts['process']}: {e.strerror}") from None
+        except ValueError as e:
+            raise PyruncError(f"process file {opts['process']}: invalid JSON: {e}") from None
+        if not isinstance(opts["process"], dict):
+            raise PyruncError(f"process file: must be a JSON object")
+    elif len(args) < 2:
+        raise UsageError('pyrunc: "exec" requires a minimum of 2 arguments')
+    opts["args"] = args[1:]
+    proc = build_process(c.config.get("process"), opts)
+    if not opts["detach"]:
+        signals.block_all()
+    pid = exec_in(c, proc, console_socket=opts["console_socket"] or None,
+                  pid_file=opts["pid_file"] or None, preserve_fds=preserved_fds(opts))
+    if opts["detach"]:
+        return 0
+    return signals.supervise(pid)

@@ -1,0 +1,166 @@
+"""`exec`: a new process inside a running container.
+
+The runtime forks a helper that joins the container's cgroups (done by the runtime),
+becomes non-dumpable (CVE-2019-5736: /proc/PID/exe of a process that joined the
+container is the runtime's interpreter), joins the init's namespaces (user first,
+mount last), and forks the process itself, so that new pid/time namespaces apply.
+That process applies its attributes and execs; its init-pipe end is close-on-exec, so
+the runtime sees EOF on success or an "error" message on failure.
+"""
+import os
+
+from pyrunc import initpipe
+from pyrunc.errors import PyruncError
+
+
+def build_process(config_process, opts):
+    """runc's exec: --process FILE replaces the process; otherwise the container's
+    process with args and the given overrides."""
+    import copy
+
+    if opts.get("process"):
+        proc = opts["process"]
+    else:
+        proc = copy.deepcopy(config_process or {})
+        proc["args"] = opts["args"]
+        proc["terminal"] = bool(opts.get("tty"))
+        proc.pop("consoleSize", None)
+    if opts.get("cwd"):
+        proc["cwd"] = opts["cwd"]
+    if opts.get("env"):
+        proc["env"] = list(proc.get("env") or ()) + list(opts["env"])
+    if opts.get("user"):
+        uid, _, gid = opts["user"].partition(":")
+        try:
+            proc.setdefault("user", {})["uid"] = int(uid)
+            if gid:
+                proc["user"]["gid"] = int(gid)
+        except ValueError:
+            raise PyruncError(f"invalid --user {opts['user']!r}: expected UID[:GID]") from None
+    if opts.get("additional_gids"):
+        try:
+            proc.setdefault("user", {})["additionalGids"] = [int(g) for g in opts["additional_gids"]]
+        except ValueError:
+            raise PyruncError("invalid --additional-gids: expected numbers") from None
+    if opts.get("cap"):
+        caps = proc.setdefault("capabilities", {})
+        for kind in ("bounding", "effective", "permitted", "ambient"):
+            have = caps.setdefault(kind, [])
+            have.extend(c for c in opts["cap"] if c not in have)
+    if opts.get("no_new_privs"):
+        proc["noNewPrivileges"] = True
+    if opts.get("apparmor"):
+        proc["apparmorProfile"] = opts["apparmor"]
+    if opts.get("process_label"):
+        proc["selinuxLabel"] = opts["process_label"]
+    if not proc.get("args"):
+        raise PyruncError("exec: process.args must not be empty")
+    return proc
+
+
+def _join_namespaces(init_pid, types):
+    """setns into the init's namespaces that differ from ours (setns into our own user
+    namespace fails with EINVAL)."""
+    from pyrunc import namespaces
+
+    fds = []
+    for t in namespaces.JOIN_ORDER:
+        if t not in types:
+            continue
+        name = namespaces.TYPES[t][1]
+        target = f"/proc/{init_pid}/ns/{name}"
+        if t == "time":
+            target = f"/proc/{init_pid}/ns/time_for_children"
+        try:
+            if os.stat(target).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                continue
+            fds.append((t, os.open(target, os.O_RDONLY | os.O_CLOEXEC)))
+        except OSError as e:
+            raise PyruncError(f"exec: opening {t} namespace of the container: {e.strerror}") from None
+    namespaces.join(fds)
+
+
+def _helper(sock, c, proc, console_sock, preserve_fds):
+    from pyrunc import process
+    from pyrunc import syscalls as sc
+
+    try:
+        initpipe.recv(sock, "go")
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        types = {ns["type"] for ns in (c.config.get("linux") or {}).get("namespaces") or ()}
+        _join_namespaces(c.record["init_pid"], types)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                if proc.get("terminal"):
+                    from pyrunc import console
+
+                    os.setsid()
+                    console.setup_in_container(console_sock, proc.get("consoleSize"))
+                prepared = process.prepare(proc, c.config.get("linux") or {}, preserve_fds)
+                process.execute(prepared, preserve_fds)
+            except BaseException as e:  # noqa: BLE001 - reported to the runtime
+                from pyrunc.init import report_failure
+
+                report_failure(sock, e)
+        initpipe.send(sock, "pid", pid=pid)
+        os._exit(0)
+    except BaseException as e:  # noqa: BLE001
+        from pyrunc.init import report_failure
+
+        report_failure(sock, e)
+
+
+def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0):
+    """Start proc in container c; returns the new process's host pid once it has exec'd."""
+    import sys
+
+    from pyrunc import syscalls as sc
+    from pyrunc.init import preimport_process
+
+    preimport_process(proc)
+    if proc.get("terminal") and not console_socket:
+        raise PyruncError("cannot allocate tty if pyrunc will detach without setting console "
+                          "socket (pass --console-socket)")
+    con = None
+    if console_socket:
+        from pyrunc.console import connect_socket
+
+        con = connect_socket(console_socket)
+    mgr = c.cgroup_manager()
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    parent, child = initpipe.pair()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    helper = os.fork()
+    if helper == 0:
+        parent.close()
+        _helper(child, c, proc, con, preserve_fds)
+    child.close()
+    if con is not None:
+        con.close()
+    pid = None
+    try:
+        if mgr is not None:
+            mgr.apply(helper)
+        initpipe.send(parent, "go")
+        pid = initpipe.recv(parent, "pid")["pid"]
+        os.waitpid(helper, 0)
+        helper = None
+        initpipe.recv_eof(parent)  # EOF: the process has exec'd
+    except BaseException:
+        for p in (helper, pid):
+            if p:
+                try:
+                    os.kill(p, 9)
+                    os.waitpid(p, 0)
+                except (ProcessLookupError, ChildProcessError):
+                    pass
+        raise
+    finally:
+        parent.close()
+    if pid_file:
+        from pyrunc.state import write_pid_file
+
+        write_pid_file(pid_file, pid)
+    return pid

@@ -1,0 +1,129 @@
+"""exec: a new process inside a running container, seen from inside and outside."""
+import json
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from test_lifecycle import one_line_error, wait_for
+
+
+@pytest.fixture
+def running(rt):
+    b = rt.bundle(["sleep", "60"])
+    rt.run("ex", b, "--detach")
+    return rt
+
+
+def test_exec_joins_namespaces_and_cgroups(running):
+    rt = running
+    init = rt.state("ex")["pid"]
+    out = rt.cmd("exec", "ex", "sh", "-c",
+                 "cat /proc/1/cmdline | tr '\\0' ' '; echo; "
+                 "for n in pid mnt net ipc uts; do readlink /proc/self/ns/$n; done").stdout.splitlines()
+    assert out[0].strip() == "sleep 60"  # pid 1 of the container is its init
+    for line, n in zip(out[1:], ("pid", "mnt", "net", "ipc", "uts")):
+        assert line == os.readlink(f"/proc/{init}/ns/{n}")
+
+
+def test_exec_in_container_cgroups(running, tmp_path):
+    rt = running
+    pidfile = tmp_path / "exec.pid"
+    rt.cmd("exec", "--detach", "--pid-file", pidfile, "ex", "sleep", "30")
+    pid = int(pidfile.read_text())
+    assert "\n" not in pidfile.read_text()
+    init = rt.state("ex")["pid"]
+    mine = open(f"/proc/{pid}/cgroup").read()
+    assert mine == open(f"/proc/{init}/cgroup").read()
+    ps = json.loads(rt.cmd("ps", "--format", "json", "ex").stdout)
+    assert pid in ps and init in ps
+
+
+def test_exec_exit_codes(running):
+    rt = running
+    assert rt.cmd("exec", "ex", "sh", "-c", "exit 5", check=False).returncode == 5
+    assert rt.cmd("exec", "ex", "true").returncode == 0
+    p = rt.cmd("exec", "ex", "no-such-cmd", check=False)
+    assert "executable file not found in $PATH" in one_line_error(p)
+
+
+def test_exec_overrides(running, tmp_path):
+    rt = running
+    out = rt.cmd("exec", "--env", "X=1", "-e", "Y=two", "--cwd", "/tmp", "--user", "1000:1001",
+                 "--additional-gids", "2000", "ex", "sh", "-c",
+                 'echo $X $Y; pwd; id -u; id -g; id -G').stdout.split()
+    assert out[:5] == ["1", "two", "/tmp", "1000", "1001"]
+    assert "2000" in out[5:]
+
+
+def test_exec_process_file_and_caps_from_config(running, tmp_path):
+    rt = running
+    cfg = rt.config(next(p for p in rt.tmp.iterdir() if p.name.startswith("b-")))
+    proc = dict(cfg["process"], args=["cat", "/proc/self/status"], terminal=False)
+    pf = tmp_path / "process.json"
+    pf.write_text(json.dumps(proc))
+    status = rt.cmd("exec", "--process", pf, "ex").stdout
+    bnd = [l for l in status.splitlines() if l.startswith("CapBnd:")][0].split()[1]
+    from pyrunc.capabilities import cap_number
+
+    assert int(bnd, 16) == sum(1 << cap_number(c) for c in cfg["process"]["capabilities"]["bounding"])
+    nnp = [l for l in status.splitlines() if l.startswith("NoNewPrivs:")][0].split()[1]
+    assert nnp == "1"  # runc's default spec sets noNewPrivileges
+
+
+def test_exec_not_dumpable_and_no_host_fds(running):
+    """The joining process is non-dumpable while it holds host state (CVE-2019-5736
+    class) and no host descriptor reaches the exec'd process (CVE-2024-21626 class)."""
+    rt = running
+    out = rt.cmd("exec", "ex", "ls", "/proc/self/fd").stdout.split()
+    assert sorted(out) == ["0", "1", "2", "3"]
+
+
+def test_exec_stopped_and_paused(rt):
+    b = rt.bundle(["sleep", "60"])
+    rt.run("ps1", b, "--detach")
+    rt.cmd("pause", "ps1")
+    assert rt.state("ps1")["status"] == "paused"
+    assert "paused" in one_line_error(rt.cmd("exec", "ps1", "true", check=False))
+    rt.cmd("resume", "ps1")
+    assert rt.state("ps1")["status"] == "running"
+    rt.cmd("kill", "ps1", "KILL")
+    assert wait_for(lambda: rt.state("ps1")["status"] == "stopped")
+    assert "stopped" in one_line_error(rt.cmd("exec", "ps1", "true", check=False))
+
+
+def test_exec_tty_console_socket(running, tmp_path):
+    rt = running
+    sock_path = str(tmp_path / "c.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock_path)
+    srv.listen(1)
+    got = {}
+
+    def receive():
+        conn, _ = srv.accept()
+        _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+        got["fd"] = fds[0]
+        conn.close()
+
+    t = threading.Thread(target=receive)
+    t.start()
+    rt.cmd("exec", "--tty", "--detach", "--console-socket", sock_path, "ex", "sh", "-c",
+           "tty; echo tty-done; sleep 1")
+    t.join(10)
+    srv.close()
+    master = got["fd"]
+    data = b""
+    end = time.monotonic() + 10
+    while b"tty-done" not in data and time.monotonic() < end:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        data += chunk
+    os.close(master)
+    assert b"/dev/pts/" in data
