@@ -235,6 +235,10 @@ def _new_cgroup_manager(cid, linux):
     return new_manager(cid, linux.get("cgroupsPath"))
 
 
+def config_has_new_userns(linux):
+    return any(ns.get("type") == "user" and not ns.get("path") for ns in linux.get("namespaces") or ())
+
+
 def spec_rootfs(config, bundle):
     return os.path.normpath(os.path.join(bundle, (config.get("root") or {}).get("path", "rootfs")))
 
@@ -254,6 +258,10 @@ def _drive_init(sock, made, config, linux, bundle, cid):
             write_id_mappings(stage1_pid, linux)
             initpipe.send(sock, "ok")
         elif t == "pid":
+            if config_has_new_userns(linux):
+                from pyrunc.namespaces import give_stdio_to_container
+
+                give_stdio_to_container(linux, (config.get("process") or {}).get("user") or {})
             init_pid = msg["pid"]
             made.pids.append(init_pid)
             os.waitpid(stage1_pid, 0)

@@ -98,3 +98,34 @@ def loopback_up():
         fcntl.ioctl(s.fileno(), 0x8914, ifr)  # SIOCSIFFLAGS
     finally:
         s.close()
+
+
+def host_id(mappings, cid):
+    """The host id that container id `cid` maps to, or None."""
+    for m in mappings or ():
+        if m["containerID"] <= cid < m["containerID"] + m["size"]:
+            return m["hostID"] + cid - m["containerID"]
+    return None
+
+
+def give_stdio_to_container(linux, user):
+    """With a new user namespace, let the container's user reopen its stdio (e.g.
+    /dev/stdout) by giving it the pipes and sockets it inherits, as runc does. Never a
+    device node or file: chowning the host's /dev/null or a tty would change it for
+    everyone."""
+    import stat
+
+    uid = host_id(linux.get("uidMappings"), user.get("uid", 0))
+    gid = host_id(linux.get("gidMappings"), user.get("gid", 0))
+    if uid is None or gid is None:
+        return
+    for fd in (0, 1, 2):
+        try:
+            st = os.fstat(fd)
+        except OSError:
+            continue
+        if stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+            try:
+                os.fchown(fd, uid, gid)
+            except OSError:
+                pass  # as runc: not fatal

@@ -208,3 +208,24 @@ def test_no_runtime_fds_leak(rt):
     """Only stdio reach the user process (CVE-2024-21626 class)."""
     out = rt.output_of(["ls", "/proc/self/fd"]).split()
     assert sorted(out) == ["0", "1", "2", "3"]  # 3 is ls's own directory fd
+
+
+def test_user_namespace_stdio_usable_but_host_devices_untouched(rt):
+    """The container's root can reopen its stdout pipe; /dev/null of the host keeps
+    its owner (only pipes/sockets the runtime was given are handed over)."""
+    def edit(c):
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 300000, "size": 1000}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 300000, "size": 1000}]
+
+    open_path_for_userns(rt.tmp)
+    before = os.stat("/dev/null")
+    b = rt.bundle(["sh", "-c", "echo via-dev-stdout > /dev/stdout"], edit=edit)
+    p = subprocess.run([rt.binary, "--root", rt.root, "run", "--bundle", str(b), "usio"],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, timeout=30)
+    rt.ids.add("usio")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "via-dev-stdout"
+    after = os.stat("/dev/null")
+    assert (after.st_uid, after.st_gid, after.st_mode) == (before.st_uid, before.st_gid, before.st_mode)
