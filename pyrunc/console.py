@@ -76,3 +76,76 @@ def setup_in_container(sock, size, bind_console=False):
     sock.close()
     make_controlling(slave)
     os.close(slave)
+
+
+class Proxy:
+    """`run` in the foreground with process.terminal and no --console-socket (as runc):
+    receive the pty master ourselves and copy it to and from our own stdio, with our
+    terminal in raw mode."""
+
+    def __init__(self):
+        import socket
+
+        self.ours, self.theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.master = None
+        self.saved = None
+        self.threads = []
+
+    def receive(self):
+        import socket
+
+        self.theirs.close()
+        _, fds, _, _ = socket.recv_fds(self.ours, 4096, 1)
+        self.ours.close()
+        if not fds:
+            raise PyruncError("console: no pty received from the container")
+        self.master = fds[0]
+        if os.isatty(0):
+            self.resize()
+
+    def resize(self):
+        if os.isatty(0) and self.master is not None:
+            try:
+                fcntl.ioctl(self.master, TIOCSWINSZ, fcntl.ioctl(0, 0x5413, b"\0" * 8))  # TIOCGWINSZ
+            except OSError:
+                pass
+
+    def start(self):
+        import threading
+
+        if os.isatty(0):
+            import termios
+            import tty
+
+            self.saved = termios.tcgetattr(0)
+            tty.setraw(0)
+        for src, dst in ((0, self.master), (self.master, 1)):
+            t = threading.Thread(target=self._copy, args=(src, dst), daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    @staticmethod
+    def _copy(src, dst):
+        while True:
+            try:
+                data = os.read(src, 65536)
+            except OSError:
+                return  # EIO on the master: every slave end is closed
+            if not data:
+                return
+            try:
+                while data:
+                    data = data[os.write(dst, data):]
+            except OSError:
+                return
+
+    def finish(self):
+        """After the process exited: drain its output, restore our terminal."""
+        if len(self.threads) > 1:
+            self.threads[1].join(2.0)
+        if self.saved is not None:
+            import termios
+
+            termios.tcsetattr(0, termios.TCSADRAIN, self.saved)
+        if self.master is not None:
+            os.close(self.master)

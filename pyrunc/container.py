@@ -138,7 +138,8 @@ class _Creation:
 
 def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False,
            no_new_keyring=False, preserve_fds=0, config=None):
-    """Create a container; returns the Container once its init waits on exec.fifo."""
+    """Create a container; returns the Container once its init waits on exec.fifo.
+    console_socket: a unix socket path (runc's --console-socket), or a connected socket."""
     from pyrunc import syscalls as sc
     from pyrunc.init import InitSpec, preimport, stage1
 
@@ -174,10 +175,12 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         made.cgroup = _new_cgroup_manager(cid, linux)
         made.cgroup.create()
-        if console_socket:
+        if isinstance(console_socket, str):
             from pyrunc.console import connect_socket
 
             con_sock = connect_socket(console_socket)
+        elif console_socket is not None:
+            con_sock = console_socket  # an already connected socket (run's own console)
         spec = InitSpec(config, bundle, no_pivot=no_pivot, no_new_keyring=no_new_keyring,
                         console_sock=con_sock, fifo_fd=fifo_fd, preserve_fds=preserve_fds,
                         container_id=cid)

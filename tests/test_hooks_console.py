@@ -135,3 +135,12 @@ def test_terminal_without_console_socket_is_error(rt):
     err = one_line_error(rt.create("tty2", b, check=False))
     assert "console socket" in err
     assert not (Path(rt.root) / "tty2").exists()
+
+
+def test_run_foreground_terminal_without_socket_proxies_a_pty(rt):
+    """As `runc run` with terminal true: the runtime takes the pty itself."""
+    b = rt.bundle(["sh", "-c", "tty; echo proxied-ok; exit 4"],
+                  edit=lambda c: c["process"].update(terminal=True))
+    p = rt.run("tproxy", b, check=False)
+    assert p.returncode == 4, p.stderr
+    assert "/dev/pts/" in p.stdout and "proxied-ok" in p.stdout

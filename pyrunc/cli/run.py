@@ -14,22 +14,42 @@ def run(ctx, opts, args):
     from pyrunc import container, signals
     from pyrunc.cli.create import preserved_fds
 
+    import os
+
     cid = args[0]
-    c = container.create(ctx.root, cid, opts["bundle"] or ".", pid_file=opts["pid_file"] or None,
-                         console_socket=opts["console_socket"] or None,
-                         no_pivot=opts["no_pivot"], no_new_keyring=opts["no_new_keyring"],
-                         preserve_fds=preserved_fds(opts))
+    bundle = opts["bundle"] or "."
+    config = container.load_bundle(os.path.abspath(bundle))
+    console = opts["console_socket"] or None
+    proxy = None
+    if (config.get("process") or {}).get("terminal") and not console and not opts["detach"]:
+        from pyrunc.console import Proxy
+
+        proxy = Proxy()
+        console = proxy.theirs
+    c = container.create(ctx.root, cid, bundle, pid_file=opts["pid_file"] or None,
+                         console_socket=console, no_pivot=opts["no_pivot"],
+                         no_new_keyring=opts["no_new_keyring"], preserve_fds=preserved_fds(opts),
+                         config=config)
     if not opts["detach"]:
         signals.block_all()
     try:
+        if proxy is not None:
+            proxy.receive()
+            proxy.start()
         container.start(ctx.root, cid)
     except BaseException:
         if not opts["detach"]:
             container.delete(ctx.root, cid, force=True)
+        if proxy is not None:
+            proxy.finish()
         raise
     if opts["detach"]:
         return 0
-    code = signals.supervise(c.record["init_pid"])
+    try:
+        code = signals.supervise(c.record["init_pid"], on_winch=proxy.resize if proxy else None)
+    finally:
+        if proxy is not None:
+            proxy.finish()
     if not opts["keep"]:
         container.delete(ctx.root, cid, force=True)
     return code
