@@ -1,0 +1,119 @@
+"""cgroups manager: cgroup v1 (``v1.py``) or the unified v2 hierarchy (``v2.py``),
+chosen by the host. The cgroupfs driver only (no systemd).
+
+Typical use on the create path::
+
+    m = new_manager(cid, spec["linux"].get("cgroupsPath"))
+    m.create()                       # mkdir (records exactly what it made)
+    m.set(resources, linux_devices=spec["linux"].get("devices"))
+    m.apply(pid)                     # limits are in place before the process joins
+    state["cgroup"] = m.to_state()   # later: load_manager(state["cgroup"])
+
+Paths follow runc's cgroupfs driver: an absolute ``cgroupsPath`` is taken
+relative to each hierarchy's mount point; a relative one (or, when it is absent
+or empty, the container id) is placed under the runtime's own cgroup of each
+controller, read from /proc/self/cgroup (on v2: under the parent of its own
+cgroup, as runc does, since its own cgroup has processes in it).
+
+Errors are ``pyrunc.errors.PyruncError`` with one line naming the controller,
+the file and the value.
+"""
+
+import os
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def is_unified(root=CGROUP_ROOT):
+    """True if ``root`` is a cgroup2 mount (a pure v2 host)."""
+    # Only the root of a cgroup2 mount has cgroup.controllers at this path;
+    # on v1/hybrid hosts /sys/fs/cgroup is a tmpfs of per-controller mounts.
+    return os.path.exists(os.path.join(root, "cgroup.controllers"))
+
+
+class Manager:
+    """The interface both managers implement.
+
+    ``paths`` maps controller -> absolute cgroup directory (v2: the single key
+    ``""``, as in runc's state.json ``cgroup_paths``).
+    """
+
+    cgroup_version = 0
+    paths: dict
+
+    def create(self) -> None:
+        """mkdir the container's cgroup in every controller, creating missing
+        parents; remember exactly which directories were made."""
+        raise NotImplementedError
+
+    def apply(self, pid: int) -> None:
+        """Put ``pid`` into the container's cgroup (every controller)."""
+        raise NotImplementedError
+
+    def set(self, resources: dict, *, linux_devices=None, skip_devices=False) -> None:
+        """Apply OCI ``linux.resources`` (runc semantics: 0/absent = leave alone).
+
+        Device rules are the config's ``resources.devices`` then runc's default
+        allowed devices, and they are applied on every call, as runc does (only
+        the minimal transition is written): on ``update`` pass the container's
+        full resources, or ``skip_devices=True`` to leave devices untouched.
+        ``linux_devices`` (the config's ``linux.devices``) only drops a default
+        rule whose device path it lists, like runc."""
+        raise NotImplementedError
+
+    def destroy(self) -> None:
+        """rmdir every directory create() made, deepest first, never another."""
+        raise NotImplementedError
+
+    def freeze(self) -> None:
+        raise NotImplementedError
+
+    def thaw(self) -> None:
+        raise NotImplementedError
+
+    def frozen(self) -> bool:
+        raise NotImplementedError
+
+    def exists(self) -> bool:
+        raise NotImplementedError
+
+    def pids(self) -> list:
+        raise NotImplementedError
+
+    def stats(self) -> dict:
+        raise NotImplementedError
+
+    def to_state(self) -> dict:
+        raise NotImplementedError
+
+    def oom_eventfd(self):
+        return None
+
+
+def new_manager(container_id, cgroups_path, *, rootless=False):
+    """The manager for this host: v2 if /sys/fs/cgroup is cgroup2, else v1."""
+    if is_unified():
+        from pyrunc.cgroups.v2 import V2Manager
+
+        return V2Manager(container_id, cgroups_path, rootless=rootless)
+    from pyrunc.cgroups.v1 import V1Manager
+
+    return V1Manager(container_id, cgroups_path, rootless=rootless)
+
+
+def load_manager(saved):
+    """A manager from ``Manager.to_state()`` (reads no cgroup files)."""
+    from pyrunc.errors import PyruncError
+
+    if not isinstance(saved, dict):
+        raise PyruncError("cgroup: invalid saved cgroup state")
+    v = saved.get("cgroup_version")
+    if v == 1:
+        from pyrunc.cgroups.v1 import V1Manager
+
+        return V1Manager.from_state(saved)
+    if v == 2:
+        from pyrunc.cgroups.v2 import V2Manager
+
+        return V2Manager.from_state(saved)
+    raise PyruncError(f"cgroup: invalid saved cgroup state (cgroup_version {v!r})")

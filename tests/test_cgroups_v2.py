@@ -1,0 +1,404 @@
+"""cgroup v2 manager against a fake cgroupfs tree in a temp dir.
+
+This host is cgroup v1 (hybrid), so the unified manager cannot run live: the
+tests check which files it writes, with which values, in which order. Files
+are pre-created as the kernel would have them (writes never create files).
+"""
+
+import json
+import os
+
+import pytest
+
+from pyrunc.cgroups import is_unified, load_manager
+from pyrunc.cgroups import v2 as v2mod
+from pyrunc.cgroups._util import cpu_shares_to_weight, hugepage_sizes
+from pyrunc.cgroups.v2 import V2Manager, swap_to_v2
+from pyrunc.errors import PyruncError
+
+ROOT_CTRLS = "cpuset cpu io memory hugetlb pids rdma misc"
+SELF = "0::/user.slice/session-1.scope\n"
+
+LEAF_FILES = {
+    "cgroup.controllers": "cpuset cpu io memory hugetlb pids rdma misc",
+    "cgroup.procs": "",
+    "cgroup.freeze": "0",
+    "cgroup.events": "populated 0\nfrozen 0\n",
+    "cgroup.type": "domain",
+    "memory.max": "max", "memory.swap.max": "max", "memory.low": "0", "memory.high": "max",
+    "memory.current": "4096", "memory.swap.current": "0", "memory.peak": "8192",
+    "memory.events": "low 0\nhigh 0\nmax 3\noom 0\noom_kill 0\n",
+    "memory.stat": "anon 4096\nfile 12288\n",
+    "cpu.max": "max 100000", "cpu.weight": "100", "cpu.max.burst": "0", "cpu.idle": "0",
+    "cpu.stat": "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\nnr_periods 7\n"
+                "nr_throttled 2\nthrottled_usec 30\n",
+    "pids.max": "max", "pids.current": "3",
+    "io.max": "", "io.weight": "default 100",
+    "io.stat": "8:0 rbytes=4096 wbytes=8192 rios=1 wios=2 dbytes=0 dios=0\n",
+    "cpuset.cpus": "", "cpuset.mems": "", "cpuset.cpus.effective": "0-1",
+    "cpuset.mems.effective": "0",
+    "hugetlb.2MB.max": "max", "hugetlb.2MB.rsvd.max": "max", "hugetlb.2MB.current": "0",
+    "hugetlb.2MB.events": "max 0\n",
+    "rdma.max": "",
+}
+
+
+def wr(path, content):
+    with open(path, "w") as f:
+        f.write(content)
+
+
+def rd(path, name):
+    with open(os.path.join(path, name)) as f:
+        return f.read()
+
+
+@pytest.fixture
+def fake(tmp_path):
+    root = tmp_path / "cgroup"
+    root.mkdir()
+    wr(root / "cgroup.controllers", ROOT_CTRLS)
+    wr(root / "cgroup.subtree_control", "")
+    wr(root / "cgroup.procs", "")
+    (root / "user.slice").mkdir()  # pre-existing: never removed
+    return str(root)
+
+
+@pytest.fixture
+def writes(monkeypatch):
+    """Record every (file, value) the v2 manager writes, in order."""
+    log = []
+    real = v2mod.write_file
+
+    def rec(controller, d, name, value):
+        log.append((name, value))
+        return real(controller, d, name, value)
+
+    monkeypatch.setattr(v2mod, "write_file", rec)
+    return log
+
+
+def populate(path, **over):
+    files = dict(LEAF_FILES)
+    files.update(over)
+    for k, v in files.items():
+        if v is not None:
+            wr(os.path.join(path, k), v)
+
+
+def unpopulate(path):
+    # the kernel removes control files itself on rmdir; a fake tree cannot
+    for n in os.listdir(path):
+        p = os.path.join(path, n)
+        if os.path.isfile(p):
+            os.unlink(p)
+
+
+def mk(fake, cgpath="pyrunc-test/ctr", **kw):
+    return V2Manager("cid", cgpath, mount_root=fake, self_cgroup=SELF, **kw)
+
+
+def made(fake, **over):
+    m = mk(fake)
+    m.create()
+    populate(m.path, **over)
+    return m
+
+
+# ------------------------------------------------------------------------ basics
+
+
+def test_is_unified(fake):
+    assert is_unified(fake)
+    assert not is_unified(os.path.dirname(fake))
+
+
+def test_paths(fake):
+    # relative: under the parent of our own cgroup (runc's fs2)
+    m = mk(fake, "a/b")
+    assert m.path == os.path.join(fake, "user.slice", "a", "b")
+    assert m.paths == {"": m.path}
+    m = mk(fake, "/abs/x")
+    assert m.path == os.path.join(fake, "abs", "x")
+    m = mk(fake, None)
+    assert m.path == os.path.join(fake, "user.slice", "cid")
+    m = mk(fake, "../../../../etc")
+    assert m.path == os.path.join(fake, "user.slice", "etc")
+
+
+def test_create_enables_controllers_and_destroy(fake, writes):
+    m = mk(fake)
+    m.create()
+    assert m.created == [os.path.join(fake, "user.slice", "pyrunc-test"),
+                         os.path.join(fake, "user.slice", "pyrunc-test", "ctr")]
+    assert rd(fake, "cgroup.subtree_control") == "+" + " +".join(ROOT_CTRLS.split())
+    # every ancestor (not the leaf) gets the controllers enabled, in order
+    targets = [v for n, v in writes if n == "cgroup.subtree_control"]
+    assert targets[0] == "+" + " +".join(ROOT_CTRLS.split())
+    populate(m.path)
+    saved = json.loads(json.dumps(m.to_state()))
+    m2 = load_manager(saved)
+    assert isinstance(m2, V2Manager) and m2.path == m.path and m2.created == m.created
+    unpopulate(m.path)
+    m2.destroy()
+    assert not os.path.exists(os.path.join(fake, "user.slice", "pyrunc-test"))
+    assert os.path.isdir(os.path.join(fake, "user.slice"))  # pre-existing stays
+    assert m2.created == []
+
+
+def test_create_refuses_domain_invalid(fake):
+    os.makedirs(os.path.join(fake, "user.slice", "pyrunc-test"))
+    wr(os.path.join(fake, "user.slice", "pyrunc-test", "cgroup.type"), "domain invalid\n")
+    m = mk(fake)
+    with pytest.raises(PyruncError, match=r"^cgroup unified: cannot enter .*domain invalid"):
+        m.create()
+    assert m.created == []
+
+
+def test_apply(fake, writes):
+    m = made(fake)
+    writes.clear()
+    m.apply(1234)
+    assert rd(m.path, "cgroup.procs") == "1234"
+
+
+# ------------------------------------------------------------------------ memory
+
+
+def test_memory(fake, writes):
+    m = made(fake)
+    writes.clear()
+    m.set({"memory": {"limit": 64 << 20, "swap": 96 << 20, "reservation": 32 << 20}})
+    assert writes == [("memory.swap.max", str(32 << 20)), ("memory.max", str(64 << 20)),
+                      ("memory.low", str(32 << 20))]
+    writes.clear()
+    m.set({"memory": {"limit": -1}})  # -1 alone: memory and swap unlimited
+    assert writes == [("memory.swap.max", "max"), ("memory.max", "max")]
+    writes.clear()
+    m.set({"memory": {"limit": 1 << 20, "swap": 1 << 20}})  # no swap at all
+    assert writes == [("memory.swap.max", "0"), ("memory.max", str(1 << 20))]
+
+
+def test_memory_errors(fake, caplog):
+    m = made(fake)
+    with pytest.raises(PyruncError, match=r"^cgroup memory: unable to set swap limit without memory limit$"):
+        m.set({"memory": {"swap": 1 << 20}})
+    with pytest.raises(PyruncError, match=r"^cgroup memory: memory\+swap limit .* should be >= memory limit"):
+        m.set({"memory": {"limit": 2 << 20, "swap": 1 << 20}})
+    with pytest.raises(PyruncError, match=r"^cgroup memory: rejecting memory limit 4000 below current usage 4096$"):
+        m.set({"memory": {"limit": 4000, "checkBeforeUpdate": True}})
+    with pytest.raises(PyruncError, match=r"^cgroup memory: invalid limit 'abc'"):
+        m.set({"memory": {"limit": "abc"}})
+    with caplog.at_level("WARNING", logger="pyrunc"):
+        m.set({"memory": {"kernel": 1 << 20, "kernelTCP": 1 << 20, "swappiness": 10}})
+    assert "kernel" in caplog.text and "swappiness" in caplog.text
+
+
+def test_swap_conversion():
+    assert swap_to_v2(0, 0) == 0
+    assert swap_to_v2(-1, 0) == -1
+    assert swap_to_v2(-1, -1) == -1
+    assert swap_to_v2(0, -1) == -1
+    assert swap_to_v2(-1, 1000) == -1
+    assert swap_to_v2(1000, 1000) == 0
+    assert swap_to_v2(500, 200) == 300
+    with pytest.raises(PyruncError):
+        swap_to_v2(300, 400)
+    with pytest.raises(PyruncError):
+        swap_to_v2(-2, 0)
+
+
+def test_no_swap_accounting_is_fine_for_max(fake):
+    m = made(fake, **{"memory.swap.max": None})
+    m.set({"memory": {"limit": -1}})
+    assert rd(m.path, "memory.max") == "max"
+    with pytest.raises(PyruncError, match=r'^cgroup memory: writing "\d+" to memory\.swap\.max: No such file'):
+        m.set({"memory": {"limit": 1 << 20, "swap": 2 << 20}})
+
+
+# --------------------------------------------------------------------------- cpu
+
+
+def test_cpu(fake, writes):
+    m = made(fake)
+    writes.clear()
+    m.set({"cpu": {"shares": 1024, "quota": 50000, "period": 200000, "burst": 1000, "idle": 0}})
+    assert writes == [("cpu.weight", "100"), ("cpu.idle", "0"), ("cpu.max.burst", "1000"),
+                      ("cpu.max", "50000 200000")]
+    writes.clear()
+    m.set({"cpu": {"quota": 30000}})
+    m.set({"cpu": {"period": 50000}})
+    m.set({"cpu": {"quota": -1, "period": 100000}})
+    assert writes == [("cpu.max", "30000 100000"), ("cpu.max", "max 50000"),
+                      ("cpu.max", "max 100000")]
+    with pytest.raises(PyruncError, match=r"^cgroup cpu: realtime"):
+        m.set({"cpu": {"realtimeRuntime": 1000}})
+
+
+def test_cpu_burst_retried_after_quota(fake, writes, monkeypatch):
+    m = made(fake)
+    writes.clear()
+    real = v2mod.write_file
+    calls = []
+
+    def picky(controller, d, name, value):
+        calls.append((name, value))
+        if name == "cpu.max.burst" and not any(n == "cpu.max" for n, _ in calls):
+            from pyrunc.cgroups._util import error
+
+            raise error(controller, f'writing "{value}" to {name}: Invalid argument', 22)
+        return real(controller, d, name, value)
+
+    monkeypatch.setattr(v2mod, "write_file", picky)
+    m.set({"cpu": {"quota": 400000, "period": 100000, "burst": 300000}})
+    assert calls == [("cpu.max.burst", "300000"), ("cpu.max", "400000 100000"),
+                     ("cpu.max.burst", "300000")]
+
+
+def test_shares_to_weight():
+    assert cpu_shares_to_weight(0) == 0
+    assert cpu_shares_to_weight(1) == 1
+    assert cpu_shares_to_weight(2) == 1
+    assert cpu_shares_to_weight(3) == 2
+    assert cpu_shares_to_weight(1024) == 100
+    assert cpu_shares_to_weight(262143) == 10000
+    assert cpu_shares_to_weight(262145) == 10000
+
+
+# ----------------------------------------------------------- pids, cpuset, io, ...
+
+
+def test_pids_cpuset(fake, writes):
+    m = made(fake)
+    writes.clear()
+    m.set({"pids": {"limit": 10}, "cpu": {"cpus": "0-1", "mems": "0"}})
+    assert writes == [("pids.max", "10"), ("cpuset.cpus", "0-1"), ("cpuset.mems", "0")]
+    m.set({"pids": {"limit": -1}})
+    assert rd(m.path, "pids.max") == "max"
+    m.set({"pids": {"limit": 0}})
+    assert rd(m.path, "pids.max") == "max"
+
+
+def test_io(fake, writes):
+    m = made(fake)
+    writes.clear()
+    dev = {"major": 8, "minor": 0}
+    m.set({"blockIO": {"weight": 500,
+                       "throttleReadBpsDevice": [dict(dev, rate=1048576)],
+                       "throttleWriteBpsDevice": [dict(dev, rate=2097152)],
+                       "throttleReadIOPSDevice": [dict(dev, rate=100)],
+                       "throttleWriteIOPSDevice": [dict(dev, rate=200)]}})
+    assert writes == [("io.weight", str(1 + 490 * 9999 // 990)),
+                      ("io.max", "8:0 rbps=1048576"), ("io.max", "8:0 wbps=2097152"),
+                      ("io.max", "8:0 riops=100"), ("io.max", "8:0 wiops=200")]
+    # with BFQ: the weight goes there unconverted, per-device weights too
+    wr(os.path.join(m.path, "io.bfq.weight"), "default 100\n")
+    writes.clear()
+    m.set({"blockIO": {"weight": 500, "weightDevice": [dict(dev, weight=300)]}})
+    assert writes == [("io.bfq.weight", "500"), ("io.bfq.weight", "8:0 300")]
+
+
+needs_2mb = pytest.mark.skipif("2MB" not in hugepage_sizes(), reason="no 2MB huge pages")
+
+
+@needs_2mb
+def test_hugetlb_rdma(fake, writes):
+    m = made(fake)
+    writes.clear()
+    m.set({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}],
+           "rdma": {"mlx5_0": {"hcaHandles": 3, "hcaObjects": 1000}}})
+    assert writes == [("hugetlb.2MB.max", str(4 << 20)), ("hugetlb.2MB.rsvd.max", str(4 << 20)),
+                      ("rdma.max", "mlx5_0 hca_handle=3 hca_object=1000")]
+    with pytest.raises(PyruncError, match=r'^cgroup hugetlb: invalid hugepage size "3MB"'):
+        m.set({"hugepageLimits": [{"pageSize": "3MB", "limit": 1}]})
+
+
+@needs_2mb
+def test_controller_not_enabled(fake):
+    m = made(fake, **{"cgroup.controllers": "cpu memory pids"})
+    with pytest.raises(PyruncError, match=r"^cgroup hugetlb: cannot set limits: the controller is "
+                       r"not available in .* \(not enabled in the parent's cgroup.subtree_control\)$"):
+        m.set({"hugepageLimits": [{"pageSize": "2MB", "limit": 1 << 21}]})
+    with pytest.raises(PyruncError, match=r"^cgroup io: cannot set limits"):
+        m.set({"blockIO": {"weight": 100}})
+    with pytest.raises(PyruncError, match=r"^cgroup net_cls: .*no such controller on cgroup v2"):
+        m.set({"network": {"classID": 1}})
+    m.set({"memory": {"limit": 1 << 30}})  # available ones still work
+
+
+def test_unified_map(fake, writes):
+    m = made(fake)
+    writes.clear()
+    m.set({"unified": {"memory.high": "1073741824", "pids.max": "7"},
+           "pids": {"limit": 5}})
+    assert writes == [("pids.max", "5"), ("memory.high", "1073741824"), ("pids.max", "7")]
+    with pytest.raises(PyruncError, match=r'^cgroup unified: resource "a/b" must be a file name'):
+        m.set({"unified": {"a/b": "1"}})
+    with pytest.raises(PyruncError, match=r'^cgroup misc: cannot set unified resource "misc.max"'):
+        made_missing = made(fake, **{"cgroup.controllers": "cpu"})
+        made_missing.set({"unified": {"misc.max": "x 1"}})
+
+
+def test_devices_only_defaults(fake, writes):
+    m = made(fake)
+    writes.clear()
+    m.set({})
+    m.set({"devices": [{"allow": False, "access": "rwm"}]})
+    m.set({"devices": [{"allow": True, "access": "rwm"}]})  # allow all
+    # the defaults, spelled out by the config, are still the defaults
+    m.set({"devices": [{"allow": False, "access": "rwm"},
+                       {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]})
+    assert writes == []
+    with pytest.raises(PyruncError, match=r"^cgroup devices: device rules other than the defaults "
+                       r"are not supported on cgroup v2"):
+        m.set({"devices": [{"allow": False, "access": "rwm"},
+                           {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rw"}],
+               "pids": {"limit": 3}})
+    assert writes == []  # checked before anything is written
+
+
+# ----------------------------------------------------------------- freeze, stats
+
+
+def test_freeze_thaw(fake):
+    m = made(fake)
+    assert not m.frozen()
+    wr(os.path.join(m.path, "cgroup.events"), "populated 1\nfrozen 1\n")  # the kernel's answer
+    m.freeze()
+    assert rd(m.path, "cgroup.freeze") == "1" and m.frozen()
+    wr(os.path.join(m.path, "cgroup.events"), "populated 1\nfrozen 0\n")
+    m.thaw()
+    assert rd(m.path, "cgroup.freeze") == "0" and not m.frozen()
+
+
+def test_stats(fake):
+    m = made(fake)
+    wr(os.path.join(m.path, "memory.max"), str(64 << 20))
+    wr(os.path.join(m.path, "pids.max"), "20")
+    s = m.stats()
+    json.dumps(s)
+    assert s["cpu"] == {"usage": {"total": 1500000, "kernel": 500000, "user": 1000000},
+                        "throttling": {"periods": 7, "throttledPeriods": 2, "throttledTime": 30000}}
+    assert s["memory"]["usage"] == {"limit": 64 << 20, "usage": 4096, "max": 8192, "failcnt": 3}
+    assert s["memory"]["cache"] == 12288
+    assert s["memory"]["swap"]["limit"] == (1 << 64) - 1 and s["memory"]["swap"]["usage"] == 4096
+    assert s["memory"]["raw"] == {"anon": 4096, "file": 12288}
+    assert s["pids"] == {"current": 3, "limit": 20}
+    assert s["blkio"] == {
+        "ioServiceBytesRecursive": [{"major": 8, "op": "Read", "value": 4096},
+                                    {"major": 8, "op": "Write", "value": 8192},
+                                    {"major": 8, "op": "Discard"}],
+        "ioServicedRecursive": [{"major": 8, "op": "Read", "value": 1},
+                                {"major": 8, "op": "Write", "value": 2},
+                                {"major": 8, "op": "Discard"}]}
+    if "2MB" in hugepage_sizes():
+        assert s["hugetlb"]["2MB"] == {"failcnt": 0}
+    assert s["cpuset"]["cpus"] == [0, 1]
+
+
+def test_pids_recursive(fake):
+    m = made(fake, **{"cgroup.procs": "10\n11\n"})
+    sub = os.path.join(m.path, "inner")
+    os.mkdir(sub)
+    wr(os.path.join(sub, "cgroup.procs"), "12\n")
+    assert m.pids() == [10, 11, 12]
