@@ -42,23 +42,18 @@ _UNITS = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1
 
 
 def parse_bytes(text, flag):
-    """runc's RAMInBytes: 1024, 512k, 100m, 1g (also kb/mb/gb), -1 for unlimited."""
+    """runc's RAMInBytes: 1024, 512k, 100m, 1g (also kb/kib/mb/...), -1 for unlimited."""
+    import re
+
     from pyrunc.errors import UsageError
 
     t = text.strip().lower()
     if t == "-1":
         return -1
-    num = t.rstrip("bkmgtp") if t.endswith("b") and t[-2:-1].isalpha() else t
-    unit = t[len(num):].rstrip("b") or "b"
-    if num.endswith("i"):
-        num = num[:-1]
-    try:
-        value = float(num)
-    except ValueError:
-        raise UsageError(f"invalid value for --{flag}: {text!r}") from None
-    if unit not in _UNITS:
-        raise UsageError(f"invalid unit for --{flag}: {text!r}")
-    return int(value * _UNITS[unit])
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)(?:i?b)?", t)
+    if not m:
+        raise UsageError(f"invalid value for --{flag}: {text!r}")
+    return int(float(m.group(1)) * _UNITS[m.group(2) or "b"])
 
 
 def run(ctx, opts, args):
