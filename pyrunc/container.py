@@ -116,8 +116,11 @@ class _Creation:
         self.state_dir = None
         self.cgroup = None
         self.pids = []  # stage-1 and init, to kill on failure
+        self.rollbacks = []  # undo() callables (e.g. netdevices), run first, newest first
 
     def undo(self):
+        for rollback in reversed(self.rollbacks):
+            rollback()
         for pid in reversed(self.pids):
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -163,6 +166,10 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         except OSError:
             raise PyruncError(f"--preserve-fds {preserve_fds}: file descriptor {fd} is not open") from None
     linux = config.get("linux") or {}
+    if linux.get("netDevices"):
+        from pyrunc import netdevices
+
+        netdevices.check_config(config)
     made = _Creation(store, cid)
     con_sock = None
     parent_sock = child_sock = None
@@ -224,8 +231,15 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             write_pid_file(pid_file, init_pid)
         os.close(lockfd)
         return Container(store, cid, record)
-    except BaseException:
+    except BaseException as e:
         made.undo()
+        from pyrunc.hooks import HookError, run_hooks
+
+        if isinstance(e, HookError):
+            # runtime.md "Lifecycle" steps 3-5: continue at 12 (destroy) and 13 (poststop).
+            st = {"ociVersion": OCI_VERSION, "id": cid, "status": "stopped", "pid": 0,
+                  "bundle": bundle, "annotations": config.get("annotations") or {}}
+            run_hooks(config, "poststop", st, warn_only=True)
         raise
     finally:
         if parent_sock is not None:
@@ -269,6 +283,10 @@ def _drive_init(sock, made, config, linux, bundle, cid):
             made.pids.append(init_pid)
             os.waitpid(stage1_pid, 0)
             made.pids.remove(stage1_pid)
+            if linux.get("netDevices"):
+                from pyrunc import netdevices
+
+                made.rollbacks.append(netdevices.move_devices(init_pid, linux["netDevices"]).undo)
         elif t == "hooks":
             st = {"ociVersion": OCI_VERSION, "id": cid, "status": "creating", "pid": init_pid,
                   "bundle": bundle, "annotations": config.get("annotations") or {}}
@@ -297,14 +315,17 @@ def start(root, cid):
             if status == "stopped":
                 raise PyruncError("cannot start a container that has stopped")
             raise PyruncError(f"cannot start an already {status} container")
-        _open_exec_fifo(c)
-        try:
-            from pyrunc.hooks import run_hooks
+        from pyrunc.hooks import HookError, run_hooks
 
+        try:
+            _open_exec_fifo(c)
             run_hooks(c.config, "poststart", c.hook_state("running"))
-        except PyruncError:
-            # runtime.md lifecycle step 9: a failing poststart hook stops the container.
+        except HookError:
+            # runtime.md "Lifecycle" steps 7 and 9: a failing startContainer or poststart
+            # hook stops the container, which is then destroyed (steps 12, 13).
             _kill_all(c, signal.SIGKILL)
+            _wait_gone(c)
+            destroy(c)
             raise
     finally:
         os.close(lockfd)
@@ -330,14 +351,30 @@ def _open_exec_fifo(c):
         while True:
             for rfd, ev in p.poll():
                 if rfd == fd and ev & select.POLLIN:
-                    if os.read(fd, 1):
+                    data = os.read(fd, 1)
+                    if data == b"0":
                         os.unlink(path)
                         return
+                    if data == b"E":
+                        from pyrunc.hooks import HookError
+
+                        msg = b""
+                        while chunk := _read_when_ready(fd):
+                            msg += chunk
+                        raise HookError(msg.decode(errors="replace") or "startContainer hook failed")
                 if rfd == pidfd:
                     raise PyruncError("container init exited before start")
     finally:
         os.close(pidfd)
         os.close(fd)
+
+
+def _read_when_ready(fd, timeout=5.0):
+    import select
+
+    if not select.select([fd], [], [], timeout)[0]:
+        return b""
+    return os.read(fd, 4096)
 
 
 def state(root, cid):

@@ -4,6 +4,11 @@ import os
 from pyrunc.errors import PyruncError
 
 
+class HookError(PyruncError):
+    """A hook failed: runtime.md "Lifecycle" then stops the container, destroys it and
+    runs the poststop hooks."""
+
+
 def run_hooks(config, kind, state, *, warn_only=False):
     """Run config.hooks[kind] in order. A failure raises, or only warns (poststop)."""
     hooks = (config.get("hooks") or {}).get(kind) or ()
@@ -18,7 +23,7 @@ def run_hooks(config, kind, state, *, warn_only=False):
         except PyruncError as e:
             msg = f"{kind} hook #{i} ({h.get('path')}): {e}"
             if not warn_only:
-                raise PyruncError(msg) from None
+                raise HookError(msg) from None
             from pyrunc import log
 
             log.warning(msg)

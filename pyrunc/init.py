@@ -29,13 +29,16 @@ class InitSpec:
 
 def report_failure(sock, err):
     try:
+        from pyrunc.hooks import HookError
+
+        kind = "hook" if isinstance(err, HookError) else ""
         if isinstance(err, PyruncError):
             msg = str(err)
         elif isinstance(err, OSError):
             msg = str(err.strerror if not err.args[1:] else err.args[1])
         else:
             msg = f"internal error: {type(err).__name__}: {err}"
-        initpipe.send(sock, "error", msg=msg)
+        initpipe.send(sock, "error", msg=msg, kind=kind)
     except Exception:
         pass
     os._exit(1)
@@ -154,7 +157,9 @@ def _init(spec, sock):
     if "domainname" in config and nsmap.get("uts", 1) is None:
         sc.setdomainname(config["domainname"])
     if linux.get("sysctl"):
-        _sysctl(linux["sysctl"])
+        from pyrunc import sysctl  # already imported by rootfs, before pivot_root
+
+        sysctl.apply(linux["sysctl"], nsmap, config.get("hostname"))
     if ctx is not None:
         rootfs.finalize(ctx)
     prepared = process.prepare(proc, linux, spec.preserve_fds,
@@ -163,11 +168,15 @@ def _init(spec, sock):
     sock.close()
     # Block until `start` opens exec.fifo for reading (runc's protocol).
     fd = os.open(f"/proc/self/fd/{spec.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
-    os.write(fd, b"0")
-    os.close(fd)
     os.close(spec.fifo_fd)
     if (config.get("hooks") or {}).get("startContainer"):
-        hooks.run_hooks(config, "startContainer", _hook_state(spec, "created"))
+        try:
+            hooks.run_hooks(config, "startContainer", _hook_state(spec, "created"))
+        except hooks.HookError as e:
+            # `start` reads this instead of the go byte and fails (runtime.md step 7).
+            os.write(fd, b"E" + str(e).encode()[:4000])
+            os._exit(1)
+    os.write(fd, b"0")  # the fd closes on exec
     process.execute(prepared, spec.preserve_fds)
 
 

@@ -30,6 +30,10 @@ def recv(sock, expect=None):
         raise InitError("container init exited before it was ready")
     msg = json.loads(data)
     if msg["t"] == "error":
+        if msg.get("kind") == "hook":
+            from pyrunc.hooks import HookError
+
+            raise HookError(msg["msg"])
         raise InitError(msg["msg"])
     if expect and msg["t"] != expect:
         raise InitError(f"init pipe: expected {expect!r}, got {msg['t']!r}")

@@ -144,3 +144,34 @@ def test_run_foreground_terminal_without_socket_proxies_a_pty(rt):
     p = rt.run("tproxy", b, check=False)
     assert p.returncode == 4, p.stderr
     assert "/dev/pts/" in p.stdout and "proxied-ok" in p.stdout
+
+
+def test_failing_start_container_hook_fails_start(rt, tmp_path):
+    """runtime.md "Lifecycle" step 7: error, stop the container, destroy, poststop."""
+    marker = tmp_path / "poststop-ran"
+    rec = hook_script(tmp_path, "post", f"touch {marker}")
+
+    def edit(c):
+        c["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 9"]}],
+                      "poststop": [{"path": rec}]}
+
+    b = rt.bundle(["sh", "-c", "touch /tmp/user-ran"], edit=edit)
+    rt.create("sch", b)
+    err = one_line_error(rt.cmd("start", "sch", check=False))
+    assert "startContainer" in err
+    assert not (b / "rootfs/tmp/user-ran").exists()
+    assert marker.exists()
+    assert not (Path(rt.root) / "sch").exists()
+
+
+def test_failing_create_hooks_run_poststop(rt, tmp_path):
+    marker = tmp_path / "poststop-ran"
+    rec = hook_script(tmp_path, "post", f"touch {marker}")
+    bad = hook_script(tmp_path, "bad", "exit 1")
+    for kind in ("prestart", "createRuntime", "createContainer"):
+        marker.unlink(missing_ok=True)
+        b = rt.bundle(["true"], edit=lambda c: c.update(hooks={kind: [{"path": bad}],
+                                                               "poststop": [{"path": rec}]}))
+        one_line_error(rt.create(f"pc-{kind}", b, check=False))
+        assert marker.exists(), kind
+        assert not (Path(rt.root) / f"pc-{kind}").exists()
