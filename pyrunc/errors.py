@@ -24,3 +24,9 @@ class ContainerNotFound(PyruncError):
 class ContainerNotRunning(PyruncError):
     def __init__(self, cid=None):
         super().__init__("container not running")
+
+
+class HookError(PyruncError):
+    """A hook failed: runtime.md "Lifecycle" then stops the container, destroys it and
+    runs the poststop hooks. (Here, not in hooks.py: the container side reports it after
+    pivot_root, when nothing new can be imported.)"""

@@ -1,12 +1,7 @@
 """OCI hooks (config.md "POSIX-platform Hooks"): each gets the container state on stdin."""
 import os
 
-from pyrunc.errors import PyruncError
-
-
-class HookError(PyruncError):
-    """A hook failed: runtime.md "Lifecycle" then stops the container, destroys it and
-    runs the poststop hooks."""
+from pyrunc.errors import HookError, PyruncError  # noqa: F401 - HookError re-exported
 
 
 def run_hooks(config, kind, state, *, warn_only=False):

@@ -6,7 +6,7 @@ failure is sent to the runtime as an "error" message over the init pipe, then _e
 import os
 
 from pyrunc import initpipe, namespaces
-from pyrunc.errors import PyruncError
+from pyrunc.errors import HookError, PyruncError
 
 
 class InitSpec:
@@ -28,19 +28,22 @@ class InitSpec:
 
 
 def report_failure(sock, err):
+    """Container side: send the error to the runtime (or, if the pipe is gone, write it
+    to stderr), then exit. Imports nothing: this runs after pivot_root too."""
+    kind = "hook" if isinstance(err, HookError) else ""
+    if isinstance(err, PyruncError):
+        msg = str(err)
+    elif isinstance(err, OSError):
+        msg = str(err.strerror if not err.args[1:] else err.args[1])
+    else:
+        msg = f"internal error: {type(err).__name__}: {err}"
     try:
-        from pyrunc.hooks import HookError
-
-        kind = "hook" if isinstance(err, HookError) else ""
-        if isinstance(err, PyruncError):
-            msg = str(err)
-        elif isinstance(err, OSError):
-            msg = str(err.strerror if not err.args[1:] else err.args[1])
-        else:
-            msg = f"internal error: {type(err).__name__}: {err}"
         initpipe.send(sock, "error", msg=msg, kind=kind)
-    except Exception:
-        pass
+    except Exception:  # noqa: BLE001 - the runtime is gone: last resort
+        try:
+            os.write(2, f"pyrunc: container init: {msg}\n".encode())
+        except OSError:
+            pass
     os._exit(1)
 
 

@@ -5,18 +5,21 @@ that change a container.
 import errno
 import json
 import os
-import re
 
 from pyrunc.errors import ContainerNotFound, PyruncError
 
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
-_ID_RE = re.compile(r"[A-Za-z0-9_+.-]{1,1024}")
+_ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
+
+
+def _valid_id(cid):
+    return 0 < len(cid) <= 1024 and cid not in (".", "..") and _ID_CHARS.issuperset(cid)
 
 
 def validate_id(cid):
     """Ids as runc: [A-Za-z0-9_+.-]+, never '.' or '..', so an id never names a path outside root."""
-    if not cid or cid in (".", "..") or not _ID_RE.fullmatch(cid):
+    if not _valid_id(cid):
         raise PyruncError(f"invalid container id {cid!r}: must match [A-Za-z0-9_+.-]+ "
                           "(at most 1024 characters) and not be '.' or '..'")
     return cid
@@ -112,7 +115,7 @@ class Store:
             names = os.listdir(self.root)
         except FileNotFoundError:
             return []
-        return sorted(n for n in names if _ID_RE.fullmatch(n) and n not in (".", ".."))
+        return sorted(n for n in names if _valid_id(n))
 
 
 def write_pid_file(path, pid):
