@@ -88,11 +88,11 @@ def write_time_offsets(offsets):
 
 def loopback_up():
     """Bring lo up with one ioctl (SIOCSIFFLAGS) in a new network namespace."""
+    import _socket
     import fcntl
-    import socket
     import struct
 
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
     try:
         ifr = struct.pack("16sH14x", b"lo", 0x1 | 0x8 | 0x40)  # IFF_UP|IFF_LOOPBACK|IFF_RUNNING
         fcntl.ioctl(s.fileno(), 0x8914, ifr)  # SIOCSIFFLAGS

@@ -48,8 +48,19 @@ def run(ctx, opts, args):
         sys.stdout.write(json.dumps(ev) + "\n")
         sys.stdout.flush()
 
+    own_netns = any(ns.get("type") == "network" and not ns.get("path")
+                    for ns in (c.config.get("linux") or {}).get("namespaces") or ())
+
+    def stats():
+        data = mgr.stats()
+        if own_netns:  # runc's network_interfaces: counters of the container's own netns
+            from pyrunc.netdevices import interface_stats
+
+            data["network_interfaces"] = interface_stats(c.record["init_pid"])
+        return data
+
     if opts["stats"]:
-        emit("stats", mgr.stats())
+        emit("stats", stats())
         return 0
     efd = mgr.oom_eventfd()
     try:
@@ -61,7 +72,7 @@ def run(ctx, opts, args):
                     break
                 emit("oom")
                 continue
-            emit("stats", mgr.stats())
+            emit("stats", stats())
     finally:
         if efd is not None:
             os.close(efd)
