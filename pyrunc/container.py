@@ -119,6 +119,9 @@ class _Creation:
         self.rollbacks = []  # undo() callables (e.g. netdevices), run first, newest first
 
     def undo(self):
+        from pyrunc import rootfs
+
+        rootfs.close_prepared_mounts()
         for rollback in reversed(self.rollbacks):
             rollback()
         for pid in reversed(self.pids):
@@ -192,6 +195,10 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
                         console_sock=con_sock, fifo_fd=fifo_fd, preserve_fds=preserve_fds,
                         container_id=cid)
         preimport(spec)
+        from pyrunc import rootfs
+
+        # Idmapped mounts are made here, as real root, before the init enters its user ns.
+        rootfs.prepare_idmapped_mounts(config, bundle)
         # Reap the init ourselves if create fails after stage-1 exits.
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
         parent_sock, child_sock = initpipe.pair()
@@ -205,6 +212,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             os.close(lockfd)  # the init must not hold the container's lock
             stage1(spec, child_sock)  # never returns
         made.pids.append(pid)
+        rootfs.close_prepared_mounts()
         child_sock.close()
         if con_sock is not None:
             con_sock.close()

@@ -90,10 +90,15 @@ def init_main(spec, sock):
     os._exit(1)
 
 
-def preimport_process(proc):
+def preimport_process(proc, linux=None, state=None):
     """Import, in the runtime before fork, what applying a process needs: after
     pivot_root (or as a user-namespaced root that cannot read the host's Python library)
-    the container side cannot import anything."""
+    the container side cannot import anything.
+
+    With linux (the config's linux section), linux.seccomp is compiled here, where
+    libseccomp can still be loaded; state (the container's runtime.md state) goes to a
+    seccomp notify listener. A config whose seccomp was not prepared here fails in the
+    container process (fail closed). AppArmor/SELinux settings are checked on the host."""
     import fcntl  # noqa: F401
     import resource  # noqa: F401
     import signal  # noqa: F401
@@ -106,11 +111,28 @@ def preimport_process(proc):
         import socket  # noqa: F401
 
         from pyrunc import console  # noqa: F401
+    if proc.get("apparmorProfile"):
+        from pyrunc import apparmor
+
+        apparmor.check(proc["apparmorProfile"])
+    if proc.get("selinuxLabel"):
+        from pyrunc import selinux
+
+        selinux.check(proc["selinuxLabel"])
+    if (linux or {}).get("seccomp"):
+        from pyrunc import log, seccomp
+
+        seccomp.prepare(linux["seccomp"], state, warn=log.warning)
+    else:
+        import sys
+
+        if "pyrunc.seccomp" in sys.modules:
+            sys.modules["pyrunc.seccomp"].reset()  # nothing left from an earlier container
 
 
 def preimport(spec):
     """preimport_process, plus what the init's set-up needs."""
-    preimport_process(spec.process)
+    preimport_process(spec.process, spec.linux, _hook_state(spec, "creating"))
     from pyrunc import hooks, rootfs  # noqa: F401
 
     hooks_cfg = spec.config.get("hooks") or {}
@@ -181,16 +203,6 @@ def _init(spec, sock):
             os._exit(1)
     os.write(fd, b"0")  # the fd closes on exec
     process.execute(prepared, spec.preserve_fds)
-
-
-def _sysctl(sysctls):
-    for key, value in sysctls.items():
-        path = "/proc/sys/" + key.replace(".", "/")
-        try:
-            with open(path, "w") as f:
-                f.write(str(value))
-        except OSError as e:
-            raise PyruncError(f"linux.sysctl {key}={value}: {e.strerror}") from None
 
 
 def _hook_state(spec, status):

@@ -1,169 +1,710 @@
 """The container's root filesystem, run by the init inside its new mount namespace:
 prepare() (propagation, rootfs bind, mounts, devices), then (createContainer hooks),
-pivot(), and after hostname/console finalize() (readonly/masked paths, readonly root).
-"""
-import os
+pivot(), and after hostname/console/sysctl finalize() (read-only tmpfs and /dev,
+readonly paths, masked paths, read-only root).
 
+Safety rules kept everywhere:
+- before anything is mounted, the whole mount tree of the new namespace is made rprivate
+  (or rslave when the rootfs propagation asks for slave/shared), so no mount or unmount
+  made here ever propagates back to the host;
+- every destination is resolved inside the rootfs (mounts.open_in_root: openat2
+  RESOLVE_IN_ROOT or an O_NOFOLLOW walk) and mounted through /proc/self/fd/N, so a
+  symlink in the rootfs (absolute, or ../../..) can never send a mount to the host;
+- pivot_root detaches the old root (made rslave first), --no-pivot unmounts the host's
+  proc/sysfs, moves the rootfs onto / and chroots, as runc does.
+
+Everything the init needs after pivot_root is imported here, at module level.
+"""
+import errno
+import os
+import stat
+
+from pyrunc import devices, mounts, sysctl  # noqa: F401 - sysctl: used by the init after pivot_root
 from pyrunc import syscalls as sc
 from pyrunc.errors import PyruncError
+from pyrunc.mounts import MountError, fd_path, open_in_root, why
 
-# option -> (clear, flags)
-_FLAGS = {
-    "ro": (False, sc.MS_RDONLY), "rw": (True, sc.MS_RDONLY),
-    "nosuid": (False, sc.MS_NOSUID), "suid": (True, sc.MS_NOSUID),
-    "nodev": (False, sc.MS_NODEV), "dev": (True, sc.MS_NODEV),
-    "noexec": (False, sc.MS_NOEXEC), "exec": (True, sc.MS_NOEXEC),
-    "sync": (False, sc.MS_SYNCHRONOUS), "async": (True, sc.MS_SYNCHRONOUS),
-    "dirsync": (False, sc.MS_DIRSYNC),
-    "remount": (False, sc.MS_REMOUNT),
-    "mand": (False, sc.MS_MANDLOCK), "nomand": (True, sc.MS_MANDLOCK),
-    "atime": (True, sc.MS_NOATIME), "noatime": (False, sc.MS_NOATIME),
-    "diratime": (True, sc.MS_NODIRATIME), "nodiratime": (False, sc.MS_NODIRATIME),
-    "relatime": (False, sc.MS_RELATIME), "norelatime": (True, sc.MS_RELATIME),
-    "strictatime": (False, sc.MS_STRICTATIME), "nostrictatime": (True, sc.MS_STRICTATIME),
-    "silent": (False, sc.MS_SILENT), "loud": (True, sc.MS_SILENT),
-    "bind": (False, sc.MS_BIND), "rbind": (False, sc.MS_BIND | sc.MS_REC),
-    "lazytime": (False, sc.MS_LAZYTIME), "nolazytime": (True, sc.MS_LAZYTIME),
-}
-_PROPAGATION = {
-    "private": sc.MS_PRIVATE, "rprivate": sc.MS_PRIVATE | sc.MS_REC,
-    "shared": sc.MS_SHARED, "rshared": sc.MS_SHARED | sc.MS_REC,
-    "slave": sc.MS_SLAVE, "rslave": sc.MS_SLAVE | sc.MS_REC,
-    "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
-}
-_DEFAULT_DEVICES = (  # name, major, minor
-    ("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9),
-    ("tty", 5, 0),
-)
+PROPAGATION = mounts.PROPAGATION
+DEFAULT_MOUNT_FLAGS = sc.MS_NOEXEC | sc.MS_NOSUID | sc.MS_NODEV
+PROC_ROOT_INO = 1
+# entries of /proc a mount may cover (lxcfs emulates them): runc's list
+VALID_PROC_MOUNTS = frozenset((
+    "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+    "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
+    "/proc/pressure/cpu", "/proc/pressure/io", "/proc/pressure/memory",
+    "/proc/sys/kernel/ns_last_pid",
+))
 
 
 class RootfsContext:
     def __init__(self, config, bundle, no_pivot=False, new_userns=False, new_netns=False):
         self.config = config
+        self.bundle = bundle
         root = config.get("root") or {}
-        self.rootfs = os.path.realpath(os.path.join(bundle, root.get("path", "rootfs")))
+        self.rootfs = os.path.realpath(os.path.join(bundle, root.get("path") or "rootfs"))
         self.readonly = bool(root.get("readonly"))
         self.no_pivot = no_pivot
         self.new_userns = new_userns
         self.new_netns = new_netns
         self.linux = config.get("linux") or {}
+        self.nsmap = {ns["type"]: ns.get("path") or None for ns in self.linux.get("namespaces") or ()}
+        self.new_cgroupns = "cgroup" in self.nsmap and self.nsmap["cgroup"] is None
+        self.propagation = self.linux.get("rootfsPropagation") or ""
+        self.mount_label = self.linux.get("mountLabel") or ""
+        self.selinux = os.path.exists("/sys/fs/selinux/enforce")
+        self.setup_dev = not any(
+            (mounts.Options(m.get("options")).is_bind or m.get("type") == "bind")
+            and _clean(m.get("destination", "")) == "/dev"
+            for m in config.get("mounts") or ())
+        self.rootfd = None
+        self.ro_later = []  # container paths to make read-only in finalize()
+        self.debug = None  # optional callable(msg) for debug notes (set by the init)
+
+    def note(self, msg):
+        if self.debug:
+            try:
+                self.debug(msg)
+            except Exception:  # noqa: BLE001 - a debug note never fails the container
+                pass
 
 
-def parse_options(options):
-    """-> (flags, propagation flags list, data string)"""
-    flags, prop, data = 0, [], []
-    for o in options or ():
-        if o in _FLAGS:
-            clear, f = _FLAGS[o]
-            flags = flags & ~f if clear else flags | f
-        elif o in _PROPAGATION:
-            prop.append(_PROPAGATION[o])
-        else:
-            data.append(o)
-    return flags, prop, ",".join(data)
+def _clean(dest):
+    return os.path.normpath("/" + (dest or "").lstrip("/"))
 
 
-def _target(ctx, dest):
-    # TODO(rootfs issue): resolve without following symlinks out of the rootfs.
-    return os.path.join(ctx.rootfs, dest.lstrip("/"))
+def _describe(source, dest, fstype):
+    return f"mount {source or fstype or 'none'} to {dest} ({'type ' + fstype if fstype else 'bind'})"
 
 
-def _make_target(path, source_is_file):
-    if os.path.lexists(path):
-        return
-    os.makedirs(os.path.dirname(path), 0o755, exist_ok=True)
-    if source_is_file:
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o644))
-    else:
-        os.makedirs(path, 0o755, exist_ok=True)
-
-
-def mount_one(ctx, m):
-    dest = m["destination"]
-    target = _target(ctx, dest)
-    fstype = m.get("type") or ""
-    flags, prop, data = parse_options(m.get("options"))
-    source = m.get("source") or fstype
-    is_bind = bool(flags & sc.MS_BIND) or fstype == "bind"
-    try:
-        if is_bind:
-            src = source if os.path.isabs(source) else os.path.join(os.getcwd(), source)
-            _make_target(target, not os.path.isdir(src))
-            sc.mount(src, target, None, sc.MS_BIND | (flags & sc.MS_REC))
-            remount = flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT)
-            if remount:
-                sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | remount)
-        else:
-            _make_target(target, False)
-            if fstype == "sysfs" and not ctx.new_netns:
-                flags |= sc.MS_RDONLY  # runc: sysfs of the host's network ns is read-only
-            if fstype == "cgroup":
-                flags |= sc.MS_RDONLY
-                # TODO(rootfs issue): v1 controllers bind-mounted per subsystem.
-                fstype, source, data = "tmpfs", "tmpfs", "mode=755"
-            sc.mount(source, target, fstype, flags, data or None)
-        for p in prop:
-            sc.mount(None, target, None, p)
-    except OSError as e:
-        raise PyruncError(f"mounting {source} to {dest} (type {fstype or 'bind'}): "
-                          f"{e.strerror}") from None
-
-
-def _setup_dev(ctx):
-    dev = os.path.join(ctx.rootfs, "dev")
-    if not os.path.isdir(dev):
-        return
-    for name, major, minor in _DEFAULT_DEVICES:
-        path = os.path.join(dev, name)
-        if os.path.lexists(path):
-            continue
-        if ctx.new_userns:
-            _make_target(path, True)
-            sc.mount(f"/dev/{name}", path, None, sc.MS_BIND)
-        else:
-            os.mknod(path, 0o666 | 0o020000, os.makedev(major, minor))
-            os.chmod(path, 0o666)
-    for link, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
-                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2"),
-                         ("ptmx", "pts/ptmx")):
-        path = os.path.join(dev, link)
-        if not os.path.lexists(path):
-            os.symlink(target, path)
-
+# ---------------------------------------------------------------------------------------
+# prepare
 
 def prepare(ctx):
-    prop = ctx.linux.get("rootfsPropagation") or "rprivate"
-    sc.mount(None, "/", None, _PROPAGATION.get(prop, sc.MS_PRIVATE | sc.MS_REC))
+    prop = ctx.propagation
+    if prop and prop not in PROPAGATION:
+        raise PyruncError(f"linux.rootfsPropagation {prop!r}: not one of {', '.join(PROPAGATION)}")
+    # Nothing mounted from now on may reach the host: cut propagation towards it first.
+    first = sc.MS_SLAVE | sc.MS_REC if prop in ("slave", "rslave", "shared", "rshared") \
+        else sc.MS_PRIVATE | sc.MS_REC
+    try:
+        sc.mount(None, "/", None, first)
+    except OSError as e:
+        raise PyruncError(f"making / {'rslave' if first & sc.MS_SLAVE else 'rprivate'} "
+                          f"in the container's mount namespace: {why(e)}") from None
     if not os.path.isdir(ctx.rootfs):
-        raise PyruncError(f"root.path {ctx.rootfs}: no such directory")
-    sc.mount(ctx.rootfs, ctx.rootfs, None, sc.MS_BIND | sc.MS_REC)
-    for m in ctx.config.get("mounts") or ():
-        mount_one(ctx, m)
-    _setup_dev(ctx)
+        raise PyruncError(f"root.path {ctx.rootfs}: not a directory" if os.path.exists(ctx.rootfs)
+                          else f"root.path {ctx.rootfs}: no such directory")
+    if ctx.rootfs == "/":
+        raise PyruncError("root.path must not be the host's /")
+    try:
+        sc.mount(ctx.rootfs, ctx.rootfs, None, sc.MS_BIND | sc.MS_REC)
+        ctx.rootfd = os.open(ctx.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise PyruncError(f"bind-mounting root.path {ctx.rootfs} onto itself: {why(e)}") from None
+    if ctx.mount_label and not ctx.selinux:
+        ctx.note(f"linux.mountLabel {ctx.mount_label!r} ignored: SELinux is not enabled")
+    for i, m in enumerate(ctx.config.get("mounts") or ()):
+        mount_one(ctx, m, i)
+    if ctx.setup_dev:
+        devices.setup(ctx)
+    close_prepared_mounts()  # attached by now; the init's copies go
 
+
+def mount_one(ctx, m, index=None):
+    dest = m["destination"]
+    if not dest.startswith("/"):
+        dest = "/" + dest  # relative destinations are relative to / (deprecated)
+    fstype = m.get("type") or ""
+    source = m.get("source") or ""
+    opts = mounts.Options(m.get("options"))
+    what = _describe(source, dest, "" if (opts.is_bind or fstype == "bind") else fstype)
+    try:
+        if opts.is_bind or fstype == "bind":
+            idmap = None
+            if index in _prepared:
+                idmap = _prepared[index]
+            elif opts.idmap or m.get("uidMappings") or m.get("gidMappings"):
+                idmap = _idmap_mappings(ctx.linux, ctx.nsmap, m, opts, what)
+            _bind(ctx, dest, source, opts, what, idmap)
+        elif opts.idmap or m.get("uidMappings") or m.get("gidMappings"):
+            raise MountError(f"{what}: idmapped mounts are supported for bind mounts only")
+        elif fstype == "cgroup":
+            _cgroup(ctx, dest, source, opts, what)
+        else:
+            _fs(ctx, dest, fstype, source, opts, what)
+    except MountError:
+        raise
+    except OSError as e:
+        mounts.fail(what, e)
+
+
+def _target(ctx, dest, create, what):
+    try:
+        return open_in_root(ctx.rootfd, dest, create)
+    except OSError as e:
+        raise MountError(f"{what}: mount point {dest}: {why(e)}") from None
+
+
+def _reopen(ctx, dest, what):
+    return _target(ctx, dest, None, what)
+
+
+def _check_proc(ctx, fd, dest, what, fstype=None, bind_src=None):
+    """runc's checkProcMount on the resolved target: nothing over /proc but a procfs,
+    nothing inside /proc but the few entries lxcfs emulates."""
+    real = mounts.path_of(fd)
+    rel = os.path.relpath(real, ctx.rootfs)
+    if rel == ".." or rel.startswith("../"):
+        raise MountError(f"{what}: mount point {dest} resolves outside the rootfs ({real})")
+    if rel != "proc" and not rel.startswith("proc/"):
+        return
+    if rel == "proc":
+        if bind_src is None and fstype == "proc":
+            return
+        if bind_src is not None and os.fstat(bind_src).st_ino == PROC_ROOT_INO \
+                and _fstype_of(bind_src) == "proc":
+            return
+        raise MountError(f"{what}: {dest} cannot be mounted because it is not of type proc")
+    if "/" + rel in VALID_PROC_MOUNTS:
+        return
+    raise MountError(f"{what}: {dest} cannot be mounted because it is inside /proc")
+
+
+def _fstype_of(fd):
+    try:
+        with open(f"/proc/self/fdinfo/{fd}") as f:
+            mnt_id = next(line.split()[1] for line in f if line.startswith("mnt_id:"))
+        for info in _mountinfo():
+            if info["id"] == mnt_id:
+                return info["fstype"]
+    except (OSError, StopIteration):
+        pass
+    return None
+
+
+def _bind(ctx, dest, source, opts, what, idmap=None, src_fd=None):
+    if src_fd is None:
+        src = source if os.path.isabs(source) else os.path.join(ctx.bundle, source)
+        try:
+            src_fd = os.open(src, os.O_PATH | os.O_CLOEXEC)
+        except OSError as e:
+            raise MountError(f"{what}: source {src}: {e.strerror}") from None
+        own = True
+    else:
+        own = False
+    try:
+        is_dir = stat.S_ISDIR(os.fstat(src_fd).st_mode)
+        fd = _target(ctx, dest, "dir" if is_dir else "file", what)
+        try:
+            _check_proc(ctx, fd, dest, what, bind_src=src_fd)
+            if isinstance(idmap, int):  # a tree the runtime made (prepare_idmapped_mounts)
+                mounts.attach_tree(idmap, fd)
+            elif idmap is not None:
+                tree = _idmapped_tree(src_fd, opts, idmap, what, "user" in ctx.nsmap)
+                try:
+                    mounts.attach_tree(tree, fd)
+                finally:
+                    os.close(tree)
+            else:
+                mounts.mount_fd(fd_path(src_fd), fd, None, sc.MS_BIND | (opts.flags & sc.MS_REC))
+        finally:
+            os.close(fd)
+    finally:
+        if own:
+            os.close(src_fd)
+    _after_mount(ctx, dest, opts, what, bind=True)
+
+
+def _after_mount(ctx, dest, opts, what, bind=False, fd=None):
+    own = fd is None
+    if own:
+        fd = _reopen(ctx, dest, what)
+    try:
+        mounts.set_propagation(fd, opts.propagation)
+        if bind and (opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT) or opts.cleared):
+            mounts.remount_bind(fd, opts.flags, opts.cleared)
+        try:
+            mounts.set_rec_attr(fd, opts.rec_set, opts.rec_clr)
+        except OSError as e:
+            if e.errno == errno.ENOSYS:
+                raise MountError(f"{what}: recursive mount options need mount_setattr "
+                                 f"(Linux >= 5.12): {why(e)}") from None
+            raise
+    finally:
+        if own:
+            os.close(fd)
+
+
+def _idmap_mappings(linux, nsmap, m, opts, what):
+    uid_maps, gid_maps = m.get("uidMappings"), m.get("gidMappings")
+    if bool(uid_maps) != bool(gid_maps):
+        raise MountError(f"{what}: uidMappings and gidMappings must be given together")
+    if not uid_maps:
+        if "user" not in nsmap:
+            raise MountError(f"{what}: {opts.idmap or 'idmap'} needs uidMappings/gidMappings or a user namespace")
+        uid_maps, gid_maps = linux.get("uidMappings"), linux.get("gidMappings")
+        if not uid_maps or not gid_maps:
+            raise MountError(f"{what}: {opts.idmap or 'idmap'} needs uidMappings/gidMappings "
+                             f"(on the mount or in linux)")
+    return uid_maps, gid_maps, opts.idmap == "ridmap"
+
+
+def _idmapped_tree(src_fd, opts, idmap, what, in_userns=False):
+    uid_maps, gid_maps, recursive_idmap = idmap
+    try:
+        return mounts.idmapped_tree(src_fd, opts.recursive, recursive_idmap, uid_maps, gid_maps)
+    except OSError as e:
+        if in_userns:
+            raise MountError(f"{what}: idmapped mount inside a user namespace: {why(e)} (the "
+                             f"runtime must prepare it before entering the user namespace)") from None
+        if e.errno in (errno.ENOSYS, errno.EINVAL, errno.EPERM, errno.EOPNOTSUPP):
+            raise MountError(f"{what}: idmapped mount not possible here ({why(e)}): it needs "
+                             f"Linux >= 5.12, a filesystem that supports idmapped mounts and "
+                             f"privilege over the source mount") from None
+        raise
+
+
+# Detached idmapped trees made by the runtime before it forks the container's processes
+# (index in config["mounts"] -> fd): with a user namespace the init has no privilege over
+# the host's filesystems any more, so mount_setattr(MOUNT_ATTR_IDMAP) must happen there.
+_prepared = {}
+
+
+def prepare_idmapped_mounts(config, bundle):
+    """Runtime side, before fork: make the idmapped bind mounts of config as detached
+    trees; the container's init (a forked child) attaches them. A no-op without them."""
+    linux = config.get("linux") or {}
+    nsmap = {ns["type"]: ns.get("path") or None for ns in linux.get("namespaces") or ()}
+    for i, m in enumerate(config.get("mounts") or ()):
+        opts = mounts.Options(m.get("options"))
+        if not (opts.is_bind or m.get("type") == "bind"):
+            continue
+        if not (opts.idmap or m.get("uidMappings") or m.get("gidMappings")):
+            continue
+        source = m.get("source") or ""
+        what = _describe(source, m["destination"], "")
+        idmap = _idmap_mappings(linux, nsmap, m, opts, what)
+        src = source if os.path.isabs(source) else os.path.join(bundle, source)
+        try:
+            src_fd = os.open(src, os.O_PATH | os.O_CLOEXEC)
+        except OSError as e:
+            close_prepared_mounts()
+            raise MountError(f"{what}: source {src}: {e.strerror}") from None
+        try:
+            _prepared[i] = _idmapped_tree(src_fd, opts, idmap, what)
+        except OSError as e:
+            close_prepared_mounts()
+            mounts.fail(what, e)
+        except BaseException:
+            close_prepared_mounts()
+            raise
+        finally:
+            os.close(src_fd)
+
+
+def close_prepared_mounts():
+    """Runtime side, after the fork (and on failure): the runtime's copies go."""
+    for fd in _prepared.values():
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _prepared.clear()
+
+
+def _fs(ctx, dest, fstype, source, opts, what):
+    flags = opts.flags
+    data = list(opts.data)
+    clean = _clean(dest)
+    if fstype in ("proc", "sysfs"):
+        fd = _pseudo_fs_target(ctx, dest, fstype, what)
+    else:
+        existed = True
+        try:
+            fd = open_in_root(ctx.rootfd, dest)
+        except FileNotFoundError:
+            existed = False
+            fd = _target(ctx, dest, "dir", what)
+        except OSError as e:
+            raise MountError(f"{what}: mount point {dest}: {why(e)}") from None
+        if fstype == "tmpfs" and existed:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):  # keep the directory's mode unless mode= says otherwise
+                data.insert(0, f"mode={stat.S_IMODE(st.st_mode):04o}")
+    try:
+        if fstype not in ("tmpfs", "mqueue"):  # as runc: those may cover a part of /proc
+            _check_proc(ctx, fd, dest, what, fstype=fstype)
+        if fstype == "sysfs" and not ctx.new_netns:
+            flags |= sc.MS_RDONLY  # the host's network namespace: read-only, as runc
+        if ctx.mount_label and ctx.selinux and fstype not in ("proc", "sysfs", "mqueue"):
+            data.append(f'context="{ctx.mount_label}"')
+        ro_later = bool(flags & sc.MS_RDONLY) and (fstype == "tmpfs" or clean == "/dev")
+        if ro_later:
+            flags &= ~sc.MS_RDONLY  # files are made in it first; finalize() makes it read-only
+        copy_from = None
+        if opts.copyup:
+            if fstype != "tmpfs":
+                raise MountError(f"{what}: tmpcopyup is for tmpfs mounts only")
+            copy_from = os.open(fd_path(fd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            try:
+                mounts.mount_fd(source or fstype or "none", fd, fstype or None, flags, ",".join(data))
+            except OSError as e:
+                if fstype == "sysfs" and e.errno == errno.EPERM:
+                    # a user namespace without its own network namespace cannot mount sysfs:
+                    # bind the host's /sys (recursively read-only) instead
+                    _bind(ctx, dest, "/sys", mounts.Options(["rbind", "nosuid", "nodev", "noexec", "ro", "rro"]),
+                          what)
+                    return
+                raise
+            if copy_from is not None:
+                nfd = _reopen(ctx, dest, what)
+                try:
+                    dst = os.open(fd_path(nfd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+                    try:
+                        mounts.copy_tree(copy_from, dst)
+                    except OSError as e:
+                        raise MountError(f"{what}: tmpcopyup: {e.strerror} ({e.filename or ''})") from None
+                    finally:
+                        os.close(dst)
+                finally:
+                    os.close(nfd)
+        finally:
+            if copy_from is not None:
+                os.close(copy_from)
+    finally:
+        os.close(fd)
+    _after_mount(ctx, dest, opts, what)
+    if ro_later:
+        ctx.ro_later.append(dest)
+
+
+def _pseudo_fs_target(ctx, dest, fstype, what):
+    """proc and sysfs go on an ordinary directory: the last component may not be a
+    symlink (runc refuses those too), the parents are resolved inside the rootfs."""
+    parent, name = mounts.split_parent(dest)
+    if name is None:
+        raise MountError(f"{what}: {fstype} cannot be mounted on {dest}")
+    pfd = _target(ctx, parent, "dir", what)
+    try:
+        try:
+            st = os.stat(name, dir_fd=pfd, follow_symlinks=False)
+            if not stat.S_ISDIR(st.st_mode):
+                raise MountError(f"{what}: filesystem {fstype} must be mounted on an ordinary "
+                                 f"directory ({dest} is not one)")
+        except FileNotFoundError:
+            os.mkdir(name, 0o755, dir_fd=pfd)
+        return os.open(name, os.O_PATH | os.O_NOFOLLOW | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=pfd)
+    except OSError as e:
+        raise MountError(f"{what}: mount point {dest}: {why(e)}") from None
+    finally:
+        os.close(pfd)
+
+
+# ---------------------------------------------------------------------------------------
+# cgroup mounts
+
+def _unescape(s):
+    return s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+
+
+def _mountinfo():
+    out = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            left, _, right = line.partition(" - ")
+            a, b = left.split(), right.split()
+            out.append({"id": a[0], "root": _unescape(a[3]), "mountpoint": _unescape(a[4]),
+                        "fstype": b[0], "source": b[1] if len(b) > 1 else "",
+                        "super": b[2] if len(b) > 2 else ""})
+    return out
+
+
+def _own_cgroups():
+    """{frozenset(controllers): path} from /proc/self/cgroup (the init is in its cgroups)."""
+    own = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            parts = line.rstrip("\n").split(":", 2)
+            if len(parts) == 3:
+                own[frozenset(c for c in parts[1].split(",") if c)] = parts[2]
+    return own
+
+
+def _cgroup(ctx, dest, source, opts, what):
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        return _cgroup2(ctx, dest, source, opts, what)
+    own = _own_cgroups()
+    seen, binds = set(), []
+    for info in _mountinfo():
+        if info["fstype"] != "cgroup":
+            continue
+        mp = info["mountpoint"]
+        if mp == ctx.rootfs or mp.startswith(ctx.rootfs + "/"):
+            continue
+        subsys = frozenset(o for o in info["super"].split(",")
+                           if o not in ("rw", "ro") and (o.startswith("name=") or "=" not in o)
+                           and o not in ("xattr", "noprefix", "clone_children", "cpuset_v2_mode",
+                                         "favordynmods", "nsdelegate", "memory_recursiveprot"))
+        if not subsys or subsys in seen:
+            continue
+        seen.add(subsys)
+        path = own.get(subsys)
+        if path is None:
+            continue
+        rel = os.path.relpath(path, info["root"])
+        if rel == ".." or rel.startswith("../"):
+            raise MountError(f"{what}: the container's {','.join(sorted(subsys))} cgroup {path} "
+                             f"is not under the host's mount of it ({info['root']} at {mp})")
+        binds.append((os.path.basename(mp), os.path.normpath(os.path.join(mp, rel)), subsys))
+    tmpfs_opts = mounts.Options(["nosuid", "nodev", "noexec", "mode=755"])
+    tmpfs_opts.propagation = list(opts.propagation)
+    _fs(ctx, dest, "tmpfs", "tmpfs", tmpfs_opts, what)
+    base = dest.rstrip("/")
+    for name, src, subsys in binds:
+        sub = f"{base}/{name}"
+        sub_what = f"{what}: {name}"
+        if ctx.new_cgroupns:
+            flags = DEFAULT_MOUNT_FLAGS | (opts.flags & sc.MS_RDONLY)
+            data = ",".join(sorted(subsys))
+            fd = _target(ctx, sub, "dir", sub_what)
+            try:
+                mounts.mount_fd("systemd" if "name=systemd" in subsys else "cgroup", fd, "cgroup", flags, data)
+            except OSError as e:
+                mounts.fail(sub_what, e)
+            finally:
+                os.close(fd)
+            popts = mounts.Options()
+            popts.propagation = list(opts.propagation)
+            _after_mount(ctx, sub, popts, sub_what)
+        else:
+            bopts = mounts.Options()
+            bopts.flags = sc.MS_BIND | sc.MS_REC | opts.flags
+            bopts.cleared = opts.cleared
+            bopts.propagation = list(opts.propagation)
+            _bind(ctx, sub, src, bopts, sub_what)
+    # co-mounted controllers (e.g. cpu,cpuacct): one symlink per controller, as runc
+    dfd = _reopen(ctx, dest, what)
+    try:
+        for name, _, _ in binds:
+            if "," in name:
+                for c in name.split(","):
+                    try:
+                        os.symlink(name, c, dir_fd=dfd)
+                    except FileExistsError:
+                        pass
+    finally:
+        os.close(dfd)
+    if opts.flags & sc.MS_RDONLY:
+        ctx.ro_later.append(dest)
+
+
+def _cgroup2(ctx, dest, source, opts, what):
+    try:
+        return _fs(ctx, dest, "cgroup2", source or "cgroup", opts, what)
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.EBUSY):
+            raise
+    # a user namespace without its own cgroup namespace cannot mount cgroup2: bind it
+    src = "/sys/fs/cgroup"
+    if ctx.new_cgroupns:
+        path = _own_cgroups().get(frozenset())
+        if path:
+            src = os.path.normpath("/sys/fs/cgroup/" + path.lstrip("/"))
+    bopts = mounts.Options()
+    bopts.flags = sc.MS_BIND | sc.MS_REC | opts.flags
+    bopts.cleared = opts.cleared
+    bopts.propagation = list(opts.propagation)
+    _bind(ctx, dest, src, bopts, what)
+
+
+# ---------------------------------------------------------------------------------------
+# pivot
 
 def pivot(ctx):
-    os.chdir(ctx.rootfs)
-    if ctx.no_pivot:
-        sc.mount(ctx.rootfs, "/", None, sc.MS_MOVE)
-        os.chroot(".")
-    else:
-        # pivot_root(".", ".") stacks the old root under the new one; detach it.
+    try:
+        if ctx.no_pivot:
+            _move_root(ctx)
+        else:
+            _pivot_root(ctx)
+    except OSError as e:
+        raise PyruncError(f"{'--no-pivot: moving' if ctx.no_pivot else 'pivot_root into'} "
+                          f"rootfs {ctx.rootfs}: {why(e)}") from None
+    finally:
+        if ctx.rootfd is not None:
+            os.close(ctx.rootfd)
+            ctx.rootfd = None
+    prop = ctx.propagation
+    if prop and prop not in ("private", "rprivate"):
+        try:
+            sc.mount(None, "/", None, PROPAGATION[prop])
+        except OSError as e:
+            raise PyruncError(f"linux.rootfsPropagation {prop}: {why(e)}") from None
+    if ctx.setup_dev:
+        _reopen_dev_null()
+    cwd = (ctx.config.get("process") or {}).get("cwd")
+    if cwd:
+        try:
+            os.makedirs(cwd, 0o755, exist_ok=True)  # inside the jail now: as runc, make it
+        except OSError:
+            pass  # the init reports a bad cwd when it changes into it
+
+
+def _pivot_root(ctx):
+    oldroot = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        newroot = os.open(ctx.rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fchdir(newroot)
+        finally:
+            os.close(newroot)
+        # pivot_root(".", "."): the old root ends up stacked under the new one
         sc.pivot_root(".", ".")
-        sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
-        sc.umount2(".", sc.MNT_DETACH)
+        os.fchdir(oldroot)
+    finally:
+        os.close(oldroot)
+    # unmounting the old root must not propagate anywhere, then detach it all
+    sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
+    sc.umount2(".", sc.MNT_DETACH)
     os.chdir("/")
 
 
+def _move_root(ctx):
+    """--no-pivot (runc's msMoveRoot): the host's full proc and sysfs mounts are removed
+    (or covered) first, so the kernel's "mount too revealing" check still holds and they
+    stay out of reach; then the rootfs moves onto / and the process chroots into it."""
+    rootfs = ctx.rootfs
+    for info in _mountinfo():
+        mp = info["mountpoint"]
+        if info["root"] != "/" or info["fstype"] not in ("proc", "sysfs") \
+                or mp == rootfs or mp.startswith(rootfs + "/"):
+            continue
+        try:
+            sc.mount(None, mp, None, sc.MS_SLAVE | sc.MS_REC)
+        except OSError as e:
+            if e.errno == errno.ENOENT:
+                continue  # under something already unmounted
+            raise
+        try:
+            sc.umount2(mp, sc.MNT_DETACH)
+        except OSError as e:
+            if e.errno not in (errno.EINVAL, errno.EPERM):
+                raise
+            sc.mount("tmpfs", mp, "tmpfs", 0)
+    os.chdir(rootfs)
+    sc.mount(rootfs, "/", None, sc.MS_MOVE)
+    os.chroot(".")
+    os.chdir("/")
+
+
+def _reopen_dev_null():
+    """stdio on the host's /dev/null is switched to the container's (runc's reOpenDevNull)."""
+    try:
+        fd = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        null = os.fstat(fd)
+        if not stat.S_ISCHR(null.st_mode):
+            return
+        for i in range(3):
+            try:
+                st = os.fstat(i)
+            except OSError:
+                continue
+            if stat.S_ISCHR(st.st_mode) and st.st_rdev == null.st_rdev:
+                os.dup2(fd, i, inheritable=True)
+    finally:
+        os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------
+# finalize
+
 def finalize(ctx):
-    for p in ctx.linux.get("readonlyPaths") or ():
-        if os.path.exists(p):
-            sc.mount(p, p, None, sc.MS_BIND | sc.MS_REC)
-            sc.mount(None, p, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | sc.MS_REC)
-    for p in ctx.linux.get("maskedPaths") or ():
-        if os.path.isdir(p):
-            sc.mount("tmpfs", p, "tmpfs", sc.MS_RDONLY)
-        elif os.path.exists(p):
-            sc.mount("/dev/null", p, None, sc.MS_BIND)
-    if ctx.readonly:
-        sc.mount(None, "/", None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY)
+    root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        via_proc = os.path.exists(fd_path(root))
+        res = _Resolver(root, via_proc)
+        for dest in ctx.ro_later:
+            try:
+                with res.open(dest) as t:
+                    mounts.remount_readonly(t.target, keep_all=True)
+            except OSError as e:
+                raise PyruncError(f"remounting {dest} read-only: {why(e)}") from None
+        for p in ctx.linux.get("readonlyPaths") or ():
+            _readonly_path(res, p)
+        for p in ctx.linux.get("maskedPaths") or ():
+            _mask_path(ctx, res, p)
+        if ctx.readonly:
+            try:
+                with res.open("/") as t:
+                    mounts.remount_readonly(t.target, keep_all=True)
+            except OSError as e:
+                raise PyruncError(f"root.readonly: remounting / read-only: {why(e)}") from None
+    finally:
+        os.close(root)
+
+
+class _Target:
+    def __init__(self, target, fd=None):
+        self.target, self.fd = target, fd
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)
+
+
+class _Resolver:
+    """After pivot_root: container paths to mount targets, through /proc/self/fd when the
+    container has a /proc (no symlink games), else the plain path (we are inside the
+    jail already, so nothing can lead out of it)."""
+
+    def __init__(self, rootfd, via_proc):
+        self.rootfd, self.via_proc = rootfd, via_proc
+
+    def open(self, path):
+        if self.via_proc:
+            fd = open_in_root(self.rootfd, path)
+            return _Target(fd_path(fd), fd)
+        os.stat(path)
+        return _Target(path)
+
+
+def _readonly_path(res, p):
+    try:
+        with res.open(p) as t:
+            sc.mount(t.target, t.target, None, sc.MS_BIND | sc.MS_REC)
+        with res.open(p) as t:
+            mounts.remount_readonly(t.target, keep_all=True)
+            if t.fd is not None:  # submounts too, where the kernel can
+                try:
+                    mounts.set_rec_attr(t.fd, mounts.MOUNT_ATTR_RDONLY, 0)
+                except OSError:
+                    pass
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            return
+        raise PyruncError(f"linux.readonlyPaths {p}: {why(e)}") from None
+
+
+def _mask_path(ctx, res, p):
+    try:
+        with res.open(p) as t:
+            st = os.stat(t.target)
+            if stat.S_ISDIR(st.st_mode):
+                data = f'context="{ctx.mount_label}"' if ctx.mount_label and ctx.selinux else None
+                sc.mount("tmpfs", t.target, "tmpfs", sc.MS_RDONLY, data)
+            else:
+                sc.mount("/dev/null", t.target, None, sc.MS_BIND)
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        if e.errno == errno.ENOENT:
+            return
+        raise PyruncError(f"linux.maskedPaths {p}: {why(e)}") from None

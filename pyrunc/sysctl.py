@@ -1,0 +1,115 @@
+"""linux.sysctl with the namespace checks runc makes (config-linux.md "Sysctl").
+
+A sysctl is accepted only when it belongs to a namespace the container does not share
+with the runtime:
+- kernel.msgmax, msgmnb, msgmni, sem, shmall, shmmax, shmmni, shm_rmid_forced and
+  fs.mqueue.*: an ipc namespace (new, or joined by path);
+- net.*: a network namespace other than the runtime's;
+- kernel.domainname: a uts namespace; kernel.hostname is refused as runc does (it would
+  contradict the `hostname` field, which is the way to set it);
+everything else is refused. Keys may also use sysctl(8)'s slash form
+(net/ipv4/conf/eth0.100/forwarding). validate(config) runs in the runtime (it can tell a joined
+namespace from its own); apply() runs in the container's init after pivot_root.
+"""
+import os
+
+from pyrunc.errors import PyruncError
+
+IPC_SYSCTLS = frozenset((
+    "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+    "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced",
+))
+_SWAP = str.maketrans("/.", "./")
+_NS_FILE = {"network": "net", "ipc": "ipc", "uts": "uts"}
+
+
+class SysctlError(PyruncError):
+    pass
+
+
+def _is_own_ns(nstype, path):
+    """Whether the namespace at `path` is the calling process's own (the "host" one)."""
+    try:
+        a = os.stat(path)
+        b = os.stat(f"/proc/self/ns/{_NS_FILE[nstype]}")
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def normalize(key):
+    """sysctl(8)'s slash form (a '/' before any '.') -> the dotted form."""
+    for ch in key:
+        if ch == ".":
+            return key
+        if ch == "/":
+            return key.translate(_SWAP)
+    return key
+
+
+def proc_path(key):
+    """/proc/sys file of a sysctl key (dotted or slash form)."""
+    return "/proc/sys/" + normalize(key).translate(_SWAP)  # in the dotted form "/" is a "."
+
+
+def check(sysctls, nsmap, hostname=None, compare_host=False):
+    """Raise SysctlError for the first sysctl the namespaces do not allow.
+    nsmap: {type: path or None (new)} as namespaces.config_namespaces() returns."""
+
+    def separate(nstype):
+        if nstype not in nsmap:
+            return False
+        path = nsmap[nstype]
+        return path is None or not (compare_host and _is_own_ns(nstype, path))
+
+    for raw in sysctls or {}:
+        key = normalize(raw)
+        if key in IPC_SYSCTLS or key.startswith("fs.mqueue."):
+            if not separate("ipc"):
+                raise SysctlError(f"linux.sysctl {key}: not allowed in the host's ipc namespace "
+                                  f"(the container needs its own ipc namespace)")
+            continue
+        if key.startswith("net."):
+            if not separate("network"):
+                raise SysctlError(f"linux.sysctl {key}: not allowed in the host's network namespace "
+                                  f"(the container needs its own network namespace)")
+            continue
+        if key in ("kernel.hostname", "kernel.domainname"):
+            if not separate("uts"):
+                raise SysctlError(f"linux.sysctl {key}: not allowed in the host's uts namespace "
+                                  f"(the container needs its own uts namespace)")
+            if key == "kernel.hostname":
+                raise SysctlError("linux.sysctl kernel.hostname: conflicts with the hostname field; "
+                                  "set that instead")
+            continue
+        raise SysctlError(f"linux.sysctl {key}: not in a separate kernel namespace, refused")
+
+
+def validate(config):
+    """Runtime side, before the container starts (joined namespaces compared with ours)."""
+    linux = config.get("linux") or {}
+    sysctls = linux.get("sysctl")
+    if not sysctls:
+        return
+    nsmap = {ns["type"]: ns.get("path") or None for ns in linux.get("namespaces") or ()}
+    check(sysctls, nsmap, config.get("hostname"), compare_host=True)
+
+
+def apply(sysctls, nsmap, hostname=None):
+    """Container side (the init, after pivot_root, in its namespaces): check, then write
+    /proc/sys/<key with dots as slashes>."""
+    if not sysctls:
+        return
+    check(sysctls, nsmap, hostname)
+    for key, value in sysctls.items():
+        path = proc_path(key)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as e:
+            raise SysctlError(f"linux.sysctl {key}={value}: open {path}: {e.strerror}") from None
+        try:
+            os.write(fd, str(value).encode())
+        except OSError as e:
+            raise SysctlError(f"linux.sysctl {key}={value}: write {path}: {e.strerror}") from None
+        finally:
+            os.close(fd)
