@@ -3,8 +3,10 @@
     from pyrunc.container import create, start, state, kill, delete
 """
 import os
-import signal
 import time
+
+# _signal, not signal: the signal module builds enums (enum costs ~7 ms to import).
+import _signal as signal
 
 from pyrunc import initpipe
 from pyrunc.errors import ContainerNotRunning, PyruncError

@@ -9,9 +9,9 @@ def run_hooks(config, kind, state, *, warn_only=False):
     hooks = (config.get("hooks") or {}).get(kind) or ()
     if not hooks:
         return
-    import json
+    from pyrunc.jsonutil import dumps
 
-    data = json.dumps(state).encode()
+    data = dumps(state, spaced=True).encode()
     for i, h in enumerate(hooks):
         try:
             run_hook(h, data)

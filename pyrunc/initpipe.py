@@ -4,9 +4,8 @@ Each message is one JSON object with a "t" (type) key: "go", "userns" (init asks
 id mappings), "pid" (stage-1 reports the init's pid), "hooks" (init asks the runtime
 to run prestart/createRuntime hooks), "ready", "error" (with "msg"), "ok".
 """
-import json
-
 from pyrunc.errors import PyruncError
+from pyrunc.jsonutil import dumps, loads
 
 
 class InitError(PyruncError):
@@ -22,7 +21,7 @@ def pair():
 
 def send(sock, t, **kw):
     kw["t"] = t
-    sock.send(json.dumps(kw).encode())
+    sock.send(dumps(kw).encode())
 
 
 def recv(sock, expect=None):
@@ -30,7 +29,7 @@ def recv(sock, expect=None):
     data = sock.recv(1 << 16)
     if not data:
         raise InitError("container init exited before it was ready")
-    msg = json.loads(data)
+    msg = loads(data)
     if msg["t"] == "error":
         if msg.get("kind") == "hook":
             from pyrunc.errors import HookError
@@ -47,7 +46,7 @@ def recv_eof(sock):
     message instead raises InitError."""
     data = sock.recv(1 << 16)
     if data:
-        msg = json.loads(data)
+        msg = loads(data)
         if msg["t"] == "error":
             raise InitError(msg["msg"])
         raise InitError(f"init pipe: unexpected message {msg['t']!r}")

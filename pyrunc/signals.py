@@ -1,6 +1,8 @@
 """Foreground supervision for `run` (and `exec`): forward signals, reap, exit code."""
 import os
-import signal
+
+# _signal, not signal: the signal module builds enums (enum costs ~7 ms to import).
+import _signal as signal
 
 _NOT_FORWARDED = {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP, signal.SIGURG, signal.SIGWINCH}
 

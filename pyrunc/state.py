@@ -3,10 +3,10 @@
 that change a container.
 """
 import errno
-import json
 import os
 
 from pyrunc.errors import ContainerNotFound, PyruncError
+from pyrunc.jsonutil import dumps, loads
 
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
@@ -78,14 +78,14 @@ class Store:
         except (FileNotFoundError, NotADirectoryError):
             raise ContainerNotFound(cid) from None
         try:
-            return json.loads(data)
+            return loads(data)
         except ValueError:
             raise PyruncError(f"corrupt state file {path}") from None
 
     def save(self, cid, state):
         d = self.dir(cid)
         tmp = os.path.join(d, f".{STATE_FILE}.tmp{os.getpid()}")
-        data = json.dumps(state, separators=(",", ":")).encode()
+        data = dumps(state).encode()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             os.write(fd, data)

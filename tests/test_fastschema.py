@@ -56,8 +56,8 @@ def _same(kind, doc):
 
 
 def test_specs_dir_is_the_checkout():
-    assert specs_dir() == REPO / "specs"
-    assert (specs_dir() / "config-schema.json").is_file()
+    assert Path(specs_dir()) == REPO / "specs"
+    assert (Path(specs_dir()) / "config-schema.json").is_file()
 
 
 @pytest.mark.parametrize("kind", oracle.KINDS)

@@ -37,7 +37,15 @@ def test_memory_limit_oom_kill_and_event(rt):
     events = subprocess.Popen([rt.binary, "--root", rt.root, "events", "--interval", "10s", "oom"],
                               stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.3)
+        # wait until `events` has registered its OOM eventfd
+        def has_eventfd():
+            try:
+                fds = os.listdir(f"/proc/{events.pid}/fd")
+                return any("eventfd" in os.readlink(f"/proc/{events.pid}/fd/{fd}") for fd in fds)
+            except OSError:
+                return False
+
+        assert wait_for(has_eventfd, 15)
         rt.cmd("start", "oom")
         assert wait_for(lambda: rt.state("oom")["status"] == "stopped", 20)
         out, _ = events.communicate(timeout=15)

@@ -590,5 +590,5 @@ def test_specs_dir_falls_back_to_install_prefix(tmp_path):
     spec = importlib.util.spec_from_file_location("_installed_spec", pkg / "__init__.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    assert module.specs_dir() == Path(sys.prefix) / "share" / "pyrunc" / "specs"
-    assert specs_dir() == REPO / "specs"
+    assert Path(module.specs_dir()) == Path(sys.prefix) / "share" / "pyrunc" / "specs"
+    assert Path(specs_dir()) == REPO / "specs"

@@ -28,9 +28,9 @@ def run(ctx, opts, args):
     if opts["quiet"]:
         out.write("".join(r["id"] + "\n" for r in rows))
     elif opts["format"] == "json":
-        import json
+        from pyrunc.jsonutil import dumps
 
-        out.write(json.dumps(rows) + "\n" if rows else "null\n")
+        out.write(dumps(rows) + "\n" if rows else "null\n")
     else:
         table = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]
         table += [(r["id"], str(r["pid"]), r["status"], r["bundle"], r["created"], r["owner"] or "root")

@@ -4,10 +4,10 @@ FLAGS = []
 
 
 def run(ctx, opts, args):
-    import json
     import sys
 
     from pyrunc.container import state
+    from pyrunc.jsonutil import dumps_indent
 
-    sys.stdout.write(json.dumps(state(ctx.root, args[0]), indent=2) + "\n")
+    sys.stdout.write(dumps_indent(state(ctx.root, args[0])) + "\n")
     return 0

@@ -4,7 +4,6 @@ Every failure is a one-line ``ConfigError`` naming the file; nothing here lets a
 traceback reach the user.  Only the standard library is used (hot path).
 """
 
-import json
 import os
 import stat
 
@@ -27,11 +26,6 @@ def _error(message):
     if not message.isascii():
         message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     return ConfigError(message)
-
-
-def _reject_constant(name):
-    # json.loads accepts NaN, Infinity and -Infinity by default; JSON does not.
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def _kind_of(value):
@@ -111,13 +105,15 @@ def parse_config(data: bytes, path: str = CONFIG_NAME) -> dict:
         line = data.count(b"\n", 0, e.start) + 1
         col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
         raise _error(f"{path}: not valid UTF-8 at line {line} column {col} (byte {e.start})") from None
+    from pyrunc.jsonutil import loads
+
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as e:
-        raise _error(f"{path}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+        value = loads(text)
     except RecursionError:
         raise _error(f"{path}: not valid JSON: nested too deeply") from None
     except ValueError as e:
+        if hasattr(e, "lineno"):  # json.JSONDecodeError
+            raise _error(f"{path}: not valid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
         raise _error(f"{path}: not valid JSON: {_one_line(str(e))}") from None
     if not isinstance(value, dict):
         raise _error(f"{path}: must contain a JSON object, not {_kind_of(value)}")

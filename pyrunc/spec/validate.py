@@ -6,12 +6,11 @@ costs ~120 ms); the create hot path uses ``is_valid_fast`` and only falls back
 to ``schema_problems`` for the messages when the config is invalid.
 """
 
-import json
 import os
-import re
 import stat
 
 from pyrunc.errors import ConfigError
+from pyrunc.jsonutil import loads
 
 __all__ = [
     "SUPPORTED_VERSIONS",
@@ -79,6 +78,8 @@ def _one_line(text):
 
 def _show(value, limit=72):
     """A value as short one-line JSON for messages."""
+    import json  # only on the error path: json imports re
+
     try:
         text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "), sort_keys=True)
     except (TypeError, ValueError):
@@ -113,7 +114,7 @@ def _jsonschema_validator(schema):
         path = os.path.join(directory, name)
         try:
             with open(path, "rb") as f:
-                docs[name] = json.loads(f.read())
+                docs[name] = loads(f.read())
         except (OSError, ValueError) as e:
             raise ConfigError(f"cannot load JSON schema {path}: {e}") from None
     registry = Registry().with_resources(
@@ -184,11 +185,30 @@ def is_valid_fast(config, schema="config") -> bool:
 # ---------------------------------------------------------------------------
 # semantic checks (MUST clauses of config.md / config-linux.md the schema cannot express)
 
-_SEMVER_RE = (
-    r"(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)"
-    r"(?:-((?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*)(?:\.(?:0|[1-9][0-9]*|[0-9]*[A-Za-z-][0-9A-Za-z-]*))*))?"
-    r"(?:\+[0-9A-Za-z-]+(?:\.[0-9A-Za-z-]+)*)?"
-)
+_SEMVER_ALNUM = frozenset("0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-")
+
+
+def _numeric(ident):
+    return ident.isascii() and ident.isdigit() and (ident == "0" or ident[0] != "0")
+
+
+def _parse_semver(v):
+    """SemVer 2.0.0 (semver.org's grammar, without re): (major, minor, patch, prerelease)."""
+    core, plus, build = v.partition("+")
+    if plus and not all(b and _SEMVER_ALNUM.issuperset(b) for b in build.split(".")):
+        return None
+    core, dash, pre = core.partition("-")
+    parts = core.split(".")
+    if len(parts) != 3 or not all(_numeric(x) for x in parts):
+        return None
+    if dash:
+        for ident in pre.split("."):
+            if not ident or not _SEMVER_ALNUM.issuperset(ident):
+                return None
+            if ident.isdigit() and not _numeric(ident):
+                return None
+    return parts[0], parts[1], parts[2], (pre if dash else None)
+
 
 _HOOK_STAGES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
@@ -288,11 +308,11 @@ def _check_version(config, p):
     v = config.get("ociVersion")
     if not isinstance(v, str):
         return
-    m = re.fullmatch(_SEMVER_RE, v)
-    if m is None:
+    parsed = _parse_semver(v)
+    if parsed is None:
         p.add(("ociVersion",), f"{_show(v)} is not a SemVer 2.0.0 version; supported versions are {SUPPORTED_VERSIONS}")
         return
-    major, minor, patch, prerelease = m.group(1), m.group(2), m.group(3), m.group(4)
+    major, minor, patch, prerelease = parsed
     # Pre-releases of 1.0.0 (1.0.0-rc5) come before 1.0.0 in SemVer order.
     too_old = (major, minor, patch) == ("1", "0", "0") and prerelease is not None
     if major != "1" or minor not in _SUPPORTED_MINORS or too_old:
@@ -509,7 +529,7 @@ def _check_string_map(value, parts, p, what="keys"):
     for k, v in value.items():
         if k == "":
             p.add(parts, f"{what} must not be empty")
-        elif not re.search(".", k) and not isinstance(v, str):
+        elif all(c == "\n" for c in k) and not isinstance(v, str):
             # The schema only types values of keys with a non-newline character.
             p.add(parts + (k,), f"{_show(v)} is not of type \"string\"")
 
@@ -700,8 +720,8 @@ def _check_linux(config, p):
 def _sysctl_problem(key, ns, config):
     """Why setting sysctl ``key`` would leak out of the container, or None (runc's rules)."""
     name = key
-    first = re.search("[./]", key)
-    if first and first.group() == "/":
+    seps = [i for i in (key.find("."), key.find("/")) if i >= 0]
+    if seps and key[min(seps)] == "/":
         # sysctl(8) also accepts net/ipv4/conf/eth0.100/forwarding: swap the separators.
         name = key.translate(str.maketrans("/.", "./"))
     if name in _IPC_SYSCTLS or name.startswith("fs.mqueue."):
