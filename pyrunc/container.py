@@ -218,10 +218,22 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         child_sock.close()
         if con_sock is not None:
             con_sock.close()
-        # Limits are in place before the process joins (and before any user code runs).
+        if config_has_new_userns(linux):
+            # stage-1 has unshared its user namespace and waits for its id mappings.
+            initpipe.recv(parent_sock, "userns")
+            from pyrunc.namespaces import write_id_mappings
+
+            write_id_mappings(pid, linux)
+            initpipe.send(parent_sock, "ok")
+        # Limits are in place before the process joins (and before any user code runs);
+        # meanwhile stage-1 unshares its namespaces.
         made.cgroup.set(linux.get("resources") or {}, linux_devices=linux.get("devices"))
         made.cgroup.apply(pid)
-        initpipe.send(parent_sock, "go")
+        try:
+            initpipe.send(parent_sock, "go")
+        except OSError:
+            initpipe.recv(parent_sock)  # stage-1 died: raises its error message
+            raise
         init_pid = _drive_init(parent_sock, made, config, linux, bundle, cid)
         os.close(fifo_fd)
         record = {
@@ -279,12 +291,7 @@ def _drive_init(sock, made, config, linux, bundle, cid):
     while True:
         msg = initpipe.recv(sock)
         t = msg["t"]
-        if t == "userns":
-            from pyrunc.namespaces import write_id_mappings
-
-            write_id_mappings(stage1_pid, linux)
-            initpipe.send(sock, "ok")
-        elif t == "pid":
+        if t == "pid":
             if config_has_new_userns(linux):
                 from pyrunc.namespaces import give_stdio_to_container
 

@@ -2,7 +2,8 @@
 scheduler, ioprio, memory policy, personality, user/groups, capabilities, env lookup.
 """
 import os
-import signal
+# _signal, not signal: the signal module builds enums (enum costs ~7 ms to import).
+import _signal as signal
 
 from pyrunc import syscalls as sc
 from pyrunc.errors import PyruncError
@@ -244,6 +245,15 @@ def prepare(proc, linux, preserve_fds, warn=None):
     create (or exec), not start."""
     from pyrunc import syscalls as sc
 
+    sec = linux.get("seccomp")
+    if sec:
+        from pyrunc import seccomp  # compiled by the runtime before fork
+
+        seccomp.require_prepared(sec)
+    if proc.get("apparmorProfile"):
+        from pyrunc import apparmor
+
+        apparmor.apply(proc["apparmorProfile"])
     if "oomScoreAdj" in proc:
         set_oom_score_adj(proc["oomScoreAdj"])
     set_rlimits(proc.get("rlimits"))
@@ -270,6 +280,12 @@ def prepare(proc, linux, preserve_fds, warn=None):
     path = lookup_executable(args[0], env)
     if proc.get("noNewPrivileges"):
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+    if proc.get("selinuxLabel"):
+        from pyrunc import selinux
+
+        selinux.set_exec_label(proc["selinuxLabel"])
+    if sec:
+        seccomp.load_before_caps(proc.get("noNewPrivileges"))  # needs CAP_SYS_ADMIN without NNP
     set_user_and_caps(user, proc.get("capabilities"), warn=warn)
     os.umask(user.get("umask", 0o022))
     cwd = proc.get("cwd") or "/"
@@ -277,6 +293,13 @@ def prepare(proc, linux, preserve_fds, warn=None):
         os.chdir(cwd)
     except OSError as e:
         raise PyruncError(f"process.cwd {cwd}: {e.strerror}") from None
+    try:
+        os.getcwd()  # CVE-2024-21626 class: getcwd(2) fails for a cwd outside our root
+    except OSError:
+        raise PyruncError(f"process.cwd {cwd}: the working directory is outside the container's "
+                          "root (possible container breakout detected)") from None
+    if sec:
+        seccomp.load_if_listener()  # while the runtime is there to pass the listener fd on
     return Prepared(path, args, env, aff.get("final"))
 
 
@@ -298,4 +321,9 @@ def execute(prep, preserve_fds):
     os.closerange(first, _max_fd())
     reset_signals()
     env = dict(e.split("=", 1) if "=" in e else (e, "") for e in prep.env)
+    import sys
+
+    seccomp = sys.modules.get("pyrunc.seccomp")  # imported before fork only when configured
+    if seccomp is not None:
+        seccomp.load()  # the last step before execve (nothing left if loaded earlier)
     os.execve(prep.path, prep.args, env)

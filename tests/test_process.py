@@ -229,3 +229,13 @@ def test_user_namespace_stdio_usable_but_host_devices_untouched(rt):
     assert p.stdout.strip() == "via-dev-stdout"
     after = os.stat("/dev/null")
     assert (after.st_uid, after.st_gid, after.st_mode) == (before.st_uid, before.st_gid, before.st_mode)
+
+
+def test_cgroup_namespace_is_rooted_at_the_container_cgroup(rt):
+    """The cgroup ns is unshared after the init joined its cgroups: it sees itself at /."""
+    def edit(c):
+        c["linux"]["namespaces"].append({"type": "cgroup"})
+
+    out = rt.output_of(["cat", "/proc/self/cgroup"], edit=edit)
+    paths = {line.split(":", 2)[2] for line in out.strip().splitlines()}
+    assert paths == {"/"}, out
