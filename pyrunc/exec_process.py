@@ -118,7 +118,7 @@ def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0):
     from pyrunc import syscalls as sc
     from pyrunc.init import preimport_process
 
-    preimport_process(proc)
+    preimport_process(proc, c.config.get("linux"), c.oci_state("running"))
     if proc.get("terminal") and not console_socket:
         raise PyruncError("cannot allocate tty if pyrunc will detach without setting console "
                           "socket (pass --console-socket)")

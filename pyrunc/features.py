@@ -60,12 +60,20 @@ _SECCOMP_ARCHS_2_5 = (
 )
 _SECCOMP_ARCHS_2_6 = ("SCMP_ARCH_LOONGARCH64", "SCMP_ARCH_M68K", "SCMP_ARCH_SH", "SCMP_ARCH_SHEB")
 
-# flag -> (libseccomp version that can set it, kernel version that accepts it)
+# flag -> (libseccomp version that can set it, kernel version that accepts it). pyrunc
+# exports the filter from libseccomp and passes the flags to seccomp(2) itself
+# (pyrunc.seccomp), so only the kernel matters.
 _SECCOMP_FLAGS = {
-    "SECCOMP_FILTER_FLAG_TSYNC": ((2, 2, 0), (3, 17)),
-    "SECCOMP_FILTER_FLAG_LOG": ((2, 4, 0), (4, 14)),
-    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": ((2, 5, 0), (4, 17)),
-    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": ((2, 6, 0), (5, 19)),
+    "SECCOMP_FILTER_FLAG_TSYNC": ((0, 0, 0), (3, 17)),
+    "SECCOMP_FILTER_FLAG_LOG": ((0, 0, 0), (4, 14)),
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": ((0, 0, 0), (4, 17)),
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": ((0, 0, 0), (5, 19)),
+}
+# actions libseccomp only knows from some version on (the others: all versions)
+_SECCOMP_ACTIONS_SINCE = {
+    "SCMP_ACT_KILL_PROCESS": (2, 4, 0),
+    "SCMP_ACT_LOG": (2, 4, 0),
+    "SCMP_ACT_NOTIFY": (2, 5, 0),
 }
 
 # linux.memoryPolicy modes and flags pyrunc.process applies (set_mempolicy(2)). Sorted.
@@ -166,7 +174,6 @@ def _seccomp(libseccomp, kernel):
     archs = _SECCOMP_ARCHS_2_5
     if libseccomp >= (2, 6, 0):
         archs = tuple(sorted(archs + _SECCOMP_ARCHS_2_6))
-    # (0, 0, 0): version unknown (libseccomp < 2.3) -- claim no flags.
     supported = sorted(
         flag
         for flag, (lib_min, kernel_min) in _SECCOMP_FLAGS.items()
@@ -174,7 +181,8 @@ def _seccomp(libseccomp, kernel):
     )
     return {
         "enabled": True,
-        "actions": list(SECCOMP_ACTIONS),
+        # (0, 0, 0): version unknown (libseccomp < 2.3): none of the newer actions
+        "actions": [a for a in SECCOMP_ACTIONS if libseccomp >= _SECCOMP_ACTIONS_SINCE.get(a, (0, 0, 0))],
         "operators": list(SECCOMP_OPERATORS),
         "archs": list(archs),
         "knownFlags": sorted(_SECCOMP_FLAGS),

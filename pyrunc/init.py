@@ -77,6 +77,10 @@ def stage1(spec, sock):
             sc.unshare(sc.CLONE_NEWCGROUP)
         if nsmap.get("time", 1) is None and spec.linux.get("timeOffsets"):
             namespaces.write_time_offsets(spec.linux["timeOffsets"])
+        # CVE-2019-5736 class: until it execs, the init runs the host's Python, its
+        # /proc/PID/exe. Non-dumpable, no container process (e.g. an exec into the
+        # created container) can open it, nor the init's host descriptors.
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)
         pid = os.fork()
         if pid == 0:
             init_main(spec, sock)  # never returns

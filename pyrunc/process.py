@@ -55,10 +55,28 @@ def set_rlimits(rlimits):
 
 def set_oom_score_adj(value):
     try:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(value))
+        _write_own_proc_file("oom_score_adj", str(value))
     except OSError as e:
         raise PyruncError(f"process.oomScoreAdj: writing {value}: {e.strerror}") from None
+
+
+def _write_own_proc_file(name, text):
+    """Write /proc/self/NAME. A non-dumpable process's /proc files belong to the host's
+    root, which a user-namespaced root is not: then be dumpable just for the open."""
+    try:
+        fd = os.open(f"/proc/self/{name}", os.O_WRONLY | os.O_CLOEXEC)
+    except PermissionError:
+        if sc.prctl(sc.PR_GET_DUMPABLE) != 0:
+            raise
+        sc.prctl(sc.PR_SET_DUMPABLE, 1)
+        try:
+            fd = os.open(f"/proc/self/{name}", os.O_WRONLY | os.O_CLOEXEC)
+        finally:
+            sc.prctl(sc.PR_SET_DUMPABLE, 0)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
 
 
 def set_scheduler(s):

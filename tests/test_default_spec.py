@@ -131,8 +131,8 @@ def test_json_format_is_runcs():
     text = default_config_json()
     assert text.startswith('{\n\t"ociVersion": "1.3.0",\n\t"process": {\n\t\t"terminal": true,')
     assert not text.endswith("\n")
-    assert json.loads(text) == default_config()
-    assert dumps_config(default_config(True)) == default_config_json(True)
+    assert json.loads(text) == default_config(seccomp=True)
+    assert dumps_config(default_config(True, seccomp=True)) == default_config_json(True)
 
 
 # ---------------------------------------------------------------- write_default_config
@@ -152,7 +152,7 @@ def test_write_default_config(tmp_path):
 
 def test_write_default_config_rootless(tmp_path):
     write_default_config(str(tmp_path), rootless=True)
-    assert json.loads((tmp_path / "config.json").read_text()) == default_config(rootless=True)
+    assert json.loads((tmp_path / "config.json").read_text()) == default_config(rootless=True, seccomp=True)
 
 
 def test_write_default_config_refuses_to_overwrite(tmp_path):

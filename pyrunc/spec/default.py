@@ -1,8 +1,11 @@
 """The ``pyrunc spec`` template: what ``runc spec`` (1.1) writes.
 
 Deliberate differences from runc: ``ociVersion`` is the runtime-spec version pyrunc
-implements and ``hostname`` is "pyrunc". Everything else, including key order and the
-tab-indented JSON without a trailing newline, is runc's.
+implements and ``hostname`` is "pyrunc"; and ``pyrunc spec`` writes a linux.seccomp
+profile (default_seccomp(): the one docker, podman and containerd pass with every
+container), which ``runc spec`` leaves out. default_config() without seccomp=True is
+runc's template exactly. Everything else, including key order and the tab-indented JSON
+without a trailing newline, is runc's.
 """
 
 import os
@@ -24,8 +27,9 @@ def _mount(destination, type_, source, options=None):
     return m
 
 
-def default_config(rootless: bool = False) -> dict:
-    """A fresh config.json document as ``runc spec [--rootless]`` writes it.
+def default_config(rootless: bool = False, seccomp: bool = False) -> dict:
+    """A fresh config.json document as ``runc spec [--rootless]`` writes it; with
+    ``seccomp`` also linux.seccomp = default_seccomp() (what ``pyrunc spec`` writes).
 
     Keys are in runc's (Go struct) order. With ``rootless``: no network namespace, a
     user namespace mapping container root to the current euid/egid, /sys rbind-mounted
@@ -60,6 +64,8 @@ def default_config(rootless: bool = False) -> dict:
     else:
         linux["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
     linux["namespaces"] = [{"type": ns} for ns in namespaces]
+    if seccomp:
+        linux["seccomp"] = default_seccomp()  # runc's key order: after namespaces/devices
     linux["maskedPaths"] = [
         "/proc/acpi",
         "/proc/asound",
@@ -113,12 +119,13 @@ def dumps_config(config: dict) -> str:
     return json.dumps(config, indent="\t", ensure_ascii=False)
 
 
-def default_config_json(rootless: bool = False) -> str:
-    """``dumps_config(default_config(rootless))``: the exact bytes ``pyrunc spec`` writes."""
-    return dumps_config(default_config(rootless))
+def default_config_json(rootless: bool = False, seccomp: bool = True) -> str:
+    """``dumps_config(default_config(rootless, seccomp))``: the exact bytes ``pyrunc spec``
+    writes (with the default seccomp profile)."""
+    return dumps_config(default_config(rootless, seccomp))
 
 
-def write_default_config(bundle_dir=".", rootless: bool = False) -> str:
+def write_default_config(bundle_dir=".", rootless: bool = False, seccomp: bool = True) -> str:
     """Write the default config.json into ``bundle_dir`` and return its path.
 
     Refuses (PyruncError "File config.json exists. Remove it first", runc's wording)
@@ -136,7 +143,7 @@ def write_default_config(bundle_dir=".", rootless: bool = False) -> str:
     if os.path.lexists(target):
         raise PyruncError(exists_error)
 
-    data = default_config_json(rootless).encode()
+    data = default_config_json(rootless, seccomp).encode()
     tmp = os.path.join(bundle_dir, f".{CONFIG_FILE}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
@@ -184,3 +191,137 @@ def _fsync_dir(path):
         pass
     finally:
         os.close(fd)
+
+
+# ---------------------------------------------------------------------------------------
+# The default seccomp profile
+#
+# Equivalent in effect to the profile docker, podman and containerd pass with every
+# container (moby's profiles/seccomp/default.json) resolved, as those engines resolve it,
+# for this template's capabilities (CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE, so
+# none of the capability-gated groups) and the host's architecture. An allow-list:
+# - everything not listed fails with EPERM (defaultErrnoRet 1);
+# - socket(2) for any family but AF_VSOCK (40);
+# - personality(2) only for PER_LINUX, PER_LINUX32, UNAME26 (and with LINUX32), query;
+# - clone(2) without any CLONE_NEW* namespace flag (mask 0x7E020000), and clone3(2)
+#   fails with ENOSYS so that libcs fall back to clone(2), whose flags can be checked;
+# - mount, unshare, setns, bpf, ptrace-free kernels' module/keyring/clock/reboot calls,
+#   and the like stay denied. A config that adds capabilities should carry its own
+#   profile (the engines generate one per container).
+
+_SECCOMP_ALLOWED = """
+accept accept4 access adjtimex alarm bind brk capget capset chdir chmod chown chown32
+clock_adjtime clock_adjtime64 clock_getres clock_getres_time64 clock_gettime
+clock_gettime64 clock_nanosleep clock_nanosleep_time64 close close_range connect
+copy_file_range creat dup dup2 dup3 epoll_create epoll_create1 epoll_ctl epoll_ctl_old
+epoll_pwait epoll_pwait2 epoll_wait epoll_wait_old eventfd eventfd2 execve execveat exit
+exit_group faccessat faccessat2 fadvise64 fadvise64_64 fallocate fanotify_mark fchdir
+fchmod fchmodat fchown fchown32 fchownat fcntl fcntl64 fdatasync fgetxattr flistxattr
+flock fork fremovexattr fsetxattr fstat fstat64 fstatat64 fstatfs fstatfs64 fsync
+ftruncate ftruncate64 futex futex_time64 futex_waitv futimesat getcpu getcwd getdents
+getdents64 getegid getegid32 geteuid geteuid32 getgid getgid32 getgroups getgroups32
+getitimer getpeername getpgid getpgrp getpid getppid getpriority getrandom getresgid
+getresgid32 getresuid getresuid32 getrlimit get_robust_list getrusage getsid getsockname
+getsockopt get_thread_area gettid gettimeofday getuid getuid32 getxattr inotify_add_watch
+inotify_init inotify_init1 inotify_rm_watch io_cancel ioctl io_destroy io_getevents
+io_pgetevents io_pgetevents_time64 ioprio_get ioprio_set io_setup io_submit
+io_uring_enter io_uring_register io_uring_setup ipc kill landlock_add_rule
+landlock_create_ruleset landlock_restrict_self lchown lchown32 lgetxattr link linkat
+listen listxattr llistxattr _llseek lremovexattr lseek lsetxattr lstat lstat64 madvise
+membarrier memfd_create memfd_secret mincore mkdir mkdirat mknod mknodat mlock mlock2
+mlockall mmap mmap2 mprotect mq_getsetattr mq_notify mq_open mq_timedreceive
+mq_timedreceive_time64 mq_timedsend mq_timedsend_time64 mq_unlink mremap msgctl msgget
+msgrcv msgsnd msync munlock munlockall munmap name_to_handle_at nanosleep newfstatat
+_newselect open openat openat2 pause pidfd_open pidfd_send_signal pipe pipe2 pkey_alloc
+pkey_free pkey_mprotect poll ppoll ppoll_time64 prctl pread64 preadv preadv2 prlimit64
+process_mrelease pselect6 pselect6_time64 pwrite64 pwritev pwritev2 read readahead
+readlink readlinkat readv recv recvfrom recvmmsg recvmmsg_time64 recvmsg remap_file_pages
+removexattr rename renameat renameat2 restart_syscall rmdir rseq rt_sigaction
+rt_sigpending rt_sigprocmask rt_sigqueueinfo rt_sigreturn rt_sigsuspend rt_sigtimedwait
+rt_sigtimedwait_time64 rt_tgsigqueueinfo sched_getaffinity sched_getattr sched_getparam
+sched_get_priority_max sched_get_priority_min sched_getscheduler sched_rr_get_interval
+sched_rr_get_interval_time64 sched_setaffinity sched_setattr sched_setparam
+sched_setscheduler sched_yield seccomp select semctl semget semop semtimedop
+semtimedop_time64 send sendfile sendfile64 sendmmsg sendmsg sendto setfsgid setfsgid32
+setfsuid setfsuid32 setgid setgid32 setgroups setgroups32 setitimer setpgid setpriority
+setregid setregid32 setresgid setresgid32 setresuid setresuid32 setreuid setreuid32
+setrlimit set_robust_list setsid setsockopt set_thread_area set_tid_address setuid
+setuid32 setxattr shmat shmctl shmdt shmget shutdown sigaltstack signalfd signalfd4
+sigprocmask sigreturn socketcall socketpair splice stat stat64 statfs statfs64 statx
+symlink symlinkat sync sync_file_range syncfs sysinfo tee tgkill time timer_create
+timer_delete timer_getoverrun timer_gettime timer_gettime64 timer_settime
+timer_settime64 timerfd_create timerfd_gettime timerfd_gettime64 timerfd_settime
+timerfd_settime64 times tkill truncate truncate64 ugetrlimit umask uname unlink unlinkat
+utime utimensat utimensat_time64 utimes vfork vmsplice wait4 waitid waitpid write writev
+"""
+
+# Allowed on kernels >= 4.8 (where seccomp can no longer be bypassed with ptrace).
+_SECCOMP_ALLOWED_4_8 = ("process_vm_readv", "process_vm_writev", "ptrace")
+
+# uname -m -> (the filter's architectures, the arch-specific syscalls it allows)
+_SECCOMP_ARCHES = {
+    "x86_64": (("SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"),
+               ("arch_prctl", "modify_ldt")),
+    "i686": (("SCMP_ARCH_X86",), ("modify_ldt",)),
+    "i386": (("SCMP_ARCH_X86",), ("modify_ldt",)),
+    "aarch64": (("SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"),
+                ("arm_fadvise64_64", "arm_sync_file_range", "sync_file_range2", "breakpoint",
+                 "cacheflush", "set_tls")),
+    "armv7l": (("SCMP_ARCH_ARM",),
+               ("arm_fadvise64_64", "arm_sync_file_range", "sync_file_range2", "breakpoint",
+                "cacheflush", "set_tls")),
+    "mips64": (("SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64N32"), ()),
+    "mips64el": (("SCMP_ARCH_MIPSEL64", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64N32"), ()),
+    "ppc64le": (("SCMP_ARCH_PPC64LE",), ("sync_file_range2", "swapcontext")),
+    "s390x": (("SCMP_ARCH_S390X", "SCMP_ARCH_S390"),
+              ("s390_pci_mmio_read", "s390_pci_mmio_write", "s390_runtime_instr")),
+    "riscv64": (("SCMP_ARCH_RISCV64",), ("riscv_flush_icache",)),
+}
+
+_AF_VSOCK = 40
+# PER_LINUX, PER_LINUX32, UNAME26, UNAME26|PER_LINUX32, 0xffffffff (query)
+_PERSONALITIES = (0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFF)
+# CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
+_CLONE_NAMESPACE_FLAGS = 0x7E020000
+_ENOSYS = 38
+
+
+def _kernel_at_least(major, minor):
+    parts = []
+    for piece in os.uname().release.split(".")[:2]:
+        digits = ""
+        for ch in piece:
+            if not ch.isdigit():
+                break
+            digits += ch
+        parts.append(int(digits or 0))
+    return tuple(parts + [0, 0])[:2] >= (major, minor)
+
+
+def default_seccomp(machine=None) -> dict:
+    """The linux.seccomp object ``pyrunc spec`` writes (see the comment above), for
+    ``machine`` (``uname -m``; default: this host's)."""
+    machine = machine or os.uname().machine
+    arches, arch_calls = _SECCOMP_ARCHES.get(machine, ((), ()))
+    allowed = _SECCOMP_ALLOWED.split()
+    if _kernel_at_least(4, 8):
+        allowed += _SECCOMP_ALLOWED_4_8
+    rules = [{"names": allowed, "action": "SCMP_ACT_ALLOW"}]
+    rules.append({"names": ["socket"], "action": "SCMP_ACT_ALLOW",
+                  "args": [{"index": 0, "value": _AF_VSOCK, "op": "SCMP_CMP_NE"}]})
+    for persona in _PERSONALITIES:
+        rules.append({"names": ["personality"], "action": "SCMP_ACT_ALLOW",
+                      "args": [{"index": 0, "value": persona, "op": "SCMP_CMP_EQ"}]})
+    if arch_calls:
+        rules.append({"names": list(arch_calls), "action": "SCMP_ACT_ALLOW"})
+    # s390's clone takes the flags as its second argument
+    clone_flags_arg = 1 if machine.startswith("s390") else 0
+    rules.append({"names": ["clone"], "action": "SCMP_ACT_ALLOW",
+                  "args": [{"index": clone_flags_arg, "value": _CLONE_NAMESPACE_FLAGS,
+                            "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]})
+    rules.append({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": _ENOSYS})
+    profile = {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1}
+    if arches:
+        profile["architectures"] = list(arches)
+    profile["syscalls"] = rules
+    return profile
