@@ -95,16 +95,25 @@ class Store:
         os.rename(tmp, os.path.join(d, STATE_FILE))
 
     def remove(self, cid):
+        """Remove the container's dir; never follows a symlink planted in its place."""
         d = self.dir(cid)
         try:
-            names = os.listdir(d)
+            fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
         except FileNotFoundError:
             return
-        for n in names:
-            try:
-                os.unlink(os.path.join(d, n))
-            except FileNotFoundError:
-                pass
+        except OSError as e:
+            if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                os.unlink(d)  # not a directory of ours: remove the entry itself
+                return
+            raise
+        try:
+            for n in os.listdir(fd):
+                try:
+                    os.unlink(n, dir_fd=fd)
+                except FileNotFoundError:
+                    pass
+        finally:
+            os.close(fd)
         try:
             os.rmdir(d)
         except FileNotFoundError:

@@ -239,3 +239,16 @@ def test_cgroup_namespace_is_rooted_at_the_container_cgroup(rt):
     out = rt.output_of(["cat", "/proc/self/cgroup"], edit=edit)
     paths = {line.split(":", 2)[2] for line in out.strip().splitlines()}
     assert paths == {"/"}, out
+
+
+def test_oom_score_adj_in_user_namespace(rt):
+    """The init is non-dumpable (its /proc files belong to the host's root); writing its
+    own oom_score_adj as a user-namespaced root still works."""
+    def edit(c):
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 400000, "size": 1000}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 400000, "size": 1000}]
+        c["process"]["oomScoreAdj"] = 222
+
+    open_path_for_userns(rt.tmp)
+    assert rt.output_of(["cat", "/proc/self/oom_score_adj"], edit=edit).strip() == "222"
