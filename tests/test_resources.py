@@ -34,7 +34,7 @@ def test_memory_limit_oom_kill_and_event(rt):
     rt.create("oom", b)
     d = cgroup_dir(rt, "oom", "memory")
     assert int((d / "memory.limit_in_bytes").read_text()) == 32 << 20
-    events = subprocess.Popen([rt.binary, "--root", rt.root, "events", "--interval", "10s", "oom"],
+    events = subprocess.Popen([rt.binary, "--root", rt.root, "events", "--interval", "1s", "oom"],
                               stdout=subprocess.PIPE, text=True)
     try:
         # wait until `events` has registered its OOM eventfd

@@ -68,7 +68,8 @@ def run(ctx, opts, args):
             ready = select.select([efd] if efd is not None else [], [], [], interval)[0]
             if ready:
                 os.read(efd, 8)
-                if c.status() == "stopped":
+                # The eventfd also fires when the cgroup is removed: that is no OOM (runc).
+                if not mgr.exists():
                     break
                 emit("oom")
                 continue
