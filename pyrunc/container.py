@@ -28,6 +28,12 @@ def load_bundle(bundle, *, full_validation=False):
     from pyrunc.spec import validate as v
 
     config = load_config(bundle)
+    from pyrunc.spec.compat import runc_compat
+
+    for note in runc_compat(config):
+        from pyrunc import log
+
+        log.debug(note)
     if full_validation or not v.is_valid_fast(config):
         problems = v.schema_problems(config)
     else:
@@ -355,32 +361,44 @@ def _open_exec_fifo(c):
     import select
 
     path = os.path.join(c.dir, EXEC_FIFO)
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    # The pidfd first: once the fifo is open the process may exec, exit and be reaped
+    # by a subreaper (conmon, containerd's shim) at once.
     try:
         pidfd = os.pidfd_open(c.record["init_pid"])
     except ProcessLookupError:
-        os.close(fd)
         raise PyruncError("cannot start a container that has stopped") from None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        os.close(pidfd)
+        raise
     try:
         p = select.poll()
         p.register(fd, select.POLLIN)
         p.register(pidfd, select.POLLIN)
         while True:
-            for rfd, ev in p.poll():
-                if rfd == fd and ev & select.POLLIN:
-                    data = os.read(fd, 1)
-                    if data == b"0":
-                        os.unlink(path)
-                        return
-                    if data == b"E":
-                        from pyrunc.hooks import HookError
+            events = dict(p.poll())
+            if fd not in events and pidfd not in events:
+                continue
+            # Read the fifo even if the init has exited: a byte there means it started.
+            # (No POLLHUP before the init opens its end: Linux reports HUP only after
+            # a writer came and went.)
+            try:
+                data = os.read(fd, 1)
+            except BlockingIOError:
+                data = b""
+            if data == b"0":
+                os.unlink(path)
+                return
+            if data == b"E":
+                from pyrunc.hooks import HookError
 
-                        msg = b""
-                        while chunk := _read_when_ready(fd):
-                            msg += chunk
-                        raise HookError(msg.decode(errors="replace") or "startContainer hook failed")
-                if rfd == pidfd:
-                    raise PyruncError("container init exited before start")
+                msg = b""
+                while chunk := _read_when_ready(fd):
+                    msg += chunk
+                raise HookError(msg.decode(errors="replace") or "startContainer hook failed")
+            if data or pidfd in events or events.get(fd, 0) & select.POLLHUP:
+                raise PyruncError("container init exited before start")
     finally:
         os.close(pidfd)
         os.close(fd)
@@ -407,7 +425,7 @@ def parse_signal(text):
     t = str(text).strip()
     if t.isdigit():
         n = int(t)
-        if 0 < n < signal.NSIG:
+        if 0 <= n < signal.NSIG:  # 0: runc accepts it (a liveness check)
             return n
     else:
         name = t.upper()
@@ -415,7 +433,7 @@ def parse_signal(text):
             name = "SIG" + name
         if name in SIGNALS:
             return SIGNALS[name]
-    raise PyruncError(f"invalid signal: {text}")
+    raise PyruncError(f'unknown signal "{text}"')
 
 
 def _kill_all(c, sig):

@@ -21,9 +21,9 @@ def setup(path=None, fmt="text", debug=False):
 def _line(level, msg):
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if _format == "json":
-        import json
+        from pyrunc.jsonutil import dumps
 
-        return json.dumps({"level": level, "msg": msg, "time": now}) + "\n"
+        return dumps({"level": level, "msg": msg, "time": now}) + "\n"
     esc = msg.replace("\\", "\\\\").replace('"', '\\"')
     return f'time="{now}" level={level} msg="{esc}"\n'
 

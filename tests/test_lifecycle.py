@@ -207,3 +207,22 @@ def test_run_keep_and_detach(rt):
     b2 = rt.bundle(["sleep", "30"])
     rt.run("det", b2, "--detach")
     assert rt.state("det")["status"] == "running"
+
+
+def test_kill_signal_zero_checks_liveness(rt):
+    """runc accepts signal 0 (a liveness check); unknown names are runc's error."""
+    b = rt.bundle(["sleep", "30"])
+    rt.run("k0", b, "--detach")
+    rt.cmd("kill", "k0", "0")
+    assert rt.state("k0")["status"] == "running"
+    assert 'unknown signal \\"SIGNOPE' in one_line_error(rt.cmd("kill", "k0", "SIGNOPE", check=False))
+
+
+def test_device_file_mode_with_type_bits_is_accepted(rt):
+    """podman writes fileMode with the file-type bits (runc accepts them)."""
+    def edit(c):
+        c["linux"]["devices"] = [{"path": "/dev/mynull", "type": "c", "major": 1, "minor": 3,
+                                  "fileMode": 0o20666, "uid": 0, "gid": 0}]
+
+    out = rt.output_of(["stat", "-c", "%F %a %t:%T", "/dev/mynull"], edit=edit)
+    assert out.strip() == "character special file 666 1:3"

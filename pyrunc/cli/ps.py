@@ -21,7 +21,7 @@ def run(ctx, opts, args):
     if opts["format"] == "json":
         import json
 
-        sys.stdout.write(json.dumps(pids) + "\n")
+        sys.stdout.write((json.dumps(pids) if pids else "null") + "\n")  # runc: null
         return 0
     import subprocess
 

@@ -14,8 +14,13 @@ def run(ctx, opts, args):
     from pyrunc.spec.config import load_config
     from pyrunc.spec.validate import validate
 
+    from pyrunc.spec.compat import runc_compat
+
     bundle = os.path.abspath(opts["bundle"] or ".")
-    problems = validate(load_config(bundle), bundle)
+    config = load_config(bundle)
+    for note in runc_compat(config):
+        sys.stderr.write(f"note: {note}\n")
+    problems = validate(config, bundle)
     if not problems:
         sys.stdout.write(f"{os.path.join(bundle, 'config.json')}: valid\n")
         return 0
