@@ -541,17 +541,24 @@ def _manager_or_error(c, what):
 
 def pause(root, cid):
     c = open_container(root, cid)
-    status = c.status()
-    if status not in ("running", "created"):
-        raise ContainerNotRunning(cid)
-    _manager_or_error(c, "pause").freeze()
+    lockfd = c.store.lock(cid)
+    try:
+        if c.status() not in ("running", "created"):
+            raise ContainerNotRunning(cid)
+        _manager_or_error(c, "pause").freeze()
+    finally:
+        os.close(lockfd)
 
 
 def resume(root, cid):
     c = open_container(root, cid)
-    if c.status() != "paused":
-        raise PyruncError("container not paused")
-    _manager_or_error(c, "resume").thaw()
+    lockfd = c.store.lock(cid)
+    try:
+        if c.status() != "paused":
+            raise PyruncError("container not paused")
+        _manager_or_error(c, "resume").thaw()
+    finally:
+        os.close(lockfd)
 
 
 def update(root, cid, resources):
