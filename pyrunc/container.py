@@ -8,7 +8,6 @@ import time
 # _signal, not signal: the signal module builds enums (enum costs ~7 ms to import).
 import _signal as signal
 
-from pyrunc import initpipe
 from pyrunc.errors import ContainerNotRunning, PyruncError
 from pyrunc.state import EXEC_FIFO, Store, process_start_time, write_pid_file
 
@@ -77,9 +76,12 @@ class Container:
     def status(self):
         if not self.init_alive():
             return "stopped"
-        mgr = self.cgroup_manager()
-        if mgr is not None and mgr.frozen():
-            return "paused"
+        saved = self.record.get("cgroup")
+        if saved:
+            from pyrunc.cgroups import frozen_from_state
+
+            if frozen_from_state(saved):
+                return "paused"
         if os.path.exists(os.path.join(self.dir, EXEC_FIFO)):
             return "created"
         return "running"
@@ -154,6 +156,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
            no_new_keyring=False, preserve_fds=0, config=None):
     """Create a container; returns the Container once its init waits on exec.fifo.
     console_socket: a unix socket path (runc's --console-socket), or a connected socket."""
+    from pyrunc import initpipe
     from pyrunc import syscalls as sc
     from pyrunc.init import InitSpec, preimport, stage1
 
@@ -290,6 +293,7 @@ def spec_rootfs(config, bundle):
 
 def _drive_init(sock, made, config, linux, bundle, cid):
     """Answer the container side's requests until it says "ready"; returns the init pid."""
+    from pyrunc import initpipe
     from pyrunc.hooks import run_hooks
 
     stage1_pid = made.pids[0]

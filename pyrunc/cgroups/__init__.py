@@ -117,3 +117,25 @@ def load_manager(saved):
 
         return V2Manager.from_state(saved)
     raise PyruncError(f"cgroup: invalid saved cgroup state (cgroup_version {v!r})")
+
+
+def frozen_from_state(saved):
+    """Whether a container's cgroup is frozen, from its saved state: the `state` and
+    `list` paths read one file instead of importing and building a manager."""
+    paths = saved.get("paths") or {}
+    if saved.get("cgroup_version") == 2:
+        path, name, frozen = paths.get(""), "cgroup.freeze", "1"
+    else:
+        path, name, frozen = paths.get("freezer"), "freezer.state", None
+    if not path:
+        return False
+    try:
+        with open(os.path.join(path, name)) as f:
+            value = f.read().strip()
+    except OSError:
+        return False
+    if frozen is not None:
+        return value == frozen
+    if value == "THAWED":
+        return False
+    return load_manager(saved).frozen()  # FROZEN or FREEZING: the manager's full check

@@ -107,9 +107,8 @@ def run(argv):
     if not rest or gopts["help"] or rest[0] in ("help", "h"):
         topic = rest[1] if len(rest) > 1 and rest[0] in ("help", "h") else None
         if topic and topic in COMMANDS:
-            import importlib
-
-            sys.stdout.write(_command_help(topic, importlib.import_module(f"pyrunc.cli.{topic}")))
+            __import__(f"pyrunc.cli.{topic}")
+            sys.stdout.write(_command_help(topic, sys.modules[f"pyrunc.cli.{topic}"]))
         else:
             sys.stdout.write(_main_help())
         return 0
@@ -118,9 +117,8 @@ def run(argv):
         log.error(f"No help topic for '{name}'")
         return 1
     try:
-        import importlib
-
-        mod = importlib.import_module(f"pyrunc.cli.{name}")
+        __import__(f"pyrunc.cli.{name}")  # not importlib: ~0.7 ms of imports
+        mod = sys.modules[f"pyrunc.cli.{name}"]
         opts, args = parse(mod.FLAGS + [Flag("help,h")], rest[1:],
                            getattr(mod, "STOP_AT_POSITIONAL", False))
         if opts.pop("help"):
