@@ -567,10 +567,10 @@ def _check_linux(config, p):
     for key in ("uidMappings", "gidMappings"):
         _check_id_mappings(linux.get(key), L + (key,), p)
 
-    # hostname / domainname need a UTS namespace
+    # hostname / domainname need a UTS namespace (a Linux rule: not for freebsd/zos configs)
     for key in ("hostname", "domainname"):
         v = config.get(key)
-        if isinstance(v, str) and v and "uts" not in ns:
+        if isinstance(v, str) and v and "uts" not in ns and isinstance(config.get("linux"), dict):
             p.add((key,), f'setting the {key} needs a UTS namespace ("uts" in linux.namespaces)')
 
     # time namespace offsets
