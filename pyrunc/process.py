@@ -290,8 +290,12 @@ def prepare(proc, linux, preserve_fds, warn=None):
     env = list(proc.get("env") or ())
     if env_value(env, "HOME") is None:
         env.append("HOME=" + home_for(user.get("uid", 0)))
-    if preserve_fds and env_value(env, "LISTEN_FDS") is None:
-        env.append(f"LISTEN_FDS={preserve_fds}")
+    # Socket activation (as runc): the runtime's $LISTEN_FDS fds come first after stdio
+    # (then the --preserve-fds ones), and the process is told it owns them.
+    listen = os.environ.get("LISTEN_FDS", "")
+    if listen.isdigit() and int(listen) > 0:
+        env = [e for e in env if not e.startswith(("LISTEN_FDS=", "LISTEN_PID="))]
+        env += [f"LISTEN_FDS={listen}", "LISTEN_PID=1"]
     args = proc.get("args") or []
     if not args:
         raise PyruncError("process.args must not be empty")

@@ -194,8 +194,22 @@ def test_preserve_fds(rt, tmp_path):
                         "run", "--preserve-fds", "1", "--bundle", str(b), "pfd"],
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, p.stderr
-    assert p.stdout.split()[:2] == ["from-the-host", "LISTEN_FDS=1"]
+    assert p.stdout.split()[:2] == ["from-the-host", "LISTEN_FDS="]  # not socket activation
     assert sorted(p.stdout.split()[2:]) == ["0", "1", "2", "3", "4"]  # 4: ls's own dir fd
+
+
+def test_socket_activation_fds(rt, tmp_path):
+    """$LISTEN_FDS of the runtime: passed on as fds 3.. with LISTEN_FDS=n LISTEN_PID=1
+    (as runc), before the --preserve-fds ones."""
+    (tmp_path / "a").write_text("listen-fd\n")
+    (tmp_path / "b").write_text("preserved-fd\n")
+    b = rt.bundle(["sh", "-c", "cat <&3; cat <&4; echo $LISTEN_FDS $LISTEN_PID"])
+    rt.ids.add("sa")
+    p = subprocess.run(["sh", "-c", f'exec 3<"{tmp_path}/a" 4<"{tmp_path}/b"; LISTEN_FDS=1 exec "$0" "$@"',
+                        rt.binary, "--root", rt.root, "run", "--preserve-fds", "1", "--bundle", str(b), "sa"],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["listen-fd", "preserved-fd", "1", "1"]
 
 
 def test_preserve_fds_not_open_is_error(rt):
