@@ -686,3 +686,87 @@ def check_state_doc(st: dict, *, cid: str, bundle: Path | None = None) -> None:
         expect(isinstance(ann, dict) and all(isinstance(k, str) and k and isinstance(v, str)
                                              for k, v in ann.items()),
                f"annotations is not a string map: {ann!r}")
+
+
+# --------------------------------------------------------------------------- cgroup / leak helpers
+
+# The config.md example's cgroup mount: the container's own cgroups at /sys/fs/cgroup (ro).
+CGROUP_MOUNT = {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+
+
+def cgroup_dirs_of(pid) -> dict[str, Path]:
+    """{hierarchy key: host directory} of pid's cgroups ('memory', 'cpu,cpuacct', '' for
+    v2...), for the hierarchies mounted in this mount namespace."""
+    hier = cgroup_hierarchies()
+    return {key: Path(hier[key]) / path.lstrip("/")
+            for key, path in read_proc_cgroup(pid).items() if key in hier}
+
+
+def cgroup_file(pid, controller: str, name: str) -> str | None:
+    """The stripped content of ``name`` in pid's cgroup of ``controller`` (v1), read on
+    the host through /proc/PID/cgroup + mountinfo; None if it cannot be read."""
+    for key, d in cgroup_dirs_of(pid).items():
+        if controller in key.split(","):
+            try:
+                return (d / name).read_text().strip()
+            except OSError:
+                return None
+    return None
+
+
+def pids_in_cgroup_path(rel: str) -> list[int]:
+    """Host pids whose /proc/PID/cgroup has a path ending in /``rel`` (any hierarchy)."""
+    out = []
+    suffix = "/" + rel.strip("/")
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != os.getpid():
+            if any(p.rstrip("/").endswith(suffix) for p in read_proc_cgroup(name).values()):
+                out.append(int(name))
+    return out
+
+
+def pids_rooted_in(path: Path) -> list[int]:
+    """Host pids whose root directory is ``path`` (same device and inode: a container's
+    processes after pivot_root, whose /proc/PID/root link text is just "/")."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return []
+    want = (st.st_dev, st.st_ino)
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                rs = os.stat(f"/proc/{name}/root")
+            except OSError:
+                continue
+            if (rs.st_dev, rs.st_ino) == want:
+                out.append(int(name))
+    return out
+
+
+def failed_create_leftovers(ctx: "Ctx", c: "Container") -> list[str]:
+    """What a failed ``create`` of container ``c`` left behind (runtime.md#errors: "generating
+    an error MUST leave the state of the environment as if the operation were never
+    attempted"): a container the runtime still reports, cgroup dirs for its cgroupsPath,
+    processes in those cgroups or rooted in its rootfs, mounts under the case's temp dir."""
+    left = []
+    res = ctx.state_result(c.id)
+    if res.ok:
+        left.append(f"`state {c.id}` still succeeds ({' '.join(res.out.split())[:80]})")
+    rel = str(c.bundle.linux.get("cgroupsPath", "")).lstrip("/")
+    if rel:
+        dirs = [str(d) for d in cgroup_candidates(rel) if d.is_dir()]
+        if dirs:
+            left.append(f"{len(dirs)} cgroup dir(s) left, e.g. {dirs[0]}")
+        pids = pids_in_cgroup_path(rel)
+        if pids:
+            left.append(f"processes left in its cgroups: {pids}")
+    pids = pids_rooted_in(c.bundle.rootfs)
+    if pids:
+        left.append(f"processes left rooted in its rootfs: {pids}")
+    mnts = mounts_under(ctx.tmp)
+    if mnts:
+        left.append(f"mounts left: {', '.join(mnts)}")
+    return left

@@ -153,9 +153,11 @@ class _Creation:
 
 
 def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False,
-           no_new_keyring=False, preserve_fds=0, config=None):
+           no_new_keyring=False, preserve_fds=0, listen_fds=0, config=None):
     """Create a container; returns the Container once its init waits on exec.fifo.
-    console_socket: a unix socket path (runc's --console-socket), or a connected socket."""
+    console_socket: a unix socket path (runc's --console-socket), or a connected socket.
+    preserve_fds: fds after stdio passed on, of which the first listen_fds are
+    socket-activation fds (the process gets LISTEN_FDS/LISTEN_PID)."""
     from pyrunc import initpipe
     from pyrunc import syscalls as sc
     from pyrunc.init import InitSpec, preimport, stage1
@@ -204,6 +206,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             con_sock = console_socket  # an already connected socket (run's own console)
         spec = InitSpec(config, bundle, no_pivot=no_pivot, no_new_keyring=no_new_keyring,
                         console_sock=con_sock, fifo_fd=fifo_fd, preserve_fds=preserve_fds,
+                        listen_fds=listen_fds,
                         container_id=cid)
         preimport(spec)
         from pyrunc import rootfs

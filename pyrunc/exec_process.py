@@ -80,7 +80,7 @@ def _join_namespaces(init_pid, types):
     namespaces.join(fds)
 
 
-def _helper(sock, c, proc, console_sock, preserve_fds):
+def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds):
     from pyrunc import process
     from pyrunc import syscalls as sc
 
@@ -97,7 +97,7 @@ def _helper(sock, c, proc, console_sock, preserve_fds):
 
                     os.setsid()
                     console.setup_in_container(console_sock, proc.get("consoleSize"))
-                prepared = process.prepare(proc, c.config.get("linux") or {}, preserve_fds)
+                prepared = process.prepare(proc, c.config.get("linux") or {}, listen_fds)
                 process.execute(prepared, preserve_fds)
             except BaseException as e:  # noqa: BLE001 - reported to the runtime
                 from pyrunc.init import report_failure
@@ -111,7 +111,7 @@ def _helper(sock, c, proc, console_sock, preserve_fds):
         report_failure(sock, e)
 
 
-def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0):
+def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0, listen_fds=0):
     """Start proc in container c; returns the new process's host pid once it has exec'd."""
     import sys
 
@@ -135,7 +135,7 @@ def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0):
     helper = os.fork()
     if helper == 0:
         parent.close()
-        _helper(child, c, proc, con, preserve_fds)
+        _helper(child, c, proc, con, preserve_fds, listen_fds)
     child.close()
     if con is not None:
         con.close()

@@ -13,14 +13,16 @@ class InitSpec:
     """Everything the container side needs; built by the runtime before fork."""
 
     def __init__(self, config, bundle, *, no_pivot=False, no_new_keyring=False,
-                 console_sock=None, fifo_fd=None, preserve_fds=0, container_id=""):
+                 console_sock=None, fifo_fd=None, preserve_fds=0, container_id="",
+                 listen_fds=0):
         self.config = config
         self.bundle = bundle
         self.no_pivot = no_pivot
         self.no_new_keyring = no_new_keyring
         self.console_sock = console_sock
         self.fifo_fd = fifo_fd
-        self.preserve_fds = preserve_fds
+        self.preserve_fds = preserve_fds  # fds after stdio passed on (listen_fds first)
+        self.listen_fds = listen_fds
         self.container_id = container_id
         self.linux = config.get("linux") or {}
         self.process = config.get("process") or {}
@@ -195,7 +197,7 @@ def _init(spec, sock):
         sysctl.apply(linux["sysctl"], nsmap, config.get("hostname"))
     if ctx is not None:
         rootfs.finalize(ctx)
-    prepared = process.prepare(proc, linux, spec.preserve_fds,
+    prepared = process.prepare(proc, linux, spec.listen_fds,
                                warn=lambda m: initpipe.send(sock, "debug", msg=m))
     initpipe.send(sock, "ready")
     sock.close()

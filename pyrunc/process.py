@@ -257,7 +257,7 @@ class Prepared:
         self.path, self.args, self.env, self.final_cpus = path, args, env, final_cpus
 
 
-def prepare(proc, linux, preserve_fds, warn=None):
+def prepare(proc, linux, listen_fds=0, warn=None):
     """Apply process attributes in the order runc does (standard_init_linux.go), up to but
     not including execve; the executable is looked up now so that a missing one fails
     create (or exec), not start."""
@@ -292,10 +292,9 @@ def prepare(proc, linux, preserve_fds, warn=None):
         env.append("HOME=" + home_for(user.get("uid", 0)))
     # Socket activation (as runc): the runtime's $LISTEN_FDS fds come first after stdio
     # (then the --preserve-fds ones), and the process is told it owns them.
-    listen = os.environ.get("LISTEN_FDS", "")
-    if listen.isdigit() and int(listen) > 0:
+    if listen_fds:
         env = [e for e in env if not e.startswith(("LISTEN_FDS=", "LISTEN_PID="))]
-        env += [f"LISTEN_FDS={listen}", "LISTEN_PID=1"]
+        env += [f"LISTEN_FDS={listen_fds}", "LISTEN_PID=1"]
     args = proc.get("args") or []
     if not args:
         raise PyruncError("process.args must not be empty")

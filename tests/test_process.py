@@ -199,13 +199,13 @@ def test_preserve_fds(rt, tmp_path):
 
 
 def test_socket_activation_fds(rt, tmp_path):
-    """$LISTEN_FDS of the runtime: passed on as fds 3.. with LISTEN_FDS=n LISTEN_PID=1
-    (as runc), before the --preserve-fds ones."""
+    """$LISTEN_FDS of the runtime (when $LISTEN_PID is the runtime's pid): passed on as
+    fds 3.. with LISTEN_FDS=n LISTEN_PID=1 (as runc), before the --preserve-fds ones."""
     (tmp_path / "a").write_text("listen-fd\n")
     (tmp_path / "b").write_text("preserved-fd\n")
     b = rt.bundle(["sh", "-c", "cat <&3; cat <&4; echo $LISTEN_FDS $LISTEN_PID"])
     rt.ids.add("sa")
-    p = subprocess.run(["sh", "-c", f'exec 3<"{tmp_path}/a" 4<"{tmp_path}/b"; LISTEN_FDS=1 exec "$0" "$@"',
+    p = subprocess.run(["sh", "-c", f'exec 3<"{tmp_path}/a" 4<"{tmp_path}/b"; LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" "$@"',
                         rt.binary, "--root", rt.root, "run", "--preserve-fds", "1", "--bundle", str(b), "sa"],
                        capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, p.stderr

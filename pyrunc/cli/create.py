@@ -13,7 +13,9 @@ FLAGS = [
 
 
 def preserved_fds(opts):
-    """--preserve-fds N plus $LISTEN_FDS (as runc), the fds after stdio to pass on."""
+    """(fds after stdio to pass on, how many of them are socket-activation fds): runc
+    passes $LISTEN_FDS fds first when $LISTEN_PID is its own pid (systemd's protocol),
+    then --preserve-fds N more."""
     import os
 
     from pyrunc.errors import UsageError
@@ -22,15 +24,15 @@ def preserved_fds(opts):
     if n < 0:
         raise UsageError("--preserve-fds must be >= 0")
     listen = os.environ.get("LISTEN_FDS", "")
-    if listen.isdigit():
-        n += int(listen)
-    return n
+    listen = int(listen) if listen.isdigit() and os.environ.get("LISTEN_PID") == str(os.getpid()) else 0
+    return n + listen, listen
 
 
 def run(ctx, opts, args):
     from pyrunc.container import create
 
+    total, listen = preserved_fds(opts)
     create(ctx.root, args[0], opts["bundle"] or ".", pid_file=opts["pid_file"] or None,
            console_socket=opts["console_socket"] or None, no_pivot=opts["no_pivot"],
-           no_new_keyring=opts["no_new_keyring"], preserve_fds=preserved_fds(opts))
+           no_new_keyring=opts["no_new_keyring"], preserve_fds=total, listen_fds=listen)
     return 0

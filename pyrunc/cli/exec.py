@@ -56,9 +56,10 @@ def run(ctx, opts, args):
     proc = build_process(c.config.get("process"), opts)
     if not opts["detach"]:
         signals.block_all()
+    total, listen = preserved_fds(opts)
     try:
         pid = exec_in(c, proc, console_socket=opts["console_socket"] or None,
-                      pid_file=opts["pid_file"] or None, preserve_fds=preserved_fds(opts))
+                      pid_file=opts["pid_file"] or None, preserve_fds=total, listen_fds=listen)
     except PyruncError as e:
         # runc's wording and exit code for a process that could not be started
         err = PyruncError(f"exec failed: {e}")

@@ -26,10 +26,11 @@ def run(ctx, opts, args):
 
         proxy = Proxy()
         console = proxy.theirs
+    total, listen = preserved_fds(opts)
     c = container.create(ctx.root, cid, bundle, pid_file=opts["pid_file"] or None,
                          console_socket=console, no_pivot=opts["no_pivot"],
-                         no_new_keyring=opts["no_new_keyring"], preserve_fds=preserved_fds(opts),
-                         config=config)
+                         no_new_keyring=opts["no_new_keyring"], preserve_fds=total,
+                         listen_fds=listen, config=config)
     if not opts["detach"]:
         signals.block_all()
     try:
