@@ -1,6 +1,4 @@
 """OCI hooks (config.md "POSIX-platform Hooks"): each gets the container state on stdin."""
-import os
-
 from pyrunc.errors import HookError, PyruncError  # noqa: F401 - HookError re-exported
 
 

@@ -147,7 +147,6 @@ def preimport(spec):
 
     hooks_cfg = spec.config.get("hooks") or {}
     if hooks_cfg.get("startContainer") or hooks_cfg.get("createContainer"):
-        import json  # noqa: F401
         import subprocess  # noqa: F401
 
 

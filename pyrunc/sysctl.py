@@ -52,6 +52,27 @@ def proc_path(key):
     return "/proc/sys/" + normalize(key).translate(_SWAP)  # in the dotted form "/" is a "."
 
 
+def problem(key, separate):
+    """Why sysctl `key` may not be set (runc's rules), or None. separate(nstype) tells
+    whether the container has a namespace of that type other than the runtime's."""
+    key = normalize(key)
+    if key in IPC_SYSCTLS or key.startswith("fs.mqueue."):
+        if separate("ipc"):
+            return None
+        return 'needs the container\'s own IPC namespace ("ipc" in linux.namespaces)'
+    if key.startswith("net."):
+        if separate("network"):
+            return None
+        return 'needs the container\'s own network namespace ("network" in linux.namespaces)'
+    if key in ("kernel.hostname", "kernel.domainname"):
+        if not separate("uts"):
+            return 'needs the container\'s own UTS namespace ("uts" in linux.namespaces)'
+        if key == "kernel.hostname":
+            return 'conflicts with the "hostname" field; set that instead'
+        return None
+    return "is not namespaced: it cannot be set for a container"
+
+
 def check(sysctls, nsmap, hostname=None, compare_host=False):
     """Raise SysctlError for the first sysctl the namespaces do not allow.
     nsmap: {type: path or None (new)} as namespaces.config_namespaces() returns."""
@@ -62,27 +83,10 @@ def check(sysctls, nsmap, hostname=None, compare_host=False):
         path = nsmap[nstype]
         return path is None or not (compare_host and _is_own_ns(nstype, path))
 
-    for raw in sysctls or {}:
-        key = normalize(raw)
-        if key in IPC_SYSCTLS or key.startswith("fs.mqueue."):
-            if not separate("ipc"):
-                raise SysctlError(f"linux.sysctl {key}: not allowed in the host's ipc namespace "
-                                  f"(the container needs its own ipc namespace)")
-            continue
-        if key.startswith("net."):
-            if not separate("network"):
-                raise SysctlError(f"linux.sysctl {key}: not allowed in the host's network namespace "
-                                  f"(the container needs its own network namespace)")
-            continue
-        if key in ("kernel.hostname", "kernel.domainname"):
-            if not separate("uts"):
-                raise SysctlError(f"linux.sysctl {key}: not allowed in the host's uts namespace "
-                                  f"(the container needs its own uts namespace)")
-            if key == "kernel.hostname":
-                raise SysctlError("linux.sysctl kernel.hostname: conflicts with the hostname field; "
-                                  "set that instead")
-            continue
-        raise SysctlError(f"linux.sysctl {key}: not in a separate kernel namespace, refused")
+    for key in sysctls or {}:
+        why = problem(key, separate)
+        if why:
+            raise SysctlError(f"linux.sysctl {normalize(key)}: {why}")
 
 
 def validate(config):

@@ -1,7 +1,6 @@
 """The command-line frame: runc's global flags, usage errors, logging, and the
 commands that need no container (spec, validate, features)."""
 import json
-import os
 import subprocess
 import sys
 

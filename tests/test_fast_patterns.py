@@ -1,7 +1,6 @@
 """fastschema's predicates for our schema patterns equal re.search (so create needs no re)."""
 import json
 import re
-from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st

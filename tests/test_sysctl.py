@@ -13,13 +13,13 @@ def test_check_rules():
                   "fs.mqueue.msg_max": "1", "net.ipv4.ip_forward": "1",
                   "net/ipv4/conf/all/forwarding": "1", "kernel.domainname": "x"}, new)
     refused = [
-        ({"kernel.shmmax": "1"}, {"network": None}, "ipc namespace"),
-        ({"fs.mqueue.queues_max": "1"}, {}, "ipc namespace"),
+        ({"kernel.shmmax": "1"}, {"network": None}, "IPC namespace"),
+        ({"fs.mqueue.queues_max": "1"}, {}, "IPC namespace"),
         ({"net.core.somaxconn": "1"}, {"ipc": None}, "network namespace"),
-        ({"kernel.domainname": "x"}, {}, "uts namespace"),
-        ({"kernel.hostname": "x"}, new, "hostname field"),
-        ({"vm.swappiness": "1"}, new, "not in a separate kernel namespace"),
-        ({"kernel.pid_max": "1"}, new, "not in a separate kernel namespace"),
+        ({"kernel.domainname": "x"}, {}, "UTS namespace"),
+        ({"kernel.hostname": "x"}, new, '"hostname" field'),
+        ({"vm.swappiness": "1"}, new, "not namespaced"),
+        ({"kernel.pid_max": "1"}, new, "not namespaced"),
     ]
     for sysctls, nsmap, words in refused:
         with pytest.raises(sysctl.SysctlError) as e:

@@ -49,7 +49,7 @@ def run(ctx, opts, args):
         except ValueError as e:
             raise PyruncError(f"process file {opts['process']}: invalid JSON: {e}") from None
         if not isinstance(opts["process"], dict):
-            raise PyruncError(f"process file: must be a JSON object")
+            raise PyruncError("process file: must be a JSON object")
     elif len(args) < 2:
         raise UsageError('pyrunc: "exec" requires a minimum of 2 arguments')
     opts["args"] = args[1:]
