@@ -10,6 +10,7 @@ import time
 _path = None
 _format = "text"
 _debug = False
+_pending = []  # json --log: warnings held until the command ends (see finish())
 LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -58,7 +59,19 @@ def error(msg):
 
 
 def warning(msg):
-    _write("warning", msg)
+    if _format == "json" and _path:
+        _pending.append(msg)
+    else:
+        _write("warning", msg)
+
+
+def finish(failed):
+    """End of a command. podman parses a failed command's --log file as one JSON
+    document: then only the error line is written; otherwise the held warnings are."""
+    if not failed:
+        for msg in _pending:
+            _write("warning", msg)
+    _pending.clear()
 
 
 def debug(msg):

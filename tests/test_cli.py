@@ -191,3 +191,24 @@ def test_validate_cli_on_official_documents(tmp_path):
                 except ValueError:
                     continue  # not JSON: the one-line load error names the file instead
                 assert any(l.startswith("/") and ": " in l for l in full.stdout.splitlines()), doc.name
+
+
+def test_failed_command_writes_exactly_one_json_line(tmp_path):
+    """podman reads a failed command's --log file as one JSON document: warnings that
+    came before the error (here: a failing poststop hook) must not be in it."""
+    from conftest import busybox_path
+    from pyrunc.bundle import make_rootfs
+    from pyrunc.spec.default import default_config
+
+    make_rootfs(str(tmp_path / "rootfs"), busybox_path())
+    c = default_config()
+    c["process"].update(terminal=False, args=["true"])
+    c["linux"]["cgroupsPath"] = "pyrunc-test-log/x"
+    c["hooks"] = {"createRuntime": [{"path": "/bin/false"}], "poststop": [{"path": "/bin/false"}]}
+    (tmp_path / "config.json").write_text(json.dumps(c))
+    log = tmp_path / "log.json"
+    p = run("--root", tmp_path / "state", "--log", log, "--log-format", "json", "create",
+            "--bundle", tmp_path, "x")
+    assert p.returncode == 1
+    doc = json.loads(log.read_text())  # one document
+    assert doc["level"] == "error" and "createRuntime" in doc["msg"]

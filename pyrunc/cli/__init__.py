@@ -150,7 +150,10 @@ def run(argv):
 
 
 def main():
+    from pyrunc import log
+
     code = run(sys.argv[1:])
+    log.finish(failed=code != 0 and code is not None)
     try:
         sys.stdout.flush()
     except (OSError, ValueError):
