@@ -189,6 +189,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     made = _Creation(store, cid)
     con_sock = None
     parent_sock = child_sock = None
+    lockfd = fifo_fd = None
     try:
         made.state_dir = store.create_dir(cid)
         lockfd = store.lock(cid)
@@ -247,7 +248,6 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             initpipe.recv(parent_sock)  # stage-1 died: raises its error message
             raise
         init_pid = _drive_init(parent_sock, made, config, linux, bundle, cid)
-        os.close(fifo_fd)
         record = {
             "id": cid,
             "bundle": bundle,
@@ -263,7 +263,6 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         store.save(cid, record)
         if pid_file:
             write_pid_file(pid_file, init_pid)
-        os.close(lockfd)
         return Container(store, cid, record)
     except BaseException as e:
         made.undo()
@@ -276,6 +275,9 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             run_hooks(config, "poststop", st, warn_only=True)
         raise
     finally:
+        for fd in (fifo_fd, lockfd):
+            if fd is not None:
+                os.close(fd)
         if parent_sock is not None:
             parent_sock.close()
 
