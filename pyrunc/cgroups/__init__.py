@@ -86,6 +86,18 @@ class Manager:
     def to_state(self) -> dict:
         raise NotImplementedError
 
+    @classmethod
+    def from_state(cls, saved):
+        """The manager ``to_state()`` described: ``saved`` goes to the
+        subclass's constructor as ``_state`` (which reads no cgroup files)."""
+        try:
+            return cls(saved.get("container_id"), saved.get("cgroups_path"),
+                       rootless=bool(saved.get("rootless")), _state=saved)
+        except (KeyError, TypeError, AttributeError):
+            from pyrunc.errors import PyruncError
+
+            raise PyruncError("cgroup: invalid saved cgroup state") from None
+
     def oom_eventfd(self):
         return None
 

@@ -104,14 +104,6 @@ class V2Manager(Manager):
             "created": list(self.created),
         }
 
-    @classmethod
-    def from_state(cls, saved):
-        try:
-            return cls(saved.get("container_id"), saved.get("cgroups_path"),
-                       rootless=bool(saved.get("rootless")), _state=saved)
-        except (KeyError, TypeError, AttributeError):
-            raise PyruncError("cgroup: invalid saved cgroup state") from None
-
     # -- create / apply / destroy ------------------------------------------------
 
     def create(self):
@@ -226,7 +218,7 @@ class V2Manager(Manager):
                 write_file("cpuset", p, "cpuset.mems", cpu["mems"])
         self._set_hugetlb(r, need)
         if need("rdma", bool(r.get("rdma"))):
-            from pyrunc.cgroups.v1 import rdma_line
+            from pyrunc.cgroups.v1_controllers import rdma_line
 
             for dev, lim in r["rdma"].items():
                 write_file("rdma", p, "rdma.max", rdma_line(dev, lim))
@@ -356,14 +348,14 @@ class V2Manager(Manager):
         limits = r.get("hugepageLimits") or ()
         if not need("hugetlb", bool(limits)):
             return
-        from pyrunc.cgroups.v1 import _check_pagesize
+        from pyrunc.cgroups.v1_controllers import check_pagesize
 
         skip_rsvd = False
         for h in limits:
             if not isinstance(h, dict):
                 raise error("hugetlb", f"invalid hugepageLimits entry {h!r}")
             ps = h.get("pageSize")
-            _check_pagesize("hugetlb", ps)
+            check_pagesize("hugetlb", ps)
             val = str(_int("hugetlb", "limit", h.get("limit")))
             write_file("hugetlb", self.path, f"hugetlb.{ps}.max", val)
             if skip_rsvd:
