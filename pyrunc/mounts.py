@@ -284,6 +284,11 @@ def fail(what, e):
     raise MountError(f"{what}: {why(e) if isinstance(e, OSError) else e}") from None
 
 
+def describe(source, dest, fstype):
+    """What a mount is, for errors ("mount SRC to DEST (type T)", or "(bind)" without fstype)."""
+    return f"mount {source or fstype or 'none'} to {dest} ({'type ' + fstype if fstype else 'bind'})"
+
+
 # ---------------------------------------------------------------------------------------
 # mounting through descriptors
 

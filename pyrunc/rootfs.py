@@ -1,7 +1,10 @@
 """The container's root filesystem, run by the init inside its new mount namespace:
 prepare() (propagation, rootfs bind, mounts, devices), then (createContainer hooks),
 pivot(), and after hostname/console/sysctl finalize() (read-only tmpfs and /dev,
-readonly paths, masked paths, read-only root).
+readonly paths, masked paths, read-only root: pyrunc.rootfs_finalize). Idmapped bind
+mounts (and the detached trees the runtime prepares for them before fork) are in
+pyrunc.idmapped_mounts; finalize, prepare_idmapped_mounts and close_prepared_mounts are
+importable from here too.
 
 Safety rules kept everywhere:
 - before anything is mounted, the whole mount tree of the new namespace is made rprivate
@@ -19,10 +22,19 @@ import errno
 import os
 import stat
 
-from pyrunc import devices, mounts, sysctl  # noqa: F401 - sysctl: used by the init after pivot_root
+from pyrunc import devices, idmapped_mounts, mounts, rootfs_finalize, sysctl
 from pyrunc import syscalls as sc
 from pyrunc.errors import PyruncError
+from pyrunc.idmapped_mounts import close_prepared_mounts, prepare_idmapped_mounts
 from pyrunc.mounts import MountError, fd_path, open_in_root, why
+from pyrunc.rootfs_finalize import finalize
+
+__all__ = ["RootfsContext", "prepare", "mount_one", "pivot", "finalize",
+           "prepare_idmapped_mounts", "close_prepared_mounts"]
+
+# The init runs these after pivot_root, where nothing can be imported any more: imported
+# above, before it (pyrunc.init's preimport() imports this module before fork).
+USED_AFTER_PIVOT = (mounts, rootfs_finalize, sysctl)
 
 PROPAGATION = mounts.PROPAGATION
 DEFAULT_MOUNT_FLAGS = sc.MS_NOEXEC | sc.MS_NOSUID | sc.MS_NODEV
@@ -72,10 +84,6 @@ def _clean(dest):
     return os.path.normpath("/" + (dest or "").lstrip("/"))
 
 
-def _describe(source, dest, fstype):
-    return f"mount {source or fstype or 'none'} to {dest} ({'type ' + fstype if fstype else 'bind'})"
-
-
 # ---------------------------------------------------------------------------------------
 # prepare
 
@@ -117,16 +125,14 @@ def mount_one(ctx, m, index=None):
     fstype = m.get("type") or ""
     source = m.get("source") or ""
     opts = mounts.Options(m.get("options"))
-    what = _describe(source, dest, "" if (opts.is_bind or fstype == "bind") else fstype)
+    what = mounts.describe(source, dest, "" if (opts.is_bind or fstype == "bind") else fstype)
     try:
         if opts.is_bind or fstype == "bind":
-            idmap = None
-            if index in _prepared:
-                idmap = _prepared[index]
-            elif opts.idmap or m.get("uidMappings") or m.get("gidMappings"):
-                idmap = _idmap_mappings(ctx.linux, ctx.nsmap, m, opts, what)
+            idmap = idmapped_mounts.prepared_tree(index)
+            if idmap is None and idmapped_mounts.wanted(m, opts):
+                idmap = idmapped_mounts.mappings(ctx.linux, ctx.nsmap, m, opts, what)
             _bind(ctx, dest, source, opts, what, idmap)
-        elif opts.idmap or m.get("uidMappings") or m.get("gidMappings"):
+        elif idmapped_mounts.wanted(m, opts):
             raise MountError(f"{what}: idmapped mounts are supported for bind mounts only")
         elif fstype == "cgroup":
             _cgroup(ctx, dest, source, opts, what)
@@ -200,7 +206,7 @@ def _bind(ctx, dest, source, opts, what, idmap=None, src_fd=None):
             if isinstance(idmap, int):  # a tree the runtime made (prepare_idmapped_mounts)
                 mounts.attach_tree(idmap, fd)
             elif idmap is not None:
-                tree = _idmapped_tree(src_fd, opts, idmap, what, "user" in ctx.nsmap)
+                tree = idmapped_mounts.detached_tree(src_fd, opts, idmap, what, "user" in ctx.nsmap)
                 try:
                     mounts.attach_tree(tree, fd)
                 finally:
@@ -233,83 +239,6 @@ def _after_mount(ctx, dest, opts, what, bind=False, fd=None):
     finally:
         if own:
             os.close(fd)
-
-
-def _idmap_mappings(linux, nsmap, m, opts, what):
-    uid_maps, gid_maps = m.get("uidMappings"), m.get("gidMappings")
-    if bool(uid_maps) != bool(gid_maps):
-        raise MountError(f"{what}: uidMappings and gidMappings must be given together")
-    if not uid_maps:
-        if "user" not in nsmap:
-            raise MountError(f"{what}: {opts.idmap or 'idmap'} needs uidMappings/gidMappings or a user namespace")
-        uid_maps, gid_maps = linux.get("uidMappings"), linux.get("gidMappings")
-        if not uid_maps or not gid_maps:
-            raise MountError(f"{what}: {opts.idmap or 'idmap'} needs uidMappings/gidMappings "
-                             f"(on the mount or in linux)")
-    return uid_maps, gid_maps, opts.idmap == "ridmap"
-
-
-def _idmapped_tree(src_fd, opts, idmap, what, in_userns=False):
-    uid_maps, gid_maps, recursive_idmap = idmap
-    try:
-        return mounts.idmapped_tree(src_fd, opts.recursive, recursive_idmap, uid_maps, gid_maps)
-    except OSError as e:
-        if in_userns:
-            raise MountError(f"{what}: idmapped mount inside a user namespace: {why(e)} (the "
-                             f"runtime must prepare it before entering the user namespace)") from None
-        if e.errno in (errno.ENOSYS, errno.EINVAL, errno.EPERM, errno.EOPNOTSUPP):
-            raise MountError(f"{what}: idmapped mount not possible here ({why(e)}): it needs "
-                             f"Linux >= 5.12, a filesystem that supports idmapped mounts and "
-                             f"privilege over the source mount") from None
-        raise
-
-
-# Detached idmapped trees made by the runtime before it forks the container's processes
-# (index in config["mounts"] -> fd): with a user namespace the init has no privilege over
-# the host's filesystems any more, so mount_setattr(MOUNT_ATTR_IDMAP) must happen there.
-_prepared = {}
-
-
-def prepare_idmapped_mounts(config, bundle):
-    """Runtime side, before fork: make the idmapped bind mounts of config as detached
-    trees; the container's init (a forked child) attaches them. A no-op without them."""
-    linux = config.get("linux") or {}
-    nsmap = {ns["type"]: ns.get("path") or None for ns in linux.get("namespaces") or ()}
-    for i, m in enumerate(config.get("mounts") or ()):
-        opts = mounts.Options(m.get("options"))
-        if not (opts.is_bind or m.get("type") == "bind"):
-            continue
-        if not (opts.idmap or m.get("uidMappings") or m.get("gidMappings")):
-            continue
-        source = m.get("source") or ""
-        what = _describe(source, m["destination"], "")
-        idmap = _idmap_mappings(linux, nsmap, m, opts, what)
-        src = source if os.path.isabs(source) else os.path.join(bundle, source)
-        try:
-            src_fd = os.open(src, os.O_PATH | os.O_CLOEXEC)
-        except OSError as e:
-            close_prepared_mounts()
-            raise MountError(f"{what}: source {src}: {e.strerror}") from None
-        try:
-            _prepared[i] = _idmapped_tree(src_fd, opts, idmap, what)
-        except OSError as e:
-            close_prepared_mounts()
-            mounts.fail(what, e)
-        except BaseException:
-            close_prepared_mounts()
-            raise
-        finally:
-            os.close(src_fd)
-
-
-def close_prepared_mounts():
-    """Runtime side, after the fork (and on failure): the runtime's copies go."""
-    for fd in _prepared.values():
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    _prepared.clear()
 
 
 def _fs(ctx, dest, fstype, source, opts, what):
@@ -616,95 +545,3 @@ def _reopen_dev_null():
                 os.dup2(fd, i, inheritable=True)
     finally:
         os.close(fd)
-
-
-# ---------------------------------------------------------------------------------------
-# finalize
-
-def finalize(ctx):
-    root = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        via_proc = os.path.exists(fd_path(root))
-        res = _Resolver(root, via_proc)
-        for dest in ctx.ro_later:
-            try:
-                with res.open(dest) as t:
-                    mounts.remount_readonly(t.target, keep_all=True)
-            except OSError as e:
-                raise PyruncError(f"remounting {dest} read-only: {why(e)}") from None
-        for p in ctx.linux.get("readonlyPaths") or ():
-            _readonly_path(res, p)
-        for p in ctx.linux.get("maskedPaths") or ():
-            _mask_path(ctx, res, p)
-        if ctx.readonly:
-            try:
-                with res.open("/") as t:
-                    mounts.remount_readonly(t.target, keep_all=True)
-            except OSError as e:
-                raise PyruncError(f"root.readonly: remounting / read-only: {why(e)}") from None
-    finally:
-        os.close(root)
-
-
-class _Target:
-    def __init__(self, target, fd=None):
-        self.target, self.fd = target, fd
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.fd is not None:
-            os.close(self.fd)
-
-
-class _Resolver:
-    """After pivot_root: container paths to mount targets, through /proc/self/fd when the
-    container has a /proc (no symlink games), else the plain path (we are inside the
-    jail already, so nothing can lead out of it)."""
-
-    def __init__(self, rootfd, via_proc):
-        self.rootfd, self.via_proc = rootfd, via_proc
-
-    def open(self, path):
-        if self.via_proc:
-            fd = open_in_root(self.rootfd, path)
-            return _Target(fd_path(fd), fd)
-        os.stat(path)
-        return _Target(path)
-
-
-def _readonly_path(res, p):
-    try:
-        with res.open(p) as t:
-            sc.mount(t.target, t.target, None, sc.MS_BIND | sc.MS_REC)
-        with res.open(p) as t:
-            mounts.remount_readonly(t.target, keep_all=True)
-            if t.fd is not None:  # submounts too, where the kernel can
-                try:
-                    mounts.set_rec_attr(t.fd, mounts.MOUNT_ATTR_RDONLY, 0)
-                except OSError:
-                    pass
-    except FileNotFoundError:
-        return
-    except OSError as e:
-        if e.errno == errno.ENOENT:
-            return
-        raise PyruncError(f"linux.readonlyPaths {p}: {why(e)}") from None
-
-
-def _mask_path(ctx, res, p):
-    try:
-        with res.open(p) as t:
-            st = os.stat(t.target)
-            if stat.S_ISDIR(st.st_mode):
-                data = f'context="{ctx.mount_label}"' if ctx.mount_label and ctx.selinux else None
-                sc.mount("tmpfs", t.target, "tmpfs", sc.MS_RDONLY, data)
-            else:
-                sc.mount("/dev/null", t.target, None, sc.MS_BIND)
-    except FileNotFoundError:
-        return
-    except OSError as e:
-        if e.errno == errno.ENOENT:
-            return
-        raise PyruncError(f"linux.maskedPaths {p}: {why(e)}") from None
