@@ -334,31 +334,11 @@ def reap_children():
 
 
 def prefix_dirs(prefix):
-    """Where a relative cgroupsPath under `prefix` lands: below this process's own cgroup
-    in every mounted hierarchy (runc's cgroupfs placement; pyrunc does the same)."""
-    own = {}
-    for line in Path("/proc/self/cgroup").read_text().splitlines():
-        _, ctls, path = line.split(":", 2)
-        for c in ctls.split(",") if ctls else [""]:
-            own[c.replace("name=", "")] = path
-    out = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        fields = line.split()
-        sep = fields.index("-")
-        fstype, opts = fields[sep + 1], fields[sep + 3].split(",")
-        if fstype == "cgroup2":
-            key = ""
-        elif fstype == "cgroup":
-            keys = [o.replace("name=", "") for o in opts if o in own or o.replace("name=", "") in own]
-            if not keys:
-                continue
-            key = keys[0]
-        else:
-            continue
-        rel = own.get(key, "/").lstrip("/")
-        out.append(Path(fields[4]) / rel / prefix)
-    return out
+    """Where a relative cgroupsPath under `prefix` lands in every hierarchy: the cgroup
+    manager's own placement (below this process's cgroup, as runc's cgroupfs driver)."""
+    from pyrunc.cgroups import new_manager
 
+    return [Path(p) for p in new_manager("bench", prefix).paths.values()]
 
 def cgroup_pids(prefix):
     pids = set()

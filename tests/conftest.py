@@ -35,6 +35,21 @@ def busybox_path():
     pytest.skip("busybox-static is not installed")
 
 
+def mountinfo(text):
+    """[{mountpoint, opts (set), optional (list of names), fstype, source, super (set), root}]"""
+    out = []
+    for line in text.splitlines():
+        if " - " not in line:
+            continue
+        left, _, right = line.partition(" - ")
+        a, b = left.split(), right.split()
+        out.append({"id": a[0], "parent": a[1], "dev": a[2], "root": a[3], "mountpoint": a[4],
+                    "opts": set(a[5].split(",")),
+                    "optional": [o.split(":")[0] for o in a[6:]],
+                    "fstype": b[0], "source": b[1], "super": set(b[2].split(",")) if len(b) > 2 else set()})
+    return out
+
+
 def prefix_dirs(prefix):
     """Where a relative cgroupsPath under `prefix` lands: below this process's own cgroup
     in every mounted hierarchy (runc's cgroupfs placement)."""
@@ -60,6 +75,54 @@ def prefix_dirs(prefix):
         rel = own.get(key, "/").lstrip("/")
         out.append(Path(fields[4]) / rel / prefix)
     return out
+
+
+class ConsoleReceiver:
+    """A --console-socket listener (as conmon/containerd's shim): takes the pty master
+    sent with SCM_RIGHTS, and reads what the container writes to it."""
+
+    def __init__(self, path):
+        import socket
+        import threading
+
+        self.path = str(path)
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(self.path)
+        self.srv.listen(1)
+        self.fd = None
+        self.thread = threading.Thread(target=self._receive, daemon=True)
+        self.thread.start()
+
+    def _receive(self):
+        import socket
+
+        conn, _ = self.srv.accept()
+        _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+        self.fd = fds[0] if fds else None
+        conn.close()
+
+    def master(self, timeout=10):
+        self.thread.join(timeout)
+        self.srv.close()
+        assert self.fd is not None, "no pty master received on the console socket"
+        return self.fd
+
+    def read_until(self, marker: bytes, timeout=10):
+        import time
+
+        fd = self.master()
+        data = b""
+        end = time.monotonic() + timeout
+        while marker not in data and time.monotonic() < end:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        os.close(fd)
+        return data
 
 
 class Runtime:

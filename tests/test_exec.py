@@ -1,12 +1,10 @@
 """exec: a new process inside a running container, seen from inside and outside."""
 import json
 import os
-import socket
-import threading
-import time
 
 import pytest
 
+from conftest import ConsoleReceiver
 from test_lifecycle import one_line_error, wait_for
 
 
@@ -96,34 +94,7 @@ def test_exec_stopped_and_paused(rt):
 
 def test_exec_tty_console_socket(running, tmp_path):
     rt = running
-    sock_path = str(tmp_path / "c.sock")
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(sock_path)
-    srv.listen(1)
-    got = {}
-
-    def receive():
-        conn, _ = srv.accept()
-        _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
-        got["fd"] = fds[0]
-        conn.close()
-
-    t = threading.Thread(target=receive)
-    t.start()
-    rt.cmd("exec", "--tty", "--detach", "--console-socket", sock_path, "ex", "sh", "-c",
+    console = ConsoleReceiver(tmp_path / "c.sock")
+    rt.cmd("exec", "--tty", "--detach", "--console-socket", console.path, "ex", "sh", "-c",
            "tty; echo tty-done; sleep 1")
-    t.join(10)
-    srv.close()
-    master = got["fd"]
-    data = b""
-    end = time.monotonic() + 10
-    while b"tty-done" not in data and time.monotonic() < end:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        data += chunk
-    os.close(master)
-    assert b"/dev/pts/" in data
+    assert b"/dev/pts/" in console.read_until(b"tty-done")

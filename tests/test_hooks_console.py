@@ -1,12 +1,11 @@
 """Hooks (config.md "POSIX-platform Hooks") and the console socket."""
 import json
 import os
-import socket
 import stat
-import threading
 import time
 from pathlib import Path
 
+from conftest import ConsoleReceiver
 from test_lifecycle import one_line_error, wait_for
 
 
@@ -88,44 +87,17 @@ def test_failing_poststop_only_warns(rt, tmp_path):
 
 
 def test_console_socket(rt, tmp_path):
-    sock_path = str(tmp_path / "console.sock")
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.bind(sock_path)
-    srv.listen(1)
-    got = {}
-
-    def receive():
-        conn, _ = srv.accept()
-        msg, fds, _, _ = socket.recv_fds(conn, 4096, 1)
-        got["fd"] = fds[0]
-        conn.close()
-
-    t = threading.Thread(target=receive)
-    t.start()
+    console = ConsoleReceiver(tmp_path / "console.sock")
 
     def edit(c):
         c["process"]["terminal"] = True
         c["process"]["consoleSize"] = {"height": 33, "width": 111}
 
     b = rt.bundle(["sh", "-c", "tty; stty size; echo done"], edit=edit)
-    rt.create("tty1", b, "--console-socket", sock_path)
-    t.join(10)
-    srv.close()
-    master = got["fd"]
-    assert stat.S_ISCHR(os.fstat(master).st_mode)
+    rt.create("tty1", b, "--console-socket", console.path)
+    assert stat.S_ISCHR(os.fstat(console.master()).st_mode)
     rt.cmd("start", "tty1")
-    data = b""
-    end = time.monotonic() + 10
-    while b"done" not in data and time.monotonic() < end:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        data += chunk
-    os.close(master)
-    text = data.decode(errors="replace")
+    text = console.read_until(b"done").decode(errors="replace")
     assert "/dev/pts/" in text or "/dev/console" in text
     assert "33 111" in text
 

@@ -11,19 +11,7 @@ import uuid
 
 import pytest
 
-
-def mountinfo(text):
-    """[{id, parent, dev, root, mountpoint, opts (set), optional (names), fstype, source, super (set)}]"""
-    out = []
-    for line in text.splitlines():
-        if " - " not in line:
-            continue
-        left, _, right = line.partition(" - ")
-        a, b = left.split(), right.split()
-        out.append({"id": a[0], "parent": a[1], "dev": a[2], "root": a[3], "mountpoint": a[4],
-                    "opts": set(a[5].split(",")), "optional": [o.split(":")[0] for o in a[6:]],
-                    "fstype": b[0], "source": b[1], "super": set(b[2].split(",")) if len(b) > 2 else set()})
-    return out
+from conftest import mountinfo
 
 
 def by_mountpoint(info, mp):
