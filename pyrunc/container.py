@@ -129,9 +129,7 @@ class _Creation:
         self.rollbacks = []  # undo() callables (e.g. netdevices), run first, newest first
 
     def undo(self):
-        from pyrunc import rootfs
-
-        rootfs.close_prepared_mounts()
+        _close_idmapped_mounts()
         for rollback in reversed(self.rollbacks):
             rollback()
         for pid in reversed(self.pids):
@@ -160,7 +158,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     socket-activation fds (the process gets LISTEN_FDS/LISTEN_PID)."""
     from pyrunc import initpipe
     from pyrunc import syscalls as sc
-    from pyrunc.init import InitSpec, preimport, stage1
+    from pyrunc.init import InitSpec, preimport, seccomp_needs_runtime, stage1
 
     store = Store(root)
     store.dir(cid)  # validates the id
@@ -209,11 +207,14 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
                         console_sock=con_sock, fifo_fd=fifo_fd, preserve_fds=preserve_fds,
                         listen_fds=listen_fds,
                         container_id=cid)
-        preimport(spec)
-        from pyrunc import rootfs
+        if seccomp_needs_runtime(linux):
+            preimport(spec)  # else stage-1 does it, while we place it in its cgroups
+            spec.preimported = True
+        if _has_idmapped_mounts(config):
+            from pyrunc import idmapped_mounts
 
-        # Idmapped mounts are made here, as real root, before the init enters its user ns.
-        rootfs.prepare_idmapped_mounts(config, bundle)
+            # Made here, as real root, before the init enters its user namespace.
+            idmapped_mounts.prepare_idmapped_mounts(config, bundle)
         # Reap the init ourselves if create fails after stage-1 exits.
         sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
         parent_sock, child_sock = initpipe.pair()
@@ -227,25 +228,25 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             os.close(lockfd)  # the init must not hold the container's lock
             stage1(spec, child_sock)  # never returns
         made.pids.append(pid)
-        rootfs.close_prepared_mounts()
+        _close_idmapped_mounts()
         child_sock.close()
         if con_sock is not None:
             con_sock.close()
         if config_has_new_userns(linux):
             # stage-1 has unshared its user namespace and waits for its id mappings.
-            initpipe.recv(parent_sock, "userns")
+            initpipe.recv_logged(parent_sock, "userns")
             from pyrunc.namespaces import write_id_mappings
 
             write_id_mappings(pid, linux)
             initpipe.send(parent_sock, "ok")
         # Limits are in place before the process joins (and before any user code runs);
         # meanwhile stage-1 unshares its namespaces.
-        made.cgroup.set(linux.get("resources") or {}, linux_devices=linux.get("devices"))
-        made.cgroup.apply(pid)
         try:
+            made.cgroup.set(linux.get("resources") or {}, linux_devices=linux.get("devices"))
+            made.cgroup.apply(pid)
             initpipe.send(parent_sock, "go")
-        except OSError:
-            initpipe.recv(parent_sock)  # stage-1 died: raises its error message
+        except (OSError, PyruncError):
+            initpipe.raise_pending_error(parent_sock)  # stage-1's own error, if it failed
             raise
         init_pid = _drive_init(parent_sock, made, config, linux, bundle, cid)
         record = {
@@ -282,6 +283,22 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             parent_sock.close()
 
 
+def _has_idmapped_mounts(config):
+    for m in config.get("mounts") or ():
+        if m.get("uidMappings") or m.get("gidMappings") or \
+                any(o in ("idmap", "ridmap") for o in m.get("options") or ()):
+            return True
+    return False
+
+
+def _close_idmapped_mounts():
+    import sys
+
+    mod = sys.modules.get("pyrunc.idmapped_mounts")
+    if mod is not None:
+        mod.close_prepared_mounts()
+
+
 def _new_cgroup_manager(cid, linux):
     from pyrunc.cgroups import new_manager
 
@@ -304,7 +321,7 @@ def _drive_init(sock, made, config, linux, bundle, cid):
     stage1_pid = made.pids[0]
     init_pid = None
     while True:
-        msg = initpipe.recv(sock)
+        msg = initpipe.recv_logged(sock)
         t = msg["t"]
         if t == "pid":
             if config_has_new_userns(linux):
@@ -325,10 +342,6 @@ def _drive_init(sock, made, config, linux, bundle, cid):
             run_hooks(config, "prestart", st)
             run_hooks(config, "createRuntime", st)
             initpipe.send(sock, "ok")
-        elif t in ("warn", "debug"):
-            from pyrunc import log
-
-            (log.warning if t == "warn" else log.debug)(msg["msg"])
         elif t == "ready":
             return init_pid
         else:

@@ -80,11 +80,17 @@ def _join_namespaces(init_pid, types):
     namespaces.join(fds)
 
 
-def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds):
+def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds, preimported):
     from pyrunc import process
     from pyrunc import syscalls as sc
 
     try:
+        if not preimported:
+            from pyrunc.init import preimport_process
+
+            # Here, not in the runtime: this overlaps the runtime's cgroup placement.
+            preimport_process(proc, c.config.get("linux"), c.oci_state("running"),
+                              warn=lambda m: initpipe.send(sock, "warn", msg=m))
         initpipe.recv(sock, "go")
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
         types = {ns["type"] for ns in (c.config.get("linux") or {}).get("namespaces") or ()}
@@ -116,9 +122,11 @@ def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0, list
     import sys
 
     from pyrunc import syscalls as sc
-    from pyrunc.init import preimport_process
+    from pyrunc.init import preimport_process, seccomp_needs_runtime
 
-    preimport_process(proc, c.config.get("linux"), c.oci_state("running"))
+    preimported = seccomp_needs_runtime(c.config.get("linux"))
+    if preimported:
+        preimport_process(proc, c.config.get("linux"), c.oci_state("running"))
     if proc.get("terminal") and not console_socket:
         raise PyruncError("cannot allocate tty if pyrunc will detach without setting console "
                           "socket (pass --console-socket)")
@@ -135,16 +143,20 @@ def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0, list
     helper = os.fork()
     if helper == 0:
         parent.close()
-        _helper(child, c, proc, con, preserve_fds, listen_fds)
+        _helper(child, c, proc, con, preserve_fds, listen_fds, preimported)
     child.close()
     if con is not None:
         con.close()
     pid = None
     try:
-        if mgr is not None:
-            mgr.apply(helper)
-        initpipe.send(parent, "go")
-        pid = initpipe.recv(parent, "pid")["pid"]
+        try:
+            if mgr is not None:
+                mgr.apply(helper)
+            initpipe.send(parent, "go")
+        except (OSError, PyruncError):
+            initpipe.raise_pending_error(parent)  # the helper's own error, if it failed
+            raise
+        pid = initpipe.recv_logged(parent, "pid")["pid"]
         os.waitpid(helper, 0)
         helper = None
         initpipe.recv_eof(parent)  # EOF: the process has exec'd

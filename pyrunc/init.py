@@ -27,6 +27,7 @@ class InitSpec:
         self.linux = config.get("linux") or {}
         self.process = config.get("process") or {}
         self.nsmap = namespaces.config_namespaces(config)
+        self.preimported = False  # set by the runtime if it ran preimport() itself
 
 
 def report_failure(sock, err):
@@ -58,6 +59,9 @@ def stage1(spec, sock):
     from pyrunc import syscalls as sc
 
     try:
+        if not spec.preimported:
+            # Here, not in the runtime: this overlaps the runtime's cgroup placement.
+            preimport(spec, warn=lambda m: initpipe.send(sock, "warn", msg=m))
         join_fds = namespaces.open_paths(spec.nsmap)
         namespaces.join(join_fds)
         nsmap = spec.nsmap
@@ -100,8 +104,17 @@ def init_main(spec, sock):
     os._exit(1)
 
 
-def preimport_process(proc, linux=None, state=None):
-    """Import, in the runtime before fork, what applying a process needs: after
+def seccomp_needs_runtime(linux):
+    """A seccomp notify listener needs the runtime process (its forwarder thread lives
+    there); any other filter can be compiled by the container side before it changes."""
+    sec = (linux or {}).get("seccomp") or {}
+    return bool(sec.get("listenerPath")) or sec.get("defaultAction") == "SCMP_ACT_NOTIFY" or any(
+        isinstance(s, dict) and s.get("action") == "SCMP_ACT_NOTIFY" for s in sec.get("syscalls") or ())
+
+
+def preimport_process(proc, linux=None, state=None, warn=None):
+    """Import, before the container side changes root or user, what applying a process
+    needs (in the runtime before fork, or first thing in stage-1/exec's helper): after
     pivot_root (or as a user-namespaced root that cannot read the host's Python library)
     the container side cannot import anything.
 
@@ -132,7 +145,7 @@ def preimport_process(proc, linux=None, state=None):
     if (linux or {}).get("seccomp"):
         from pyrunc import log, seccomp
 
-        seccomp.prepare(linux["seccomp"], state, warn=log.warning)
+        seccomp.prepare(linux["seccomp"], state, warn=warn or log.warning)
     else:
         import sys
 
@@ -140,9 +153,9 @@ def preimport_process(proc, linux=None, state=None):
             sys.modules["pyrunc.seccomp"].reset()  # nothing left from an earlier container
 
 
-def preimport(spec):
+def preimport(spec, warn=None):
     """preimport_process, plus what the init's set-up needs."""
-    preimport_process(spec.process, spec.linux, _hook_state(spec, "creating"))
+    preimport_process(spec.process, spec.linux, _hook_state(spec, "creating"), warn)
     from pyrunc import hooks, rootfs  # noqa: F401
 
     hooks_cfg = spec.config.get("hooks") or {}

@@ -41,6 +41,29 @@ def recv(sock, expect=None):
     return msg
 
 
+def recv_logged(sock, expect=None):
+    """recv(), logging the container side's "warn"/"debug" messages on the way."""
+    while True:
+        msg = recv(sock)
+        if msg["t"] in ("warn", "debug"):
+            from pyrunc import log
+
+            (log.warning if msg["t"] == "warn" else log.debug)(msg["msg"])
+            continue
+        if expect and msg["t"] != expect:
+            raise InitError(f"init pipe: expected {expect!r}, got {msg['t']!r}")
+        return msg
+
+
+def raise_pending_error(sock):
+    """After a failed step towards the container side (e.g. placing a process that has
+    already died in a cgroup): if it reported an error, raise that one instead."""
+    import select
+
+    while select.select([sock], [], [], 0)[0]:
+        recv_logged(sock)  # raises InitError for an "error" message or EOF
+
+
 def recv_eof(sock):
     """Wait for the peer to close its end (close-on-exec: it exec'd); an "error"
     message instead raises InitError."""
