@@ -240,7 +240,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             write_id_mappings(pid, linux)
             initpipe.send(parent_sock, "ok")
         # Limits are in place before the process joins (and before any user code runs);
-        # meanwhile stage-1 unshares its namespaces.
+        # meanwhile stage-1 imports what the container side needs.
         try:
             made.cgroup.set(linux.get("resources") or {}, linux_devices=linux.get("devices"))
             made.cgroup.apply(pid)

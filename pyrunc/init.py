@@ -53,9 +53,10 @@ def report_failure(sock, err):
 def stage1(spec, sock):
     """Join/unshare namespaces, fork the init, report its pid, exit.
 
-    Everything but the cgroup namespace is done while the runtime places this process
-    in its cgroups (the first cgroup.procs write stalls ~10 ms in the kernel); "go" says
-    placement is done, so the cgroup namespace is rooted at the container's cgroups."""
+    Imports (and a seccomp filter's compilation) happen while the runtime places this
+    process in its cgroups (the first cgroup.procs write stalls ~10 ms in the kernel);
+    "go" says placement is done, so the cgroup namespace is rooted at the container's
+    cgroups."""
     from pyrunc import syscalls as sc
 
     try:
@@ -71,16 +72,16 @@ def stage1(spec, sock):
             initpipe.recv(sock, "ok")
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
-        flags = namespaces.unshare_flags(nsmap, exclude=("user", "cgroup"))
+        # After placement: unsharing (a network namespace above all) waits on RCU too,
+        # and contending with the placement's grace period made both slower (measured).
+        initpipe.recv(sock, "go")
+        flags = namespaces.unshare_flags(nsmap, exclude=("user",))
         if flags:
             try:
                 sc.unshare(flags)
             except OSError as e:
                 raise PyruncError(f"unshare namespaces {sorted(t for t, p in nsmap.items() if p is None)}: "
                                   f"{e.strerror}") from None
-        initpipe.recv(sock, "go")
-        if "cgroup" in nsmap and nsmap["cgroup"] is None:
-            sc.unshare(sc.CLONE_NEWCGROUP)
         if nsmap.get("time", 1) is None and spec.linux.get("timeOffsets"):
             namespaces.write_time_offsets(spec.linux["timeOffsets"])
         # CVE-2019-5736 class: until it execs, the init runs the host's Python, its
