@@ -455,6 +455,11 @@ def parse_signal(text):
             name = "SIG" + name
         if name in SIGNALS:
             return SIGNALS[name]
+        for base, sign in (("SIGRTMIN+", 1), ("SIGRTMAX-", -1)):  # as runc (moby's parser)
+            if name.startswith(base) and name[len(base):].isdigit():
+                n = SIGNALS[base[:-1]] + sign * int(name[len(base):])
+                if signal.SIGRTMIN <= n <= signal.SIGRTMAX:
+                    return n
     raise PyruncError(f'unknown signal "{text}"')
 
 

@@ -226,3 +226,14 @@ def test_device_file_mode_with_type_bits_is_accepted(rt):
 
     out = rt.output_of(["stat", "-c", "%F %a %t:%T", "/dev/mynull"], edit=edit)
     assert out.strip() == "character special file 666 1:3"
+
+
+def test_signal_names_as_runc():
+    from pyrunc.container import parse_signal
+    from pyrunc.errors import PyruncError
+
+    assert [parse_signal(s) for s in ("KILL", "SIGKILL", "9", "term", "RTMIN+3", "SIGRTMAX-1")] == \
+        [9, 9, 9, 15, 37, 63]
+    for bad in ("NOPE", "RTMIN+99", "-1", "65"):
+        with pytest.raises(PyruncError):
+            parse_signal(bad)
