@@ -267,13 +267,12 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         return Container(store, cid, record)
     except BaseException as e:
         made.undo()
-        from pyrunc.hooks import HookError, run_hooks
+        from pyrunc.hooks import HookError, hook_state, run_hooks
 
         if isinstance(e, HookError):
             # runtime.md "Lifecycle" steps 3-5: continue at 12 (destroy) and 13 (poststop).
-            st = {"ociVersion": OCI_VERSION, "id": cid, "status": "stopped", "pid": 0,
-                  "bundle": bundle, "annotations": config.get("annotations") or {}}
-            run_hooks(config, "poststop", st, warn_only=True)
+            run_hooks(config, "poststop", hook_state(cid, "stopped", 0, bundle, config),
+                      warn_only=True)
         raise
     finally:
         for fd in (fifo_fd, lockfd):
@@ -337,8 +336,9 @@ def _drive_init(sock, made, config, linux, bundle, cid):
 
                 made.rollbacks.append(netdevices.move_devices(init_pid, linux["netDevices"]).undo)
         elif t == "hooks":
-            st = {"ociVersion": OCI_VERSION, "id": cid, "status": "creating", "pid": init_pid,
-                  "bundle": bundle, "annotations": config.get("annotations") or {}}
+            from pyrunc.hooks import hook_state
+
+            st = hook_state(cid, "creating", init_pid, bundle, config)
             run_hooks(config, "prestart", st)
             run_hooks(config, "createRuntime", st)
             initpipe.send(sock, "ok")

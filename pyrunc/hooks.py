@@ -2,6 +2,15 @@
 from pyrunc.errors import HookError, PyruncError  # noqa: F401 - HookError re-exported
 
 
+OCI_VERSION = "1.3.0"
+
+
+def hook_state(cid, status, pid, bundle, config):
+    """The state (runtime.md "State") a hook reads on stdin."""
+    return {"ociVersion": OCI_VERSION, "id": cid, "status": status, "pid": pid,
+            "bundle": bundle, "annotations": config.get("annotations") or {}}
+
+
 def run_hooks(config, kind, state, *, warn_only=False):
     """Run config.hooks[kind] in order. A failure raises, or only warns (poststop)."""
     hooks = (config.get("hooks") or {}).get(kind) or ()

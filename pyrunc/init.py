@@ -229,6 +229,6 @@ def _init(spec, sock):
 
 
 def _hook_state(spec, status):
-    return {"ociVersion": "1.3.0", "id": spec.container_id, "status": status,
-            "pid": os.getpid(), "bundle": spec.bundle,
-            "annotations": spec.config.get("annotations") or {}}
+    from pyrunc.hooks import hook_state  # imported before fork (preimport)
+
+    return hook_state(spec.container_id, status, os.getpid(), spec.bundle, spec.config)

@@ -26,7 +26,12 @@ def send(sock, t, **kw):
 
 def recv(sock, expect=None):
     """Next message; raises InitError for "error" messages or EOF (init died)."""
-    data = sock.recv(1 << 16)
+    try:
+        data = sock.recv(1 << 16)
+    except ConnectionResetError:
+        # The peer exited with a message of ours unread: the kernel reports ECONNRESET
+        # once, before the messages it had sent us (its error, typically).
+        data = sock.recv(1 << 16)
     if not data:
         raise InitError("container init exited before it was ready")
     msg = loads(data)

@@ -212,3 +212,17 @@ def test_failed_command_writes_exactly_one_json_line(tmp_path):
     assert p.returncode == 1
     doc = json.loads(log.read_text())  # one document
     assert doc["level"] == "error" and "createRuntime" in doc["msg"]
+
+
+def test_init_pipe_reads_the_error_of_a_peer_that_died_with_unread_input():
+    """A container side that fails while a message of ours is unread: its error, not
+    "Connection reset by peer" (the kernel reports ECONNRESET first)."""
+    from pyrunc import initpipe
+
+    ours, theirs = initpipe.pair()
+    initpipe.send(theirs, "error", msg="the real reason")
+    initpipe.send(ours, "go")  # never read
+    theirs.close()
+    with pytest.raises(initpipe.InitError, match="the real reason"):
+        initpipe.recv(ours)
+    ours.close()
