@@ -266,3 +266,30 @@ def test_oom_score_adj_in_user_namespace(rt):
 
     open_path_for_userns(rt.tmp)
     assert rt.output_of(["cat", "/proc/self/oom_score_adj"], edit=edit).strip() == "222"
+
+
+def test_scheduler_io_priority_personality_affinity(rt):
+    """process.scheduler, process.ioPriority, linux.personality, execCPUAffinity, seen
+    from inside (/proc/self/stat policy field, ionice, uname -m, Cpus_allowed_list).
+    (runc 1.1.5 predates scheduler/ioPriority/execCPUAffinity: no reference run here.)"""
+    def edit(c):
+        c["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 5}
+        c["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE", "priority": 0}
+        c["linux"]["personality"] = {"domain": "LINUX32"}
+        c["process"]["execCPUAffinity"] = {"initial": "0", "final": "0"}
+
+    out = rt.output_of(["sh", "-c", "cut -d' ' -f19,41 /proc/self/stat; ionice; uname -m; "
+                                    "grep Cpus_allowed_list /proc/self/status"], edit=edit).split()
+    # field 19 is nice, 41 the policy (3 = SCHED_BATCH)
+    assert out[0:2] == ["5", "3"], out
+    assert "idle" in " ".join(out).lower()
+    assert "i686" in out or "i386" in out
+    assert out[-1] == "0"
+
+
+def test_exec_cpu_affinity_final_applies(rt):
+    def edit(c):
+        c["process"]["execCPUAffinity"] = {"final": "0"}
+
+    out = rt.output_of(["grep", "Cpus_allowed_list", "/proc/self/status"], edit=edit)
+    assert out.split()[-1] == "0"
