@@ -5,7 +5,7 @@ import stat
 import time
 from pathlib import Path
 
-from conftest import ConsoleReceiver
+from conftest import ConsoleReceiver, busybox_path
 from test_lifecycle import one_line_error, wait_for
 
 
@@ -147,3 +147,16 @@ def test_failing_create_hooks_run_poststop(rt, tmp_path):
         one_line_error(rt.create(f"pc-{kind}", b, check=False))
         assert marker.exists(), kind
         assert not (Path(rt.root) / f"pc-{kind}").exists()
+
+
+def test_hook_env_and_args(rt, tmp_path):
+    """A hook runs path with its args (args[0] is argv[0]: busybox dispatches on it) and
+    exactly its env (nothing from the runtime's environment)."""
+    import os as _os
+
+    out = tmp_path / "hook-env"
+    hook = {"path": busybox_path(), "args": ["sh", "-c", f'echo "$1|$HOOKVAR|${{LEAK:-none}}" > {out}',
+                                             "sh", "first"], "env": ["HOOKVAR=hello"]}
+    b = rt.bundle(["true"], edit=lambda c: c.update(hooks={"createRuntime": [hook]}))
+    rt.run("henv", b, env=dict(_os.environ, LEAK="from-the-runtime"))
+    assert out.read_text().strip() == "first|hello|none"
