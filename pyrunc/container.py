@@ -105,9 +105,10 @@ class Container:
         return st
 
     def hook_state(self, status):
-        st = self.oci_state(status)
-        st.setdefault("annotations", {})
-        return st
+        from pyrunc.hooks import hook_state
+
+        pid = self.record["init_pid"] if status != "stopped" else 0
+        return hook_state(self.id, status, pid, self.record["bundle"], self.config)
 
 
 def open_container(root, cid):
@@ -157,8 +158,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     preserve_fds: fds after stdio passed on, of which the first listen_fds are
     socket-activation fds (the process gets LISTEN_FDS/LISTEN_PID)."""
     from pyrunc import initpipe
-    from pyrunc import syscalls as sc
-    from pyrunc.init import InitSpec, preimport, seccomp_needs_runtime, stage1
+    from pyrunc.init import InitSpec, preimport, seccomp_needs_runtime, spawn, stage1
 
     store = Store(root)
     store.dir(cid)  # validates the id
@@ -186,7 +186,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         netdevices.check_config(config)
     made = _Creation(store, cid)
     con_sock = None
-    parent_sock = child_sock = None
+    parent_sock = None
     lockfd = fifo_fd = None
     try:
         made.state_dir = store.create_dir(cid)
@@ -195,7 +195,9 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
-        made.cgroup = _new_cgroup_manager(cid, linux)
+        from pyrunc.cgroups import new_manager
+
+        made.cgroup = new_manager(cid, linux.get("cgroupsPath"))
         made.cgroup.create()
         if isinstance(console_socket, str):
             from pyrunc.console import connect_socket
@@ -215,21 +217,9 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
 
             # Made here, as real root, before the init enters its user namespace.
             idmapped_mounts.prepare_idmapped_mounts(config, bundle)
-        # Reap the init ourselves if create fails after stage-1 exits.
-        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
-        parent_sock, child_sock = initpipe.pair()
-        import sys
-
-        sys.stdout.flush()
-        sys.stderr.flush()
-        pid = os.fork()
-        if pid == 0:
-            parent_sock.close()
-            os.close(lockfd)  # the init must not hold the container's lock
-            stage1(spec, child_sock)  # never returns
+        pid, parent_sock = spawn(lambda sock: stage1(spec, sock), close_in_child=(lockfd,))
         made.pids.append(pid)
         _close_idmapped_mounts()
-        child_sock.close()
         if con_sock is not None:
             con_sock.close()
         if config_has_new_userns(linux):
@@ -296,12 +286,6 @@ def _close_idmapped_mounts():
     mod = sys.modules.get("pyrunc.idmapped_mounts")
     if mod is not None:
         mod.close_prepared_mounts()
-
-
-def _new_cgroup_manager(cid, linux):
-    from pyrunc.cgroups import new_manager
-
-    return new_manager(cid, linux.get("cgroupsPath"))
 
 
 def config_has_new_userns(linux):

@@ -89,7 +89,7 @@ def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds, preimported):
             from pyrunc.init import preimport_process
 
             # Here, not in the runtime: this overlaps the runtime's cgroup placement.
-            preimport_process(proc, c.config.get("linux"), c.oci_state("running"),
+            preimport_process(proc, c.config.get("linux"), c.hook_state("running"),
                               warn=lambda m: initpipe.send(sock, "warn", msg=m))
         initpipe.recv(sock, "go")
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
@@ -119,14 +119,11 @@ def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds, preimported):
 
 def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0, listen_fds=0):
     """Start proc in container c; returns the new process's host pid once it has exec'd."""
-    import sys
-
-    from pyrunc import syscalls as sc
-    from pyrunc.init import preimport_process, seccomp_needs_runtime
+    from pyrunc.init import preimport_process, seccomp_needs_runtime, spawn
 
     preimported = seccomp_needs_runtime(c.config.get("linux"))
     if preimported:
-        preimport_process(proc, c.config.get("linux"), c.oci_state("running"))
+        preimport_process(proc, c.config.get("linux"), c.hook_state("running"))
     if proc.get("terminal") and not console_socket:
         raise PyruncError("cannot allocate tty if pyrunc will detach without setting console "
                           "socket (pass --console-socket)")
@@ -136,15 +133,8 @@ def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0, list
 
         con = connect_socket(console_socket)
     mgr = c.cgroup_manager()
-    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
-    parent, child = initpipe.pair()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    helper = os.fork()
-    if helper == 0:
-        parent.close()
-        _helper(child, c, proc, con, preserve_fds, listen_fds, preimported)
-    child.close()
+    helper, parent = spawn(lambda sock: _helper(sock, c, proc, con, preserve_fds, listen_fds,
+                                                preimported))
     if con is not None:
         con.close()
     pid = None

@@ -30,6 +30,28 @@ class InitSpec:
         self.preimported = False  # set by the runtime if it ran preimport() itself
 
 
+def spawn(child_main, close_in_child=()):
+    """Fork the container side with an init pipe: returns (pid, runtime's end). The
+    runtime becomes a child subreaper, so that it can reap (and on failure kill) the
+    process the child forks in turn. child_main(sock) never returns."""
+    import sys
+
+    from pyrunc import syscalls as sc
+
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+    ours, theirs = initpipe.pair()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        ours.close()
+        for fd in close_in_child:
+            os.close(fd)  # e.g. the container's lock: the init must not hold it
+        child_main(theirs)  # never returns
+    theirs.close()
+    return pid, ours
+
+
 def report_failure(sock, err):
     """Container side: send the error to the runtime (or, if the pipe is gone, write it
     to stderr), then exit. Imports nothing: this runs after pivot_root too."""

@@ -63,6 +63,17 @@ def _list(x):
     return x if isinstance(x, list) else []
 
 
+def _typed_entries(entries):
+    """(index, type, index of an earlier entry of the same type or None) for the dict
+    entries of a list that have a string "type"."""
+    seen = {}
+    for i, entry in enumerate(_list(entries)):
+        t = entry.get("type") if isinstance(entry, dict) else None
+        if isinstance(t, str):
+            yield i, t, seen.get(t)
+            seen.setdefault(t, i)
+
+
 def _dict(x):
     return x if isinstance(x, dict) else {}
 
@@ -198,19 +209,13 @@ def _check_process(config, p):
             if key not in user:
                 p.add(P + ("user",), f'"{key}" is required')
 
-    seen = {}
+    for i, t, first in _typed_entries(proc.get("rlimits")):
+        if first is not None:
+            p.add(P + ("rlimits", i, "type"), f"duplicate rlimit {show(t)} (also at index {first})")
+        elif t not in _RLIMITS and t.startswith("RLIMIT_"):
+            p.add(P + ("rlimits", i, "type"), f"unknown rlimit {show(t)}")
     for i, rl in enumerate(_list(proc.get("rlimits"))):
-        if not isinstance(rl, dict):
-            continue
-        t = rl.get("type")
-        if isinstance(t, str):
-            if t in seen:
-                p.add(P + ("rlimits", i, "type"), f"duplicate rlimit {show(t)} (also at index {seen[t]})")
-            else:
-                seen[t] = i
-                if t not in _RLIMITS and t.startswith("RLIMIT_"):
-                    p.add(P + ("rlimits", i, "type"), f"unknown rlimit {show(t)}")
-        soft, hard = rl.get("soft"), rl.get("hard")
+        soft, hard = (rl.get("soft"), rl.get("hard")) if isinstance(rl, dict) else (None, None)
         if _is_int(soft) and _is_int(hard) and soft > hard:
             p.add(P + ("rlimits", i), f"soft limit {soft} is greater than the hard limit {hard}")
 
@@ -356,17 +361,14 @@ def _check_linux(config, p):
     ns = _namespaces(linux)
 
     # namespaces
-    seen = {}
+    seen = {}  # namespace type -> index of its first entry
+    for i, t, first in _typed_entries(linux.get("namespaces")):
+        seen.setdefault(t, i)
+        if first is not None:
+            p.add(L + ("namespaces", i, "type"), f"duplicate namespace {show(t)} (also at index {first})")
     for i, entry in enumerate(_list(linux.get("namespaces"))):
-        if not isinstance(entry, dict):
-            continue
-        t = entry.get("type")
-        if isinstance(t, str):
-            if t in seen:
-                p.add(L + ("namespaces", i, "type"), f"duplicate namespace {show(t)} (also at index {seen[t]})")
-            else:
-                seen[t] = i
-        _abs_path(p, L + ("namespaces", i, "path"), entry.get("path"), allow_empty=True)
+        if isinstance(entry, dict):
+            _abs_path(p, L + ("namespaces", i, "path"), entry.get("path"), allow_empty=True)
 
     # user namespace and id mappings
     uid_maps, gid_maps = linux.get("uidMappings"), linux.get("gidMappings")

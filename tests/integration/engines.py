@@ -27,21 +27,9 @@ RUNTIME_NAMES = ("runc", "pyrunc")
 
 # ---------------------------------------------------------------------------- helpers
 
-def busybox_binary():
-    for p in ("/bin/busybox", "/usr/bin/busybox"):
-        if os.path.exists(p):
-            return p
-    pytest.skip("busybox-static is not installed")
-
-
-def pyrunc_binary():
-    cand = Path(sys.executable).parent / "pyrunc"
-    if cand.exists():
-        return str(cand)
-    found = shutil.which("pyrunc")
-    if not found:
-        pytest.skip("the pyrunc console script is not installed (pip install -e .)")
-    return found
+# the project's own helpers (tests/conftest.py is importable as `conftest`)
+from conftest import busybox_path as busybox_binary  # noqa: E402
+from conftest import pyrunc_binary  # noqa: E402
 
 
 def runc_binary():
