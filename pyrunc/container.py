@@ -217,7 +217,14 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
 
             # Made here, as real root, before the init enters its user namespace.
             idmapped_mounts.prepare_idmapped_mounts(config, bundle)
-        pid, parent_sock = spawn(lambda sock: stage1(spec, sock), close_in_child=(lockfd,))
+        from pyrunc.cgroups.placement import Placement
+
+        spec.placement = placement = Placement(made.cgroup).open()
+        try:
+            pid, parent_sock = spawn(lambda sock: stage1(spec, sock), close_in_child=(lockfd,),
+                                     placement=placement)
+        finally:
+            placement.close()
         made.pids.append(pid)
         _close_idmapped_mounts()
         if con_sock is not None:
@@ -229,11 +236,11 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
 
             write_id_mappings(pid, linux)
             initpipe.send(parent_sock, "ok")
-        # Limits are in place before the process joins (and before any user code runs);
-        # meanwhile stage-1 imports what the container side needs.
+        # Limits are in place before the process joins its v1 cgroups (and before any
+        # user code runs); meanwhile stage-1 imports what the container side needs.
         try:
             made.cgroup.set(linux.get("resources") or {}, linux_devices=linux.get("devices"))
-            made.cgroup.apply(pid)
+            placement.apply_rest(pid)
             initpipe.send(parent_sock, "go")
         except (OSError, PyruncError):
             initpipe.raise_pending_error(parent_sock)  # stage-1's own error, if it failed

@@ -1,6 +1,6 @@
 """`exec`: a new process inside a running container.
 
-The runtime forks a helper that joins the container's cgroups (done by the runtime),
+The runtime forks a helper that joins the container's cgroups (cgroups.placement),
 becomes non-dumpable (CVE-2019-5736: /proc/PID/exe of a process that joined the
 container is the runtime's interpreter), joins the init's namespaces (user first,
 mount last), and forks the process itself, so that new pid/time namespaces apply.
@@ -80,7 +80,7 @@ def _join_namespaces(init_pid, types):
     namespaces.join(fds)
 
 
-def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds, preimported):
+def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds, preimported, placement):
     from pyrunc import process
     from pyrunc import syscalls as sc
 
@@ -92,6 +92,8 @@ def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds, preimported):
             preimport_process(proc, c.config.get("linux"), c.hook_state("running"),
                               warn=lambda m: initpipe.send(sock, "warn", msg=m))
         initpipe.recv(sock, "go")
+        if placement is not None:
+            placement.join_self()
         sc.prctl(sc.PR_SET_DUMPABLE, 0)
         types = {ns["type"] for ns in (c.config.get("linux") or {}).get("namespaces") or ()}
         _join_namespaces(c.record["init_pid"], types)
@@ -133,15 +135,25 @@ def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0, list
 
         con = connect_socket(console_socket)
     mgr = c.cgroup_manager()
-    helper, parent = spawn(lambda sock: _helper(sock, c, proc, con, preserve_fds, listen_fds,
-                                                preimported))
+    placement = None
+    if mgr is not None:
+        from pyrunc.cgroups.placement import Placement
+
+        placement = Placement(mgr).open()
+    try:
+        helper, parent = spawn(lambda sock: _helper(sock, c, proc, con, preserve_fds, listen_fds,
+                                                    preimported, placement),
+                               placement=placement)
+    finally:
+        if placement is not None:
+            placement.close()
     if con is not None:
         con.close()
     pid = None
     try:
         try:
-            if mgr is not None:
-                mgr.apply(helper)
+            if placement is not None:
+                placement.apply_rest(helper)
             initpipe.send(parent, "go")
         except (OSError, PyruncError):
             initpipe.raise_pending_error(parent)  # the helper's own error, if it failed

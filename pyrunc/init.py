@@ -28,12 +28,14 @@ class InitSpec:
         self.process = config.get("process") or {}
         self.nsmap = namespaces.config_namespaces(config)
         self.preimported = False  # set by the runtime if it ran preimport() itself
+        self.placement = None  # cgroups.placement.Placement: stage-1 joins its cgroups
 
 
-def spawn(child_main, close_in_child=()):
+def spawn(child_main, close_in_child=(), placement=None):
     """Fork the container side with an init pipe: returns (pid, runtime's end). The
     runtime becomes a child subreaper, so that it can reap (and on failure kill) the
-    process the child forks in turn. child_main(sock) never returns."""
+    process the child forks in turn. child_main(sock) never returns. With a
+    cgroups.placement.Placement, the child may be born in a v2 cgroup."""
     import sys
 
     from pyrunc import syscalls as sc
@@ -42,7 +44,7 @@ def spawn(child_main, close_in_child=()):
     ours, theirs = initpipe.pair()
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
+    pid = placement.fork() if placement is not None else os.fork()
     if pid == 0:
         ours.close()
         for fd in close_in_child:
@@ -75,10 +77,9 @@ def report_failure(sock, err):
 def stage1(spec, sock):
     """Join/unshare namespaces, fork the init, report its pid, exit.
 
-    Imports (and a seccomp filter's compilation) happen while the runtime places this
-    process in its cgroups (the first cgroup.procs write stalls ~10 ms in the kernel);
-    "go" says placement is done, so the cgroup namespace is rooted at the container's
-    cgroups."""
+    Imports (and a seccomp filter's compilation) happen while the runtime sets the
+    cgroup limits; after "go" this process joins its cgroups, then unshares, so the
+    cgroup namespace is rooted at the container's cgroups."""
     from pyrunc import syscalls as sc
 
     try:
@@ -94,9 +95,9 @@ def stage1(spec, sock):
             initpipe.recv(sock, "ok")
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
-        # After placement: unsharing (a network namespace above all) waits on RCU too,
-        # and contending with the placement's grace period made both slower (measured).
         initpipe.recv(sock, "go")
+        if spec.placement is not None:
+            spec.placement.join_self()
         flags = namespaces.unshare_flags(nsmap, exclude=("user",))
         if flags:
             try:

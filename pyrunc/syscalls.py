@@ -192,3 +192,8 @@ def move_mount(from_dirfd, from_path, to_dirfd, to_path, flags):
 def mount_setattr(dirfd, path, flags, attr_set=0, attr_clr=0, propagation=0, userns_fd=0):
     _check(lib.pyrunc_mount_setattr(dirfd, _b(path), flags, attr_set, attr_clr, propagation,
                                     userns_fd), f"mount_setattr({path})")
+
+
+def fork_into_cgroup(cgroup_fd):
+    """os.fork() with the child born in a cgroup v2 directory (an O_PATH fd)."""
+    return _check(lib.pyrunc_fork_into_cgroup(cgroup_fd), "clone3(CLONE_INTO_CGROUP)")

@@ -7,6 +7,9 @@ Typical use on the create path::
     m.create()                       # mkdir (records exactly what it made)
     m.set(resources, linux_devices=spec["linux"].get("devices"))
     m.apply(pid)                     # limits are in place before the process joins
+
+(create and exec place their processes with ``placement.Placement`` instead: the
+process joins by itself, which spares the kernel's ~10 ms stall of a migration.)
     state["cgroup"] = m.to_state()   # later: load_manager(state["cgroup"])
 
 Paths follow runc's cgroupfs driver: an absolute ``cgroupsPath`` is taken
@@ -46,9 +49,16 @@ class Manager:
         parents; remember exactly which directories were made."""
         raise NotImplementedError
 
-    def apply(self, pid: int) -> None:
-        """Put ``pid`` into the container's cgroup (every controller)."""
+    def apply(self, pid: int, skip=()) -> None:
+        """Put ``pid`` into the container's cgroup (every controller but the
+        directories in ``skip``, already joined)."""
         raise NotImplementedError
+
+    def placement_targets(self):
+        """(v2 directory a child can be cloned into, [(controller, v1 directory)] a
+        single-threaded process can join by itself); what is in neither is left to
+        apply(). The v2 manager offers none: it sets limits before its process joins."""
+        return None, []
 
     def set(self, resources: dict, *, linux_devices=None, skip_devices=False) -> None:
         """Apply OCI ``linux.resources`` (runc semantics: 0/absent = leave alone).

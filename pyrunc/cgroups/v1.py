@@ -145,8 +145,13 @@ class V1Manager(Manager):
                 if pv:
                     write_file("cpuset", cur, f, pv)
 
-    def apply(self, pid):
+    def placement_targets(self):
+        return self.paths.get(""), [(_label(sub), p) for sub, p in self._unique() if sub]
+
+    def apply(self, pid, skip=()):
         for sub, path in self._unique():
+            if path in skip:
+                continue
             try:
                 u.write_procs(_label(sub), path, pid)
             except CgroupError as e:

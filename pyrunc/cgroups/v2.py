@@ -151,7 +151,9 @@ class V2Manager(Manager):
                 except PyruncError:
                     pass
 
-    def apply(self, pid):
+    def apply(self, pid, skip=()):
+        if self.path in skip:
+            return
         try:
             u.write_procs("unified", self.path, pid)
         except CgroupError as e:
