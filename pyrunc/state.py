@@ -88,8 +88,10 @@ class Store:
         data = dumps(state).encode()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
+            # Atomic (rename), not durable: no fsync, as runc. A state that outlived a
+            # crash of the machine would describe processes that are gone anyway, and an
+            # fsync costs ~0.5 ms of every create on a disk-backed --root.
             os.write(fd, data)
-            os.fsync(fd)
         finally:
             os.close(fd)
         os.rename(tmp, os.path.join(d, STATE_FILE))
