@@ -37,7 +37,7 @@ ffibuilder.cdef(
     int pyrunc_mount_setattr(int dirfd, const char *path, unsigned int flags,
                              uint64_t attr_set, uint64_t attr_clr, uint64_t propagation,
                              uint64_t userns_fd);
-    long pyrunc_fork_into_cgroup(int cgroup_fd);
+    long pyrunc_clone_fork(uint64_t flags, int cgroup_fd);
     """
 )
 
@@ -124,17 +124,17 @@ ffibuilder.set_source(
         struct pyrunc_mount_attr a = { attr_set, attr_clr, propagation, userns_fd };
         return syscall(442 /* SYS_mount_setattr */, dirfd, path, flags, &a, sizeof(a));
     }
-    /* os.fork(), but the child is born in the cgroup v2 directory cgroup_fd
-       (clone3 CLONE_INTO_CGROUP): no migration, so no cgroup_threadgroup_rwsem
-       write lock and no RCU grace period (~10 ms) as a cgroup.procs write pays.
-       As os.fork: the interpreter's fork hooks run with the GIL held (cffi calls
-       release it). Only in a single-threaded process (glibc's fork handlers,
-       e.g. malloc's locks, are skipped): else EAGAIN and the caller forks. */
+    /* os.fork() as clone3: the child starts in new namespaces (flags) and, with
+       cgroup_fd >= 0, in that cgroup v2 directory (CLONE_INTO_CGROUP: no migration,
+       so no cgroup_threadgroup_rwsem write lock and no RCU grace period, ~10 ms, as a
+       cgroup.procs write pays). As os.fork, the interpreter's fork hooks run with the
+       GIL held (cffi calls release it). Only in a single-threaded process (glibc's
+       fork handlers, e.g. malloc's locks, are skipped): else EAGAIN. */
     struct pyrunc_clone_args {
         uint64_t flags, pidfd, child_tid, parent_tid, exit_signal, stack, stack_size,
                  tls, set_tid, set_tid_size, cgroup;
     };
-    long pyrunc_fork_into_cgroup(int cgroup_fd) {
+    long pyrunc_clone_fork(uint64_t flags, int cgroup_fd) {
         struct pyrunc_clone_args a;
         long pid;
         int err;
@@ -144,9 +144,12 @@ ffibuilder.set_source(
             return -1;
         }
         memset(&a, 0, sizeof(a));
-        a.flags = 0x200000000ULL; /* CLONE_INTO_CGROUP */
+        a.flags = flags;
+        if (cgroup_fd >= 0) {
+            a.flags |= 0x200000000ULL; /* CLONE_INTO_CGROUP */
+            a.cgroup = (uint64_t)cgroup_fd;
+        }
         a.exit_signal = SIGCHLD;
-        a.cgroup = (uint64_t)cgroup_fd;
         st = PyGILState_Ensure();
         PyOS_BeforeFork();
         pid = syscall(435 /* SYS_clone3 */, &a, sizeof(a));

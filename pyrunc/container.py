@@ -52,6 +52,7 @@ class Container:
         self.store = store
         self.id = cid
         self.record = record
+        self.start_fd = None  # see create(to_start=True)
 
     @property
     def config(self):
@@ -128,9 +129,13 @@ class _Creation:
         self.cgroup = None
         self.pids = []  # stage-1 and init, to kill on failure
         self.rollbacks = []  # undo() callables (e.g. netdevices), run first, newest first
+        self.start_fd = None  # exec.fifo's read end when create(to_start=True)
 
     def undo(self):
         _close_idmapped_mounts()
+        if self.start_fd is not None:
+            os.close(self.start_fd)
+            self.start_fd = None
         for rollback in reversed(self.rollbacks):
             rollback()
         for pid in reversed(self.pids):
@@ -152,13 +157,17 @@ class _Creation:
 
 
 def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False,
-           no_new_keyring=False, preserve_fds=0, listen_fds=0, config=None):
+           no_new_keyring=False, preserve_fds=0, listen_fds=0, config=None, to_start=False):
     """Create a container; returns the Container once its init waits on exec.fifo.
     console_socket: a unix socket path (runc's --console-socket), or a connected socket.
     preserve_fds: fds after stdio passed on, of which the first listen_fds are
-    socket-activation fds (the process gets LISTEN_FDS/LISTEN_PID)."""
+    socket-activation fds (the process gets LISTEN_FDS/LISTEN_PID).
+    to_start (`run`): start(root, cid, container=c) follows at once; exec.fifo is
+    opened for reading as soon as the init is ready, so that it goes on to exec while
+    the runtime saves the state (runc's `run` is create+start too)."""
     from pyrunc import initpipe
-    from pyrunc.init import InitSpec, preimport, seccomp_needs_runtime, spawn, stage1
+    from pyrunc.init import (InitSpec, direct_clone_flags, direct_init, preimport,
+                             seccomp_needs_runtime, spawn, stage1)
 
     store = Store(root)
     store.dir(cid)  # validates the id
@@ -221,8 +230,17 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
 
         spec.placement = placement = Placement(made.cgroup).open()
         try:
-            pid, parent_sock = spawn(lambda sock: stage1(spec, sock), close_in_child=(lockfd,),
-                                     placement=placement)
+            direct = direct_clone_flags(spec)
+            if direct is not None:
+                try:
+                    pid, parent_sock = spawn(lambda sock: direct_init(spec, sock),
+                                             close_in_child=(lockfd,), placement=placement,
+                                             clone_flags=direct)
+                except OSError:
+                    direct = None  # clone3 refused: stage-1 unshares (and names the error)
+            if direct is None:
+                pid, parent_sock = spawn(lambda sock: stage1(spec, sock),
+                                         close_in_child=(lockfd,), placement=placement)
         finally:
             placement.close()
         made.pids.append(pid)
@@ -245,7 +263,12 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         except (OSError, PyruncError):
             initpipe.raise_pending_error(parent_sock)  # stage-1's own error, if it failed
             raise
-        init_pid = _drive_init(parent_sock, made, config, linux, bundle, cid)
+        init_pid = _drive_init(parent_sock, made, config, linux, bundle, cid,
+                               init_pid=pid if direct is not None else None)
+        if to_start:
+            # Only now: the init may exec the process at once, and all the runtime does
+            # for the container (hooks, netDevices) is done.
+            made.start_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         record = {
             "id": cid,
             "bundle": bundle,
@@ -261,7 +284,9 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         store.save(cid, record)
         if pid_file:
             write_pid_file(pid_file, init_pid)
-        return Container(store, cid, record)
+        c = Container(store, cid, record)
+        c.start_fd, made.start_fd = made.start_fd, None
+        return c
     except BaseException as e:
         made.undo()
         from pyrunc.hooks import HookError, hook_state, run_hooks
@@ -303,29 +328,34 @@ def spec_rootfs(config, bundle):
     return os.path.normpath(os.path.join(bundle, (config.get("root") or {}).get("path", "rootfs")))
 
 
-def _drive_init(sock, made, config, linux, bundle, cid):
-    """Answer the container side's requests until it says "ready"; returns the init pid."""
+def _drive_init(sock, made, config, linux, bundle, cid, init_pid=None):
+    """Answer the container side's requests until it says "ready"; returns the init pid
+    (given when the runtime forked the init itself, else stage-1 reports it)."""
     from pyrunc import initpipe
     from pyrunc.hooks import run_hooks
 
-    stage1_pid = made.pids[0]
-    init_pid = None
+    def init_started(pid):
+        if linux.get("netDevices"):
+            from pyrunc import netdevices
+
+            made.rollbacks.append(netdevices.move_devices(pid, linux["netDevices"]).undo)
+
+    if init_pid is not None:
+        init_started(init_pid)
     while True:
         msg = initpipe.recv_logged(sock)
         t = msg["t"]
-        if t == "pid":
+        if t == "pid" and init_pid is None:
             if config_has_new_userns(linux):
                 from pyrunc.namespaces import give_stdio_to_container
 
                 give_stdio_to_container(linux, (config.get("process") or {}).get("user") or {})
+            stage1_pid = made.pids[0]
             init_pid = msg["pid"]
             made.pids.append(init_pid)
             os.waitpid(stage1_pid, 0)
             made.pids.remove(stage1_pid)
-            if linux.get("netDevices"):
-                from pyrunc import netdevices
-
-                made.rollbacks.append(netdevices.move_devices(init_pid, linux["netDevices"]).undo)
+            init_started(init_pid)
         elif t == "hooks":
             from pyrunc.hooks import hook_state
 
@@ -342,9 +372,16 @@ def _drive_init(sock, made, config, linux, bundle, cid):
 # --- start / state / kill / delete -----------------------------------------------------
 
 
-def start(root, cid):
-    c = open_container(root, cid)
-    lockfd = c.store.lock(cid)
+def start(root, cid, container=None):
+    """Start a created container. container: the one create(to_start=True) returned."""
+    c = container if container is not None else open_container(root, cid)
+    fifo_fd, c.start_fd = c.start_fd, None
+    try:
+        lockfd = c.store.lock(cid)
+    except BaseException:
+        if fifo_fd is not None:
+            os.close(fifo_fd)
+        raise
     try:
         status = c.status()
         if status != "created":
@@ -354,7 +391,8 @@ def start(root, cid):
         from pyrunc.hooks import HookError, run_hooks
 
         try:
-            _open_exec_fifo(c)
+            _open_exec_fifo(c, fifo_fd)
+            fifo_fd = None
             run_hooks(c.config, "poststart", c.hook_state("running"))
         except HookError:
             # runtime.md "Lifecycle" steps 7 and 9: a failing startContainer or poststart
@@ -365,12 +403,15 @@ def start(root, cid):
             raise
     finally:
         os.close(lockfd)
+        if fifo_fd is not None:
+            os.close(fifo_fd)
     return c
 
 
-def _open_exec_fifo(c):
-    """Open exec.fifo for reading: the init, blocked opening it for writing, writes a
-    byte and execs the user process. A pidfd catches an init that died meanwhile."""
+def _open_exec_fifo(c, fd=None):
+    """Open exec.fifo for reading (fd: already open, and now owned here): the init,
+    blocked opening it for writing, writes a byte and execs the user process. A pidfd
+    catches an init that died meanwhile."""
     import select
 
     path = os.path.join(c.dir, EXEC_FIFO)
@@ -379,9 +420,12 @@ def _open_exec_fifo(c):
     try:
         pidfd = os.pidfd_open(c.record["init_pid"])
     except ProcessLookupError:
+        if fd is not None:
+            os.close(fd)
         raise PyruncError("cannot start a container that has stopped") from None
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd is None:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         os.close(pidfd)
         raise
@@ -485,10 +529,10 @@ def kill(root, cid, sig=signal.SIGTERM, all_processes=False):
         raise ContainerNotRunning(cid) from None
 
 
-def delete(root, cid, force=False):
-    store = Store(root)
+def delete(root, cid, force=False, container=None):
+    store = Store(root) if container is None else container.store
     try:
-        c = open_container(root, cid)
+        c = container if container is not None else open_container(root, cid)
     except PyruncError:
         if force and store.exists(cid) and not os.path.exists(
                 os.path.join(store.dir(cid), "state.json")):

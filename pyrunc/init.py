@@ -31,11 +31,12 @@ class InitSpec:
         self.placement = None  # cgroups.placement.Placement: stage-1 joins its cgroups
 
 
-def spawn(child_main, close_in_child=(), placement=None):
+def spawn(child_main, close_in_child=(), placement=None, clone_flags=0):
     """Fork the container side with an init pipe: returns (pid, runtime's end). The
     runtime becomes a child subreaper, so that it can reap (and on failure kill) the
     process the child forks in turn. child_main(sock) never returns. With a
-    cgroups.placement.Placement, the child may be born in a v2 cgroup."""
+    cgroups.placement.Placement, the child may be born in a v2 cgroup; with
+    clone_flags, in new namespaces (OSError if clone3 refuses them)."""
     import sys
 
     from pyrunc import syscalls as sc
@@ -44,7 +45,15 @@ def spawn(child_main, close_in_child=(), placement=None):
     ours, theirs = initpipe.pair()
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = placement.fork() if placement is not None else os.fork()
+    try:
+        if placement is not None:
+            pid = placement.fork(clone_flags)
+        else:
+            pid = sc.clone_fork(clone_flags) if clone_flags else os.fork()
+    except BaseException:
+        ours.close()
+        theirs.close()
+        raise
     if pid == 0:
         ours.close()
         for fd in close_in_child:
@@ -118,6 +127,40 @@ def stage1(spec, sock):
         os._exit(0)
     except BaseException as e:  # noqa: BLE001 - reported to the runtime, never raised
         report_failure(sock, e)
+
+
+def direct_clone_flags(spec):
+    """The clone flags for an init forked straight from the runtime into its new
+    namespaces, or None when the two stages are needed: a user namespace (its id
+    mappings come first), a namespace joined by path (setns before the others), a new
+    time namespace (its offsets are written before a process enters it). The cgroup
+    namespace is unshared by the init itself, once it has joined its cgroups."""
+    nsmap = spec.nsmap
+    if "user" in nsmap or "time" in nsmap or any(p is not None for p in nsmap.values()):
+        return None
+    return namespaces.unshare_flags(nsmap, exclude=("cgroup",))
+
+
+def direct_init(spec, sock):
+    """The init forked straight into its namespaces (direct_clone_flags): what stage-1
+    does, minus the namespaces and the second fork."""
+    from pyrunc import syscalls as sc
+
+    try:
+        if not spec.preimported:
+            preimport(spec, warn=lambda m: initpipe.send(sock, "warn", msg=m))
+        initpipe.recv(sock, "go")
+        if spec.placement is not None:
+            spec.placement.join_self()
+        if "cgroup" in spec.nsmap:
+            try:
+                sc.unshare(sc.CLONE_NEWCGROUP)
+            except OSError as e:
+                raise PyruncError(f"unshare namespaces ['cgroup']: {e.strerror}") from None
+        sc.prctl(sc.PR_SET_DUMPABLE, 0)  # as stage1: CVE-2019-5736
+    except BaseException as e:  # noqa: BLE001 - reported to the runtime, never raised
+        report_failure(sock, e)
+    init_main(spec, sock)
 
 
 def init_main(spec, sock):

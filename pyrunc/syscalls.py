@@ -194,6 +194,8 @@ def mount_setattr(dirfd, path, flags, attr_set=0, attr_clr=0, propagation=0, use
                                     userns_fd), f"mount_setattr({path})")
 
 
-def fork_into_cgroup(cgroup_fd):
-    """os.fork() with the child born in a cgroup v2 directory (an O_PATH fd)."""
-    return _check(lib.pyrunc_fork_into_cgroup(cgroup_fd), "clone3(CLONE_INTO_CGROUP)")
+def clone_fork(flags=0, cgroup_fd=None):
+    """os.fork() by clone3: the child in new namespaces (CLONE_NEW* flags) and, with
+    cgroup_fd (an O_PATH fd of a cgroup v2 directory), born in that cgroup."""
+    return _check(lib.pyrunc_clone_fork(flags, -1 if cgroup_fd is None else cgroup_fd),
+                  f"clone3({flags:#x}{'' if cgroup_fd is None else ', CLONE_INTO_CGROUP'})")

@@ -57,18 +57,22 @@ class Placement:
             raise
         return self
 
-    def fork(self):
-        """os.fork(); the child is born in the v2 directory if there is one."""
+    def fork(self, clone_flags=0):
+        """os.fork(); the child is born in the v2 directory if there is one, and in new
+        namespaces with clone_flags (then a refused clone3 raises OSError)."""
         pid = None
-        if self.clone_fd is not None:
+        if clone_flags or self.clone_fd is not None:
             from pyrunc import syscalls as sc
 
             try:
-                pid = sc.fork_into_cgroup(self.clone_fd)
+                pid = sc.clone_fork(clone_flags, self.clone_fd)
             except OSError:
+                if clone_flags:
+                    raise
                 pid = None  # e.g. ENOSYS, or threads (EAGAIN): a plain fork and apply()
             else:
-                self.joined.add(self.clone_dir)
+                if self.clone_fd is not None:
+                    self.joined.add(self.clone_dir)
         if pid is None:
             pid = os.fork()
         if pid == 0 and self.clone_fd is not None:

@@ -30,17 +30,17 @@ def run(ctx, opts, args):
     c = container.create(ctx.root, cid, bundle, pid_file=opts["pid_file"] or None,
                          console_socket=console, no_pivot=opts["no_pivot"],
                          no_new_keyring=opts["no_new_keyring"], preserve_fds=total,
-                         listen_fds=listen, config=config)
+                         listen_fds=listen, config=config, to_start=proxy is None)
     if not opts["detach"]:
         signals.block_all()
     try:
         if proxy is not None:
             proxy.receive()
             proxy.start()
-        container.start(ctx.root, cid)
+        container.start(ctx.root, cid, container=c)
     except BaseException:
         if not opts["detach"]:
-            container.delete(ctx.root, cid, force=True)
+            container.delete(ctx.root, cid, force=True, container=c)
         if proxy is not None:
             proxy.finish()
         raise
@@ -52,5 +52,5 @@ def run(ctx, opts, args):
         if proxy is not None:
             proxy.finish()
     if not opts["keep"]:
-        container.delete(ctx.root, cid, force=True)
+        container.delete(ctx.root, cid, force=True, container=c)
     return code

@@ -1,0 +1,57 @@
+"""Where a container's processes land: in the container's cgroup of every hierarchy the
+host mounts (the v2 one of this hybrid host included, as runc does), whichever way the
+init was made (forked straight into its namespaces, or by stage-1 with a user
+namespace), and the same for exec'd processes. runc is the reference."""
+import os
+import uuid
+
+import pytest
+
+from test_process import open_path_for_userns
+
+
+def _expected(rt, name):
+    """/proc/PID/cgroup lines of a process in `rt`'s container cgroup `name` (relative
+    cgroupsPath: below the runtime's own cgroup, which is this test's, per hierarchy)."""
+    out = {}
+    for line in open("/proc/self/cgroup").read().splitlines():
+        key, own = line.rsplit(":", 1)
+        out[key] = os.path.normpath(f"{own.rstrip('/')}/{rt.cgroup_prefix}/{name}")
+    return out
+
+
+def _cgroups_of(pid):
+    return dict(line.rsplit(":", 1) for line in open(f"/proc/{pid}/cgroup").read().splitlines())
+
+
+def _userns(c):
+    c["linux"]["namespaces"].append({"type": "user"})
+    c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+
+
+def _check(rt, edit, tmp_path):
+    name = f"pl-{uuid.uuid4().hex[:6]}"
+    b = rt.bundle(["sleep", "60"], name=name, edit=edit)
+    cid = f"c-{name}"
+    rt.run(cid, b, "--detach")
+    want = _expected(rt, name)
+    assert "0:" in want, "this host has a v2 hierarchy: its line must be checked too"
+    init = rt.state(cid)["pid"]
+    assert _cgroups_of(init) == want
+    pidfile = tmp_path / f"{cid}.pid"
+    rt.cmd("exec", "--detach", "--pid-file", pidfile, cid, "sleep", "30")
+    assert _cgroups_of(int(pidfile.read_text())) == want
+    rt.cmd("delete", "--force", cid)
+
+
+@pytest.mark.parametrize("ns", ["plain", "userns"])
+def test_init_and_exec_in_every_hierarchy(rt, ns, tmp_path):
+    if ns == "userns":
+        open_path_for_userns(rt.tmp)
+    _check(rt, _userns if ns == "userns" else None, tmp_path)
+
+
+def test_runc_places_the_same(runc_rt, tmp_path):
+    """The reference: runc joins every hierarchy, the hybrid host's v2 one included."""
+    _check(runc_rt, None, tmp_path)
