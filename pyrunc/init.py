@@ -29,6 +29,9 @@ class InitSpec:
         self.nsmap = namespaces.config_namespaces(config)
         self.preimported = False  # set by the runtime if it ran preimport() itself
         self.placement = None  # cgroups.placement.Placement: stage-1 joins its cgroups
+        from pyrunc import log
+
+        self.debug = log.is_debug()  # else debug notes are not sent over the init pipe
 
 
 def spawn(child_main, close_in_child=(), placement=None, clone_flags=0):
@@ -277,7 +280,8 @@ def _init(spec, sock):
     if ctx is not None:
         rootfs.finalize(ctx)
     prepared = process.prepare(proc, linux, spec.listen_fds,
-                               warn=lambda m: initpipe.send(sock, "debug", msg=m))
+                               warn=(lambda m: initpipe.send(sock, "debug", msg=m))
+                               if spec.debug else (lambda m: None))
     initpipe.send(sock, "ready")
     sock.close()
     # Block until `start` opens exec.fifo for reading (runc's protocol).
