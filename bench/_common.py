@@ -52,7 +52,7 @@ def find_pyrunc(explicit=None, workdir=None):
         raise BenchError("pyrunc is not installed (pip install -e .) and --pyrunc was not given")
     script = Path(workdir) / "pyrunc"
     script.write_text(f"#!{sys.executable}\nimport sys\nsys.path.insert(0, {str(REPO)!r})\n"
-                      "from pyrunc.cli import main\nif __name__ == '__main__':\n    sys.exit(main())\n")
+                      "from pyrunc.cli import main\nif __name__ == '__main__':\n    main(fast_exit=True)\n")
     script.chmod(0o755)
     print(f"bench: pyrunc is not installed: using this checkout through {script}", file=sys.stderr)
     return str(script)

@@ -1,3 +1,3 @@
 from pyrunc.cli import main
 
-main()
+main(fast_exit=True)

@@ -149,13 +149,22 @@ def run(argv):
         return 1
 
 
-def main():
+def main(fast_exit=False):
+    """The `pyrunc` command. fast_exit (the installed command): end with os._exit once
+    stdout/stderr are flushed, skipping the interpreter's teardown (module and object
+    finalization: ~1.5 ms of `state`, ~4 ms of `run`); nothing else is buffered (files
+    are written with os.write) and every child the runtime forks ends with os._exit."""
     from pyrunc import log
 
     code = run(sys.argv[1:])
     log.finish(failed=code != 0 and code is not None)
-    try:
-        sys.stdout.flush()
-    except (OSError, ValueError):
-        pass
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except (OSError, ValueError):
+            pass
+    if fast_exit:
+        import os
+
+        os._exit(code if isinstance(code, int) else int(code is not None))
     sys.exit(code)
