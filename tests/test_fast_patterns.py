@@ -1,4 +1,4 @@
-"""fastschema's predicates for our schema patterns equal re.search (so create needs no re)."""
+"""The schema-pattern predicates for our schema patterns equal re.search (so create needs no re)."""
 import json
 import re
 
@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import REPO
-from pyrunc.spec.fastschema import FAST_PATTERNS
+from pyrunc.spec.schema_runtime import FAST_PATTERNS
 
 
 def schema_patterns():

@@ -60,6 +60,22 @@ def test_specs_dir_is_the_checkout():
     assert (Path(specs_dir()) / "config-schema.json").is_file()
 
 
+def test_compiled_checks_are_current():
+    """pyrunc/spec/_schema_checks.py is what the generator makes of specs/ now (else:
+    python -m pyrunc.spec.fastschema > pyrunc/spec/_schema_checks.py)."""
+    current = (REPO / "pyrunc" / "spec" / "_schema_checks.py").read_text()
+    assert current == fastschema.generate_module(SPECS)
+
+
+@pytest.mark.parametrize("kind", oracle.KINDS)
+def test_runtime_compiled_validator_agrees_on_full_documents(kind):
+    """The same generator, compiled at run time for a schema directory (the engine the
+    keyword tests below exercise), and the ahead-of-time module agree."""
+    v = fastschema.Validator(SPECS, oracle.ROOT_FILES[kind])
+    assert v.is_valid(oracle.FULL_DOCS[kind]) is fastschema.is_valid(oracle.FULL_DOCS[kind], kind) is True
+    assert v.is_valid({}) is fastschema.is_valid({}, kind) is False
+
+
 @pytest.mark.parametrize("kind", oracle.KINDS)
 def test_every_reachable_schema_compiles(kind):
     v = fastschema.Validator(SPECS, oracle.ROOT_FILES[kind])

@@ -1,28 +1,31 @@
 """A small, fast JSON Schema draft-04 validator that only answers valid / invalid.
 
-``jsonschema`` costs ~120 ms to import, too much for ``pyrunc create``.  This
-module compiles the project's ``specs/`` schemas into nested closures on first
-use (only the parts actually reached) and answers with a bool.  When the answer
-is "invalid", callers ask ``pyrunc.spec.validate.schema_problems`` (jsonschema)
-for the messages.
+``jsonschema`` costs ~120 ms to import, too much for ``pyrunc create``.  This module
+compiles schemas into Python source: one function per schema node, straight-line
+checks. The project's ``specs/`` are compiled once, ahead of time, into
+``pyrunc/spec/_schema_checks.py`` (regenerate with ``python -m pyrunc.spec.fastschema``;
+tests/test_fastschema.py checks that it is current), so ``create`` neither reads nor
+compiles a schema. Other schema directories are compiled when first used. When the
+answer is "invalid", callers ask ``pyrunc.spec.validate.schema_problems``
+(jsonschema) for the messages.
 
 Semantics follow jsonschema's Draft4Validator exactly for the keywords handled:
 ``$ref`` (siblings ignored, relative file references resolved in the schema
-directory), type (draft-04: 1.0 is not an integer, booleans are not numbers),
-properties, patternProperties, additionalProperties, required,
-minProperties/maxProperties, items (schema or list), additionalItems,
-minItems/maxItems, uniqueItems, enum, pattern (``re.search``),
+directory; an unresolvable one fails when reached), type (draft-04: 1.0 is not an
+integer, booleans are not numbers), properties, patternProperties,
+additionalProperties, required, minProperties/maxProperties, items (schema or list),
+additionalItems, minItems/maxItems, uniqueItems, enum, pattern (``re.search``),
 minLength/maxLength, minimum/maximum with boolean exclusiveMinimum/Maximum,
-allOf/anyOf/oneOf/not.  Any other validation keyword in a schema is refused
-when that schema is compiled (``SchemaError``), so an unsupported keyword can
-never be silently ignored.
+allOf/anyOf/oneOf/not.  Any other validation keyword is refused (``SchemaError``),
+so an unsupported keyword can never be silently ignored.
 """
 
 import os
 
 from pyrunc.jsonutil import loads
+from pyrunc.spec.schema_runtime import FAST_PATTERNS, SchemaError  # noqa: F401 (re-exported)
 
-__all__ = ["SchemaError", "Validator", "is_valid", "validator"]
+__all__ = ["SchemaError", "Validator", "is_valid", "validator", "generate_module"]
 
 SCHEMA_FILES = {
     "config": "config-schema.json",
@@ -35,168 +38,51 @@ _ANNOTATIONS = frozenset({"$schema", "id", "description", "title", "default", "d
 # Keywords handled by the part of the compiler that sees their sibling.
 _COMPANIONS = frozenset({"exclusiveMinimum", "exclusiveMaximum", "additionalItems"})
 
-
-class SchemaError(Exception):
-    """The schema itself is unusable (bad $ref, unsupported keyword, bad JSON)."""
-
-
-def _always(_instance):
-    return True
-
-
-def _is_object(x):
-    return isinstance(x, dict)
-
-
-def _is_array(x):
-    return isinstance(x, list)
-
-
-def _is_string(x):
-    return isinstance(x, str)
-
-
-def _is_integer(x):
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _is_number(x):
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
-
-
-def _is_boolean(x):
-    return isinstance(x, bool)
-
-
-def _is_null(x):
-    return x is None
-
-
-_TYPES = {
-    "object": _is_object,
-    "array": _is_array,
-    "string": _is_string,
-    "integer": _is_integer,
-    "number": _is_number,
-    "boolean": _is_boolean,
-    "null": _is_null,
+_TYPE_TESTS = {
+    "object": "isinstance(x, dict)",
+    "array": "isinstance(x, list)",
+    "string": "isinstance(x, str)",
+    "integer": "(isinstance(x, int) and not isinstance(x, bool))",
+    "number": "(isinstance(x, (int, float)) and not isinstance(x, bool))",
+    "boolean": "isinstance(x, bool)",
+    "null": "x is None",
 }
 
 
-# Equality as jsonschema defines it for enum/uniqueItems: booleans are never
-# equal to numbers, 1 == 1.0, containers compare element-wise.
-_TRUE = object()
-_FALSE = object()
-
-
-def _unbool(x):
-    if x is True:
-        return _TRUE
-    if x is False:
-        return _FALSE
-    return x
-
-
-def _equal(a, b):
-    if a is b:
-        return True
-    if isinstance(a, str) or isinstance(b, str):
-        return a == b
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_equal(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        return len(a) == len(b) and all(k in b and _equal(v, b[k]) for k, v in a.items())
-    if isinstance(a, (list, dict)) or isinstance(b, (list, dict)):
-        return False
-    return _unbool(a) == _unbool(b)
+def _guarded(schema, type_name, test, lines):
+    """lines (indented for inside `if test:`) applying to one JSON type; the `if` is
+    left out when the schema's own type check already returned for other types."""
+    text = "\n".join("        " + ln for ln in lines)
+    if schema.get("type") == type_name:
+        return "\n".join(line[4:] for line in text.split("\n"))
+    return f"    if {test}:\n{text}"
 
 
 def _unescape_pointer_token(token):
     return token.replace("~1", "/").replace("~0", "~")
 
 
+class _Schemas:
+    """The schema documents of one directory, and $ref resolution."""
 
-# Predicates equal to re.search(pattern, s) for the patterns our specs/ use, so that
-# the create path never imports re (~7 ms with enum). `$` also matches before a final
-# "\n", as in re. Any other pattern falls back to re. Proved by tests/test_fast_patterns.py.
-_UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_UPPER_ = _UPPER | {"_"}
-_DIGITS = frozenset("0123456789")
-_CPULIST = _DIGITS | frozenset("-, ")
+    def __init__(self, schema_dir):
+        self.dir = os.fspath(schema_dir)
+        self.docs = {}
 
-
-def _chomp(s):
-    return s[:-1] if s.endswith("\n") else s
-
-
-def _prefixed_class(prefix, chars):
-    n = len(prefix)
-
-    def match(s):
-        t = _chomp(s)
-        return len(t) > n and t.startswith(prefix) and chars.issuperset(t[n:])
-    return match
-
-
-def _hugepage(s):
-    t = _chomp(s)
-    return (len(t) >= 3 and t[0] in "123456789" and t[-1] == "B" and t[-2] in "GKM"
-            and _DIGITS.issuperset(t[1:-2]))
-
-
-FAST_PATTERNS = {
-    ".": lambda s: any(c != "\n" for c in s),
-    "^CAP_[A-Z_]+$": _prefixed_class("CAP_", _UPPER_),
-    "^RLIMIT_[A-Z]+$": _prefixed_class("RLIMIT_", _UPPER),
-    "^MB:[^\\n]*$": lambda s: s.startswith("MB:") and "\n" not in _chomp(s[3:]),
-    "^[-0-9, ]*$": lambda s: _CPULIST.issuperset(_chomp(s)),
-    "^[1-9][0-9]*[GKM]B$": _hugepage,
-    "^[bcpu]$": lambda s: _chomp(s) in ("b", "c", "p", "u") and len(s) - len(_chomp(s)) <= 1,
-}
-
-
-class _Search:
-    __slots__ = ("search",)
-
-    def __init__(self, search):
-        self.search = search
-
-
-def _compile(pattern):
-    """An object with .search(s) -> truthy/None, like re.compile(pattern)."""
-    fast = FAST_PATTERNS.get(pattern)
-    if fast is not None:
-        return _Search(lambda s: True if fast(s) else None)
-    import re
-
-    return re.compile(pattern)
-
-
-class Validator:
-    """Validator for one root schema file in a schema directory."""
-
-    def __init__(self, schema_dir, root_file):
-        self._dir = os.fspath(schema_dir)
-        self._root_file = root_file
-        self._docs = {}
-        self._compiled = {}
-        self._root = None
-
-    # -- loading and references ---------------------------------------------
-
-    def _doc(self, name):
-        doc = self._docs.get(name)
+    def doc(self, name):
+        doc = self.docs.get(name)
         if doc is None:
-            path = os.path.join(self._dir, name)
+            path = os.path.join(self.dir, name)
             try:
                 with open(path, "rb") as f:
                     doc = loads(f.read())
             except (OSError, ValueError) as e:
                 raise SchemaError(f"cannot load schema {path}: {e}") from None
-            self._docs[name] = doc
+            self.docs[name] = doc
         return doc
 
-    def _resolve(self, base_file, ref):
+    @staticmethod
+    def resolve(base_file, ref):
         """(file name, JSON pointer) that ``ref`` means inside ``base_file``."""
         file_part, _, fragment = ref.partition("#")
         if file_part:
@@ -209,8 +95,8 @@ class Validator:
             raise SchemaError(f"unsupported $ref fragment (not a JSON pointer): {ref} in {base_file}")
         return name, fragment
 
-    def _node(self, name, pointer):
-        node = self._doc(name)
+    def node(self, name, pointer):
+        node = self.doc(name)
         if pointer:
             for token in pointer[1:].split("/"):
                 token = _unescape_pointer_token(token)
@@ -223,267 +109,277 @@ class Validator:
                     raise SchemaError(f"unresolvable $ref {name}#{pointer}") from None
         return node
 
-    def _compiled_at(self, name, pointer):
-        key = (name, pointer)
-        fn = self._compiled.get(key)
-        if fn is None:
-            holder = []
-            # Placeholder so that recursive schemas terminate while compiling.
-            self._compiled[key] = lambda x: holder[0](x)
-            fn = self._compile(self._node(name, pointer), name)
-            holder.append(fn)
-            self._compiled[key] = fn
-        return fn
 
-    def _ref(self, base_file, ref):
-        name, pointer = self._resolve(base_file, ref)
-        target = []
+class _Generator:
+    """Python source for the schemas reachable from some roots: a function per node."""
 
-        def check_ref(x):
-            # Resolved on first use, like jsonschema does.
-            if not target:
-                target.append(self._compiled_at(name, pointer))
-            return target[0](x)
+    def __init__(self, schemas):
+        self.schemas = schemas
+        self.functions = []  # finished function sources
+        self.constants = []  # module-level constant definitions
+        self.by_ref = {}  # (file, pointer) -> function name
+        self.patterns = {}  # pattern -> predicate name
+        self.bodies = {}  # function body -> the function defined with it
+        self.aliases = []  # "name = other": same body
+        self.count = 0
 
-        return check_ref
+    def _name(self, prefix):
+        self.count += 1
+        return f"_{prefix}{self.count}"
 
-    # -- compilation ----------------------------------------------------------
+    def _constant(self, prefix, value_source):
+        name = self._name(prefix)
+        self.constants.append(f"{name} = {value_source}")
+        return name
 
-    def _compile(self, schema, file):
+    def _pattern(self, pattern):
+        name = self.patterns.get(pattern)
+        if name is None:
+            if pattern not in FAST_PATTERNS:
+                import re
+
+                try:
+                    re.compile(pattern)
+                except re.error as e:
+                    raise SchemaError(f"bad pattern {pattern!r}: {e}") from None
+            name = self.patterns[pattern] = self._constant("p", f"_search({pattern!r})")
+        return name
+
+    def at(self, file, pointer):
+        """The function checking the schema at file#pointer."""
+        key = (file, pointer)
+        name = self.by_ref.get(key)
+        if name is None:
+            name = self.by_ref[key] = self._name("v")  # first: recursive schemas end
+            try:
+                schema = self.schemas.node(file, pointer)
+            except SchemaError as e:
+                return self._failing(name, e)
+            self._emit(name, schema, file)
+        return name
+
+    def _failing(self, name, error):
+        """As jsonschema: a reference that cannot be resolved fails only when reached."""
+        self.constants.append(f"_E_{name} = {str(error)!r}")
+        self.functions.append(f"def {name}(x):\n    raise _SchemaError(_E_{name})\n")
+        return name
+
+    def sub(self, schema, file):
+        if isinstance(schema, dict) and "$ref" in schema:
+            ref = schema["$ref"]  # its siblings are ignored (draft-04)
+            try:
+                if not isinstance(ref, str):
+                    raise SchemaError(f"bad $ref in {file}: {ref!r}")
+                target = self.schemas.resolve(file, ref)
+            except SchemaError as e:
+                return self._failing(self._name("v"), e)
+            return self.at(*target)
+        name = self._name("v")
+        self._emit(name, schema, file)
+        return name
+
+    def _emit(self, name, schema, file):
         if not isinstance(schema, dict):
             raise SchemaError(f"schema in {file} is not an object: {schema!r}")
         if "$ref" in schema:
-            return self._ref(file, schema["$ref"])  # draft-04: siblings of $ref are ignored
-
-        checks = []
+            self.functions.append(f"def {name}(x):\n    return {self.sub(schema, file)}(x)\n")
+            return
         handled = set(_ANNOTATIONS) | _COMPANIONS
-        sub = self._compile
+        body = []
 
-        def kw(name):
-            handled.add(name)
-            return schema[name]
+        def kw(key):
+            handled.add(key)
+            return schema[key]
+
+        def fail_if(cond, indent=1):
+            body.append("    " * indent + f"if {cond}:\n" + "    " * (indent + 1) + "return False")
 
         if "type" in schema:
             t = kw("type")
             names = t if isinstance(t, list) else [t]
             try:
-                preds = tuple(_TYPES[n] for n in names)
+                tests = [_TYPE_TESTS[n] for n in names]
             except (KeyError, TypeError):
                 raise SchemaError(f"unknown type {t!r} in {file}") from None
-            if len(preds) == 1:
-                checks.append(preds[0])
-            else:
-                checks.append(lambda x: any(p(x) for p in preds))
+            fail_if(f"not ({' or '.join(tests)})" if tests else "True")
 
         if "enum" in schema:
             values = kw("enum")
             if values and all(isinstance(v, str) for v in values):
-                allowed = frozenset(values)
-                checks.append(lambda x: isinstance(x, str) and x in allowed)
+                c = self._constant("e", f"frozenset({sorted(set(values))!r})")
+                fail_if(f"not (isinstance(x, str) and x in {c})")
             else:
-                values = list(values)
-                checks.append(lambda x: any(_equal(x, v) for v in values))
+                c = self._constant("e", repr(list(values)))
+                fail_if(f"not any(_equal(x, v) for v in {c})")
 
-        # ---- objects
         obj_keys = ("properties", "patternProperties", "additionalProperties", "required",
                     "minProperties", "maxProperties", "dependencies")
         if any(k in schema for k in obj_keys):
             if "dependencies" in schema:
                 raise SchemaError(f"keyword 'dependencies' not supported (in {file})")
-            props = {name: sub(s, file) for name, s in kw("properties").items()} if "properties" in schema else {}
-            prop_items = tuple(props.items())
-            patterns = tuple((_compile(p), sub(s, file)) for p, s in kw("patternProperties").items()) \
-                if "patternProperties" in schema else ()
-            required = tuple(kw("required")) if "required" in schema else ()
+            props = {k: self.sub(s, file) for k, s in kw("properties").items()} \
+                if "properties" in schema else {}
+            patterns = [(self._pattern(p), self.sub(s, file))
+                        for p, s in kw("patternProperties").items()] \
+                if "patternProperties" in schema else []
             additional = kw("additionalProperties") if "additionalProperties" in schema else True
             if isinstance(additional, dict):
-                additional = sub(additional, file)
+                additional = self.sub(additional, file)
             elif additional is not True and additional is not False:
                 raise SchemaError(f"bad additionalProperties in {file}")
-            min_p = kw("minProperties") if "minProperties" in schema else None
-            max_p = kw("maxProperties") if "maxProperties" in schema else None
-            pattern_res = tuple(p for p, _ in patterns)
+            lines = []
+            for r in (kw("required") if "required" in schema else ()):
+                lines.append(f"if {r!r} not in x:\n            return False")
+            if "minProperties" in schema:
+                lines.append(f"if len(x) < {kw('minProperties')!r}:\n            return False")
+            if "maxProperties" in schema:
+                lines.append(f"if len(x) > {kw('maxProperties')!r}:\n            return False")
+            for key, fn in props.items():
+                lines.append(f"if {key!r} in x and not {fn}(x[{key!r}]):\n            return False")
+            if patterns:
+                checks = "\n".join(f"            if {p}(k) and not {fn}(v):\n                return False"
+                                   for p, fn in patterns)
+                lines.append(f"for k, v in x.items():\n{checks}")
+            if additional is not True:
+                known = self._constant("k", f"frozenset({sorted(props)!r})")
+                matched = "".join(f" or {p}(k)" for p, _ in patterns)
+                verdict = "return False" if additional is False \
+                    else f"if not {additional}(v):\n                return False"
+                lines.append(f"for k, v in x.items():\n            if k in {known}{matched}:\n"
+                             f"                continue\n            {verdict}")
+            if lines:
+                body.append(_guarded(schema, "object", "isinstance(x, dict)", lines))
 
-            def check_object(x):
-                if not isinstance(x, dict):
-                    return True
-                for r in required:
-                    if r not in x:
-                        return False
-                if min_p is not None and len(x) < min_p:
-                    return False
-                if max_p is not None and len(x) > max_p:
-                    return False
-                for name, fn in prop_items:
-                    if name in x and not fn(x[name]):
-                        return False
-                if patterns:
-                    for key, value in x.items():
-                        for rx, fn in patterns:
-                            if rx.search(key) and not fn(value):
-                                return False
-                if additional is not True:
-                    for key, value in x.items():
-                        if key in props or any(rx.search(key) for rx in pattern_res):
-                            continue
-                        if additional is False or not additional(value):
-                            return False
-                return True
-
-            checks.append(check_object)
-
-        # ---- arrays
         arr_keys = ("items", "minItems", "maxItems", "uniqueItems")
         if any(k in schema for k in arr_keys):
+            lines = []
+            if "minItems" in schema:
+                lines.append(f"if len(x) < {kw('minItems')!r}:\n            return False")
+            if "maxItems" in schema:
+                lines.append(f"if len(x) > {kw('maxItems')!r}:\n            return False")
             items = kw("items") if "items" in schema else None
-            item_fn = None
-            tuple_fns = None
-            extra = True
             if isinstance(items, dict):
-                item_fn = sub(items, file)
+                lines.append(f"for v in x:\n            if not {self.sub(items, file)}(v):\n"
+                             f"                return False")
             elif isinstance(items, list):
-                tuple_fns = tuple(sub(s, file) for s in items)
+                fns = [self.sub(s, file) for s in items]
+                if fns:
+                    lines.append(f"for f, v in zip(({', '.join(fns)},), x):\n"
+                                 f"            if not f(v):\n                return False")
                 extra = schema.get("additionalItems", True)
-                if isinstance(extra, dict):
-                    extra = sub(extra, file)
+                if extra is False:
+                    lines.append(f"if len(x) > {len(fns)}:\n            return False")
+                elif isinstance(extra, dict):
+                    lines.append(f"for v in x[{len(fns)}:]:\n            if not {self.sub(extra, file)}(v):\n"
+                                 f"                return False")
             elif items is not None:
                 raise SchemaError(f"bad items in {file}")
-            min_i = kw("minItems") if "minItems" in schema else None
-            max_i = kw("maxItems") if "maxItems" in schema else None
-            unique = kw("uniqueItems") if "uniqueItems" in schema else False
+            if "uniqueItems" in schema and kw("uniqueItems"):
+                lines.append("if not _unique(x):\n            return False")
+            if lines:
+                body.append(_guarded(schema, "array", "isinstance(x, list)", lines))
 
-            def check_array(x):
-                if not isinstance(x, list):
-                    return True
-                n = len(x)
-                if min_i is not None and n < min_i:
-                    return False
-                if max_i is not None and n > max_i:
-                    return False
-                if item_fn is not None:
-                    for v in x:
-                        if not item_fn(v):
-                            return False
-                elif tuple_fns is not None:
-                    for fn, v in zip(tuple_fns, x):
-                        if not fn(v):
-                            return False
-                    if n > len(tuple_fns) and extra is not True:
-                        if extra is False:
-                            return False
-                        for v in x[len(tuple_fns):]:
-                            if not extra(v):
-                                return False
-                if unique:
-                    for i in range(n):
-                        for j in range(i + 1, n):
-                            if _equal(x[i], x[j]):
-                                return False
-                return True
-
-            checks.append(check_array)
-
-        # ---- strings
         if "pattern" in schema:
-            rx = _compile(kw("pattern"))
-            search = rx.search
-            checks.append(lambda x: not isinstance(x, str) or search(x) is not None)
-        if "minLength" in schema or "maxLength" in schema:
-            min_l = kw("minLength") if "minLength" in schema else None
-            max_l = kw("maxLength") if "maxLength" in schema else None
+            fail_if(f"isinstance(x, str) and not {self._pattern(kw('pattern'))}(x)")
+        if "minLength" in schema:
+            fail_if(f"isinstance(x, str) and len(x) < {kw('minLength')!r}")
+        if "maxLength" in schema:
+            fail_if(f"isinstance(x, str) and len(x) > {kw('maxLength')!r}")
 
-            def check_length(x):
-                if not isinstance(x, str):
-                    return True
-                n = len(x)
-                return (min_l is None or n >= min_l) and (max_l is None or n <= max_l)
+        is_num = _TYPE_TESTS["number"]
+        if "minimum" in schema:
+            op = "<=" if schema.get("exclusiveMinimum", False) else "<"
+            fail_if(f"{is_num} and x {op} {kw('minimum')!r}")
+        if "maximum" in schema:
+            op = ">=" if schema.get("exclusiveMaximum", False) else ">"
+            fail_if(f"{is_num} and x {op} {kw('maximum')!r}")
 
-            checks.append(check_length)
-
-        # ---- numbers
-        if "minimum" in schema or "maximum" in schema:
-            lo = kw("minimum") if "minimum" in schema else None
-            hi = kw("maximum") if "maximum" in schema else None
-            lo_excl = bool(schema.get("exclusiveMinimum", False))
-            hi_excl = bool(schema.get("exclusiveMaximum", False))
-
-            def check_range(x):
-                if not _is_number(x):
-                    return True
-                if lo is not None and (x <= lo if lo_excl else x < lo):
-                    return False
-                if hi is not None and (x >= hi if hi_excl else x > hi):
-                    return False
-                return True
-
-            checks.append(check_range)
-
-        # ---- combinators
         if "allOf" in schema:
-            fns = tuple(sub(s, file) for s in kw("allOf"))
-            checks.append(lambda x: all(fn(x) for fn in fns))
+            for s in kw("allOf"):
+                fail_if(f"not {self.sub(s, file)}(x)")
         if "anyOf" in schema:
-            fns_any = tuple(sub(s, file) for s in kw("anyOf"))
-            checks.append(lambda x: any(fn(x) for fn in fns_any))
+            fns = [self.sub(s, file) for s in kw("anyOf")]
+            fail_if(f"not ({' or '.join(f'{fn}(x)' for fn in fns) or 'False'})")
         if "oneOf" in schema:
-            fns_one = tuple(sub(s, file) for s in kw("oneOf"))
-            checks.append(lambda x: sum(1 for fn in fns_one if fn(x)) == 1)
+            fns = [self.sub(s, file) for s in kw("oneOf")]
+            fail_if(f"sum(({''.join(f'{fn}(x), ' for fn in fns)})) != 1")
         if "not" in schema:
-            fn_not = sub(kw("not"), file)
-            checks.append(lambda x: not fn_not(x))
+            fail_if(f"{self.sub(kw('not'), file)}(x)")
 
         unknown = set(schema) - handled
         if unknown:
             raise SchemaError(f"unsupported keyword(s) {sorted(unknown)} in {file}")
+        self._define(name, "".join(b + "\n" for b in body))
 
-        if not checks:
-            return _always
-        if len(checks) == 1:
-            return checks[0]
-        checks = tuple(checks)
+    def _define(self, name, body):
+        """def name(x) with that body; a body already defined makes name an alias."""
+        same = self.bodies.get(body)
+        if same is not None:
+            self.aliases.append(f"{name} = {same}")
+        else:
+            self.bodies[body] = name
+            self.functions.append(f"def {name}(x):\n{body}    return True\n")
 
-        def check_all(x):
-            for c in checks:
-                if not c(x):
-                    return False
-            return True
+    def module(self, roots, doc):
+        """Module source defining CHECKS = {key: root function} for roots {key: file}."""
+        entries = {key: self.at(file, "") for key, file in roots.items()}
+        return "\n".join([
+            f'"""{doc}"""',
+            "from pyrunc.spec.schema_runtime import SchemaError as _SchemaError  # noqa: F401",
+            "from pyrunc.spec.schema_runtime import equal as _equal  # noqa: F401",
+            "from pyrunc.spec.schema_runtime import search as _search  # noqa: F401",
+            "from pyrunc.spec.schema_runtime import unique as _unique  # noqa: F401",
+            "",
+            *self.constants,
+            "",
+            "",
+            "\n\n".join(self.functions),
+            "",
+            *self.aliases,
+            "",
+            "CHECKS = {" + ", ".join(f"{k!r}: {v}" for k, v in entries.items()) + "}",
+            "",
+        ])
 
-        return check_all
 
-    # -- public -----------------------------------------------------------------
+def generate_module(schema_dir, roots=None):
+    """Source of a module whose CHECKS maps each of roots' keys (default: config, state,
+    features) to a function doc -> bool for the schema in that file of schema_dir."""
+    roots = dict(roots or SCHEMA_FILES)
+    return _Generator(_Schemas(schema_dir)).module(
+        roots, "Generated by pyrunc.spec.fastschema from specs/*.json: do not edit.\n\n"
+               "python -m pyrunc.spec.fastschema > pyrunc/spec/_schema_checks.py\n")
+
+
+class Validator:
+    """Validator for one root schema file in a schema directory (compiled on first use)."""
+
+    def __init__(self, schema_dir, root_file):
+        self._dir = os.fspath(schema_dir)
+        self._root_file = root_file
+        self._check = None
 
     def is_valid(self, instance) -> bool:
-        if self._root is None:
-            self._root = self._compiled_at(self._root_file, "")
-        return self._root(instance)
+        if self._check is None:
+            source = generate_module(self._dir, {"root": self._root_file})
+            namespace = {}
+            exec(compile(source, f"<schema {self._dir}/{self._root_file}>", "exec"), namespace)
+            self._check = namespace["CHECKS"]["root"]
+        return self._check(instance)
 
     def compile_all(self):
-        """Compile every schema reachable from the root (for tests)."""
-        seen = set()
-        todo = [(self._root_file, "")]
-        while todo:
-            name, pointer = todo.pop()
-            if (name, pointer) in seen:
-                continue
-            seen.add((name, pointer))
-            self._compiled_at(name, pointer)
-            stack = [self._node(name, pointer)]
-            while stack:
-                node = stack.pop()
-                if isinstance(node, dict):
-                    if isinstance(node.get("$ref"), str):
-                        todo.append(self._resolve(name, node["$ref"]))
-                    stack.extend(v for k, v in node.items() if k != "enum")
-                elif isinstance(node, list):
-                    stack.extend(node)
-        return len(seen)
+        """Compile every schema reachable from the root; returns how many ($ref targets
+        and inline schemas) became functions (for tests)."""
+        gen = _Generator(_Schemas(self._dir))
+        gen.module({"root": self._root_file}, "")
+        return len(gen.functions)
 
 
 _validators = {}
 
 
 def validator(schema="config", schema_dir=None) -> Validator:
-    """The cached Validator for "config", "state" or "features"."""
+    """The cached Validator for "config", "state" or "features" in schema_dir."""
     key = (schema, schema_dir)
     v = _validators.get(key)
     if v is None:
@@ -499,5 +395,20 @@ def validator(schema="config", schema_dir=None) -> Validator:
 
 
 def is_valid(instance, schema="config") -> bool:
-    """True when ``instance`` is valid under the project's ``schema`` schema."""
-    return validator(schema).is_valid(instance)
+    """True when ``instance`` is valid under the project's ``schema`` schema (the
+    ahead-of-time compiled checks)."""
+    from pyrunc.spec._schema_checks import CHECKS
+
+    try:
+        check = CHECKS[schema]
+    except KeyError:
+        raise ValueError(f"unknown schema {schema!r}; expected one of {sorted(SCHEMA_FILES)}") from None
+    return check(instance)
+
+
+if __name__ == "__main__":
+    import sys
+
+    from pyrunc.spec import specs_dir
+
+    sys.stdout.write(generate_module(sys.argv[1] if len(sys.argv) > 1 else specs_dir()))

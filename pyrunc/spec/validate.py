@@ -124,9 +124,9 @@ def schema_problems(config, schema="config") -> list:
 
 def is_valid_fast(config, schema="config") -> bool:
     """Schema verdict without importing jsonschema (same verdict as schema_problems() == [])."""
-    from pyrunc.spec import fastschema
+    from pyrunc.spec._schema_checks import CHECKS  # fastschema's output for specs/
 
-    return fastschema.is_valid(config, schema)
+    return CHECKS[schema](config)
 
 
 def validate(config, bundle_dir=None) -> list:
