@@ -9,9 +9,8 @@ import time
 import _signal as signal
 
 from pyrunc.errors import ContainerNotRunning, PyruncError
-from pyrunc.state import EXEC_FIFO, Store, process_start_time, write_pid_file
-
-OCI_VERSION = "1.3.0"
+from pyrunc.state import (OCI_VERSION, Container, EXEC_FIFO, Store,  # noqa: F401 (library API)
+                          open_container, process_start_time, write_pid_file)
 
 
 def _now_rfc3339nano():
@@ -43,78 +42,6 @@ def load_bundle(bundle, *, full_validation=False):
         more = f" (and {len(problems) - 1} more problems: run 'pyrunc validate')" if len(problems) > 1 else ""
         raise ConfigError(f"{os.path.join(bundle, 'config.json')}: {problems[0]}{more}")
     return config
-
-
-class Container:
-    """A container in the state store (state.json is its record)."""
-
-    def __init__(self, store, cid, record):
-        self.store = store
-        self.id = cid
-        self.record = record
-        self.start_fd = None  # see create(to_start=True)
-
-    @property
-    def config(self):
-        return self.record["config"]
-
-    @property
-    def dir(self):
-        return self.store.dir(self.id)
-
-    def cgroup_manager(self):
-        saved = self.record.get("cgroup")
-        if not saved:
-            return None
-        from pyrunc.cgroups import load_manager
-
-        return load_manager(saved)
-
-    def init_alive(self):
-        pid = self.record.get("init_pid") or 0
-        return pid > 0 and process_start_time(pid) == self.record.get("init_start")
-
-    def status(self):
-        if not self.init_alive():
-            return "stopped"
-        saved = self.record.get("cgroup")
-        if saved:
-            from pyrunc.cgroups import frozen_from_state
-
-            if frozen_from_state(saved):
-                return "paused"
-        if os.path.exists(os.path.join(self.dir, EXEC_FIFO)):
-            return "created"
-        return "running"
-
-    def oci_state(self, status=None):
-        """The state document (runtime.md "State") plus runc's rootfs/created/owner."""
-        status = status or self.status()
-        st = {
-            "ociVersion": OCI_VERSION,
-            "id": self.id,
-            "pid": self.record["init_pid"] if status != "stopped" else 0,
-            "status": status,
-            "bundle": self.record["bundle"],
-            "rootfs": self.record["rootfs"],
-            "created": self.record["created"],
-            "owner": self.record.get("owner", ""),
-        }
-        ann = self.config.get("annotations")
-        if ann:
-            st["annotations"] = ann
-        return st
-
-    def hook_state(self, status):
-        from pyrunc.hooks import hook_state
-
-        pid = self.record["init_pid"] if status != "stopped" else 0
-        return hook_state(self.id, status, pid, self.record["bundle"], self.config)
-
-
-def open_container(root, cid):
-    store = Store(root)
-    return Container(store, cid, store.load(cid))
 
 
 # --- create -------------------------------------------------------------------------
@@ -383,7 +310,9 @@ def start(root, cid, container=None):
             os.close(fifo_fd)
         raise
     try:
-        status = c.status()
+        # With run's fifo, create has just returned: its init may already have exec'd
+        # and exited (a zombie counts as stopped); the fifo tells whether it started.
+        status = c.status() if fifo_fd is None else "created"
         if status != "created":
             if status == "stopped":
                 raise PyruncError("cannot start a container that has stopped")

@@ -1,6 +1,7 @@
 """State store under --root: one directory per container holding state.json
 (written atomically) and exec.fifo; an flock on the directory serialises commands
-that change a container.
+that change a container. Container: a stored container and its status (what `state`
+and `list` need, without the lifecycle operations of pyrunc.container).
 """
 import errno
 import os
@@ -8,6 +9,7 @@ import os
 from pyrunc.errors import ContainerNotFound, PyruncError
 from pyrunc.jsonutil import dumps, loads
 
+OCI_VERSION = "1.3.0"
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
@@ -157,3 +159,75 @@ def process_start_time(pid):
     if fields[0] in (b"Z", b"X"):
         return None
     return int(fields[19])
+
+
+class Container:
+    """A container in the state store (state.json is its record)."""
+
+    def __init__(self, store, cid, record):
+        self.store = store
+        self.id = cid
+        self.record = record
+        self.start_fd = None  # see create(to_start=True)
+
+    @property
+    def config(self):
+        return self.record["config"]
+
+    @property
+    def dir(self):
+        return self.store.dir(self.id)
+
+    def cgroup_manager(self):
+        saved = self.record.get("cgroup")
+        if not saved:
+            return None
+        from pyrunc.cgroups import load_manager
+
+        return load_manager(saved)
+
+    def init_alive(self):
+        pid = self.record.get("init_pid") or 0
+        return pid > 0 and process_start_time(pid) == self.record.get("init_start")
+
+    def status(self):
+        if not self.init_alive():
+            return "stopped"
+        saved = self.record.get("cgroup")
+        if saved:
+            from pyrunc.cgroups import frozen_from_state
+
+            if frozen_from_state(saved):
+                return "paused"
+        if os.path.exists(os.path.join(self.dir, EXEC_FIFO)):
+            return "created"
+        return "running"
+
+    def oci_state(self, status=None):
+        """The state document (runtime.md "State") plus runc's rootfs/created/owner."""
+        status = status or self.status()
+        st = {
+            "ociVersion": OCI_VERSION,
+            "id": self.id,
+            "pid": self.record["init_pid"] if status != "stopped" else 0,
+            "status": status,
+            "bundle": self.record["bundle"],
+            "rootfs": self.record["rootfs"],
+            "created": self.record["created"],
+            "owner": self.record.get("owner", ""),
+        }
+        ann = self.config.get("annotations")
+        if ann:
+            st["annotations"] = ann
+        return st
+
+    def hook_state(self, status):
+        from pyrunc.hooks import hook_state
+
+        pid = self.record["init_pid"] if status != "stopped" else 0
+        return hook_state(self.id, status, pid, self.record["bundle"], self.config)
+
+
+def open_container(root, cid):
+    store = Store(root)
+    return Container(store, cid, store.load(cid))

@@ -237,3 +237,14 @@ def test_signal_names_as_runc():
     for bad in ("NOPE", "RTMIN+99", "-1", "65"):
         with pytest.raises(PyruncError):
             parse_signal(bad)
+
+
+def test_run_of_a_process_that_exits_at_once(rt):
+    """run opens exec.fifo as soon as the init is ready, so the process may exec and
+    exit before run's own start step looks at it: that is a started container, not
+    "cannot start a container that has stopped"."""
+    b = rt.bundle(["true"])
+    for i in range(15):
+        p = rt.run(f"quick{i}", b, check=False)
+        assert (p.returncode, p.stderr) == (0, ""), (i, p.stderr)
+    assert os.listdir(rt.root) == []

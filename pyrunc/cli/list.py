@@ -11,9 +11,8 @@ FLAGS = [
 def run(ctx, opts, args):
     import sys
 
-    from pyrunc.container import Container
     from pyrunc.errors import PyruncError
-    from pyrunc.state import Store
+    from pyrunc.state import Container, Store
 
     if opts["format"] not in ("table", "json"):
         raise PyruncError(f"invalid format option: {opts['format']}")

@@ -6,8 +6,8 @@ FLAGS = []
 def run(ctx, opts, args):
     import sys
 
-    from pyrunc.container import state
     from pyrunc.jsonutil import dumps_indent
+    from pyrunc.state import open_container
 
-    sys.stdout.write(dumps_indent(state(ctx.root, args[0])) + "\n")
+    sys.stdout.write(dumps_indent(open_container(ctx.root, args[0]).oci_state()) + "\n")
     return 0
