@@ -29,6 +29,7 @@ class InitSpec:
         self.nsmap = namespaces.config_namespaces(config)
         self.preimported = False  # set by the runtime if it ran preimport() itself
         self.placement = None  # cgroups.placement.Placement: stage-1 joins its cgroups
+        self.rootfs_ctx = None  # rootfs.RootfsContext, made by preimport()
         from pyrunc import log
 
         self.debug = log.is_debug()  # else debug notes are not sent over the init pipe
@@ -231,6 +232,12 @@ def preimport(spec, warn=None):
     hooks_cfg = spec.config.get("hooks") or {}
     if hooks_cfg.get("startContainer") or hooks_cfg.get("createContainer"):
         import subprocess  # noqa: F401
+    if "mount" in spec.nsmap:
+        # Derived from the config alone: made here, while the runtime sets the cgroup
+        # limits, rather than on the init's way to "ready".
+        spec.rootfs_ctx = rootfs.RootfsContext(
+            spec.config, spec.bundle, spec.no_pivot, new_userns=spec.nsmap.get("user", 1) is None,
+            new_netns=spec.nsmap.get("network", 1) is None)
 
 
 def _init(spec, sock):
@@ -248,11 +255,8 @@ def _init(spec, sock):
             sc.keyctl_join_session_keyring(f"_ses.{spec.container_id}")
         except OSError:
             pass  # keyrings may be unavailable (e.g. a kernel without them): as runc, go on
-    ctx = None
-    if "mount" in nsmap:
-        ctx = rootfs.RootfsContext(config, spec.bundle, spec.no_pivot,
-                                   new_userns=nsmap.get("user", 1) is None,
-                                   new_netns=nsmap.get("network", 1) is None)
+    ctx = spec.rootfs_ctx  # made by preimport() when there is a mount namespace
+    if ctx is not None:
         rootfs.prepare(ctx)
     if (config.get("hooks") or {}).get("prestart") or (config.get("hooks") or {}).get("createRuntime"):
         initpipe.send(sock, "hooks")

@@ -390,7 +390,12 @@ def _cgroup(ctx, dest, source, opts, what):
     tmpfs_opts.propagation = list(opts.propagation)
     _fs(ctx, dest, "tmpfs", "tmpfs", tmpfs_opts, what)
     base = dest.rstrip("/")
-    for name, src, subsys in binds:
+    if not ctx.new_cgroupns and not opts.propagation and not opts.cleared:
+        _cgroup_binds(ctx, dest, binds, opts.flags, what)
+        binds_done = True
+    else:
+        binds_done = False
+    for name, src, subsys in binds if not binds_done else ():
         sub = f"{base}/{name}"
         sub_what = f"{what}: {name}"
         if ctx.new_cgroupns:
@@ -426,6 +431,25 @@ def _cgroup(ctx, dest, source, opts, what):
         os.close(dfd)
     if opts.flags & sc.MS_RDONLY:
         ctx.ro_later.append(dest)
+
+
+def _cgroup_binds(ctx, dest, binds, flags, what):
+    """Bind each host hierarchy into the fresh tmpfs at dest, with the cgroup mount's
+    flags (runc's per-subsystem binds). The tmpfs is ours and new: its entries are made
+    and used by name, without the symlink-safe walk a path in the rootfs needs."""
+    dfd = _reopen(ctx, dest, what)
+    try:
+        for name, src, _ in binds:
+            at = f"/proc/self/fd/{dfd}/{name}"
+            try:
+                os.mkdir(name, 0o755, dir_fd=dfd)
+                sc.mount(src, at, None, sc.MS_BIND | sc.MS_REC)
+                if flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT):
+                    mounts.remount_bind(at, flags)
+            except OSError as e:
+                mounts.fail(f"{what}: {name}", e)
+    finally:
+        os.close(dfd)
 
 
 def _cgroup2(ctx, dest, source, opts, what):
