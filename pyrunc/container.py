@@ -8,7 +8,7 @@ import time
 # _signal, not signal: the signal module builds enums (enum costs ~7 ms to import).
 import _signal as signal
 
-from pyrunc.errors import ContainerNotRunning, PyruncError
+from pyrunc.errors import ContainerNotRunning, HookError, PyruncError
 from pyrunc.state import (OCI_VERSION, Container, EXEC_FIFO, Store,  # noqa: F401 (library API)
                           open_container, process_start_time, write_pid_file)
 
@@ -216,9 +216,9 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         return c
     except BaseException as e:
         made.undo()
-        from pyrunc.hooks import HookError, hook_state, run_hooks
-
         if isinstance(e, HookError):
+            from pyrunc.hooks import hook_state, run_hooks
+
             # runtime.md "Lifecycle" steps 3-5: continue at 12 (destroy) and 13 (poststop).
             run_hooks(config, "poststop", hook_state(cid, "stopped", 0, bundle, config),
                       warn_only=True)
@@ -317,12 +317,13 @@ def start(root, cid, container=None):
             if status == "stopped":
                 raise PyruncError("cannot start a container that has stopped")
             raise PyruncError(f"cannot start an already {status} container")
-        from pyrunc.hooks import HookError, run_hooks
-
         try:
             _open_exec_fifo(c, fifo_fd)
             fifo_fd = None
-            run_hooks(c.config, "poststart", c.hook_state("running"))
+            if _has_hooks(c.config, "poststart"):
+                from pyrunc.hooks import run_hooks
+
+                run_hooks(c.config, "poststart", c.hook_state("running"))
         except HookError:
             # runtime.md "Lifecycle" steps 7 and 9: a failing startContainer or poststart
             # hook stops the container, which is then destroyed (steps 12, 13).
@@ -377,8 +378,6 @@ def _open_exec_fifo(c, fd=None):
                 os.unlink(path)
                 return
             if data == b"E":
-                from pyrunc.hooks import HookError
-
                 msg = b""
                 while chunk := _read_when_ready(fd):
                     msg += chunk
@@ -515,9 +514,14 @@ def destroy(c):
                 mgr.thaw()
         mgr.destroy()
     c.store.remove(c.id)
-    from pyrunc.hooks import run_hooks
+    if _has_hooks(c.config, "poststop"):
+        from pyrunc.hooks import run_hooks
 
-    run_hooks(c.config, "poststop", c.hook_state("stopped"), warn_only=True)
+        run_hooks(c.config, "poststop", c.hook_state("stopped"), warn_only=True)
+
+
+def _has_hooks(config, kind):
+    return bool((config.get("hooks") or {}).get(kind))
 
 
 # --- pause / resume / update ---------------------------------------------------------
