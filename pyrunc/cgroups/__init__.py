@@ -152,8 +152,11 @@ def frozen_from_state(saved):
     if not path:
         return False
     try:
-        with open(os.path.join(path, name)) as f:
-            value = f.read().strip()
+        fd = os.open(os.path.join(path, name), os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            value = os.read(fd, 64).decode().strip()  # a one-word file
+        finally:
+            os.close(fd)
     except OSError:
         return False
     if frozen is not None:
