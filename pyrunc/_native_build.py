@@ -38,6 +38,7 @@ ffibuilder.cdef(
                              uint64_t attr_set, uint64_t attr_clr, uint64_t propagation,
                              uint64_t userns_fd);
     long pyrunc_clone_fork(uint64_t flags, int cgroup_fd);
+    int pyrunc_setrlimit(int resource, uint64_t soft, uint64_t hard);
     """
 )
 
@@ -123,6 +124,10 @@ ffibuilder.set_source(
                              uint64_t userns_fd) {
         struct pyrunc_mount_attr a = { attr_set, attr_clr, propagation, userns_fd };
         return syscall(442 /* SYS_mount_setattr */, dirfd, path, flags, &a, sizeof(a));
+    }
+    int pyrunc_setrlimit(int resource, uint64_t soft, uint64_t hard) {
+        uint64_t lim[2] = { soft, hard };  /* struct rlimit64 */
+        return syscall(SYS_prlimit64, 0, resource, lim, NULL);
     }
     /* os.fork() as clone3: the child starts in new namespaces (flags) and, with
        cgroup_fd >= 0, in that cgroup v2 directory (CLONE_INTO_CGROUP: no migration,

@@ -194,15 +194,14 @@ def preimport_process(proc, linux=None, state=None, warn=None):
     seccomp notify listener. A config whose seccomp was not prepared here fails in the
     container process (fail closed). AppArmor/SELinux settings are checked on the host."""
     import fcntl  # noqa: F401
-    import resource  # noqa: F401
     import _signal  # noqa: F401
-    import struct  # noqa: F401
 
     from pyrunc import capabilities, process  # noqa: F401
     from pyrunc import syscalls  # noqa: F401
 
     if proc.get("terminal"):
         import socket  # noqa: F401
+        import struct  # noqa: F401
 
         from pyrunc import console  # noqa: F401
     if proc.get("apparmorProfile"):

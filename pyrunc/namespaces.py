@@ -1,5 +1,6 @@
 """Namespaces: types, joining by path (setns), unsharing, id mappings, time offsets."""
 import os
+import sys
 
 from pyrunc import syscalls as sc
 from pyrunc.errors import PyruncError
@@ -90,11 +91,11 @@ def loopback_up():
     """Bring lo up with one ioctl (SIOCSIFFLAGS) in a new network namespace."""
     import _socket
     import fcntl
-    import struct
 
     s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
     try:
-        ifr = struct.pack("16sH14x", b"lo", 0x1 | 0x8 | 0x40)  # IFF_UP|IFF_LOOPBACK|IFF_RUNNING
+        # struct ifreq (40 bytes): name[16], short flags (IFF_UP|IFF_LOOPBACK|IFF_RUNNING)
+        ifr = b"lo".ljust(16, b"\0") + (0x1 | 0x8 | 0x40).to_bytes(2, sys.byteorder) + bytes(22)
         fcntl.ioctl(s.fileno(), 0x8914, ifr)  # SIOCSIFFLAGS
     finally:
         s.close()

@@ -39,16 +39,14 @@ def parse_cpu_list(text):
 
 
 def set_rlimits(rlimits):
-    import resource
-
     for rl in rlimits or ():
         name = rl["type"]
-        res = getattr(resource, name, None)
-        if not name.startswith("RLIMIT_") or res is None:
+        res = sc.RLIMITS.get(name)
+        if res is None:
             raise PyruncError(f"process.rlimits: unknown rlimit type {name!r}")
         try:
-            resource.setrlimit(res, (rl["soft"], rl["hard"]))
-        except (OSError, ValueError) as e:
+            sc.setrlimit(res, rl["soft"], rl["hard"])
+        except (OSError, ValueError, OverflowError) as e:
             raise PyruncError(f"process.rlimits: setting {name} to soft={rl['soft']} "
                               f"hard={rl['hard']}: {getattr(e, 'strerror', None) or e}") from None
 

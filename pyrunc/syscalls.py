@@ -199,3 +199,15 @@ def clone_fork(flags=0, cgroup_fd=None):
     cgroup_fd (an O_PATH fd of a cgroup v2 directory), born in that cgroup."""
     return _check(lib.pyrunc_clone_fork(flags, -1 if cgroup_fd is None else cgroup_fd),
                   f"clone3({flags:#x}{'' if cgroup_fd is None else ', CLONE_INTO_CGROUP'})")
+
+
+# RLIMIT_* of Linux's generic ABI (x86, arm, riscv, ...; not alpha, mips, sparc).
+RLIMITS = {name: i for i, name in enumerate((
+    "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS",
+    "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS",
+    "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME"))}
+
+
+def setrlimit(resource, soft, hard):
+    """prlimit64 on this process; soft/hard as uint64 (2**64-1 is RLIM_INFINITY)."""
+    _check(lib.pyrunc_setrlimit(resource, soft, hard), f"setrlimit({resource}, {soft}, {hard})")

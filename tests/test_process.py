@@ -69,6 +69,33 @@ def test_rlimits(rt):
     assert out == ["123", "456", "77"]
 
 
+@pytest.mark.parametrize("runtime", ["pyrunc", "runc"])
+def test_rlimit_infinity_and_unknown_type(runtime, request):
+    """2**64-1 is RLIM_INFINITY (uint64 in the spec, as runc passes it on); an rlimit
+    type the runtime does not know fails create with one line naming it."""
+    r = request.getfixturevalue("rt" if runtime == "pyrunc" else "runc_rt")
+
+    import resource
+
+    if resource.getrlimit(resource.RLIMIT_CORE)[1] != resource.RLIM_INFINITY:
+        pytest.skip("raising a hard limit needs CAP_SYS_RESOURCE; RLIMIT_CORE is not unlimited here")
+
+    def edit(c):
+        c["process"]["rlimits"] = [{"type": "RLIMIT_CORE", "soft": 2**64 - 1, "hard": 2**64 - 1},
+                                   {"type": "RLIMIT_MEMLOCK", "soft": 65536, "hard": 65536}]
+
+    out = r.output_of(["sh", "-c", "ulimit -c; ulimit -H -c; ulimit -l; ulimit -H -l"], edit=edit).split()
+    assert out == ["unlimited", "unlimited", "64", "64"]
+
+    def bad(c):
+        c["process"]["rlimits"] = [{"type": "RLIMIT_BOGUS", "soft": 1, "hard": 1}]
+
+    p = r.run("badrl", r.bundle(["true"], edit=bad), check=False)
+    assert p.returncode != 0 and "RLIMIT_BOGUS" in p.stderr
+    if runtime == "pyrunc":
+        assert len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
 def test_no_new_privs_and_oom_score_adj(rt):
     def edit(c):
         c["process"]["noNewPrivileges"] = True
