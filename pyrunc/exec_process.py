@@ -11,6 +11,7 @@ import os
 
 from pyrunc import initpipe
 from pyrunc.errors import PyruncError
+from pyrunc.container import without_gc
 
 
 def build_process(config_process, opts):
@@ -119,6 +120,7 @@ def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds, preimported, 
         report_failure(sock, e)
 
 
+@without_gc
 def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0, listen_fds=0):
     """Start proc in container c; returns the new process's host pid once it has exec'd."""
     from pyrunc.init import preimport_process, seccomp_needs_runtime, spawn
