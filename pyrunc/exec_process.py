@@ -81,6 +81,11 @@ def _join_namespaces(init_pid, types):
     namespaces.join(fds)
 
 
+def _notify_state(c):
+    """The container's state for a seccomp notify listener (only seccomp needs it)."""
+    return c.hook_state("running") if (c.config.get("linux") or {}).get("seccomp") else None
+
+
 def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds, preimported, placement):
     from pyrunc import process
     from pyrunc import syscalls as sc
@@ -90,7 +95,7 @@ def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds, preimported, 
             from pyrunc.init import preimport_process
 
             # Here, not in the runtime: this overlaps the runtime's cgroup placement.
-            preimport_process(proc, c.config.get("linux"), c.hook_state("running"),
+            preimport_process(proc, c.config.get("linux"), _notify_state(c),
                               warn=lambda m: initpipe.send(sock, "warn", msg=m))
         initpipe.recv(sock, "go")
         if placement is not None:
@@ -127,7 +132,7 @@ def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0, list
 
     preimported = seccomp_needs_runtime(c.config.get("linux"))
     if preimported:
-        preimport_process(proc, c.config.get("linux"), c.hook_state("running"))
+        preimport_process(proc, c.config.get("linux"), _notify_state(c))
     if proc.get("terminal") and not console_socket:
         raise PyruncError("cannot allocate tty if pyrunc will detach without setting console "
                           "socket (pass --console-socket)")

@@ -225,12 +225,16 @@ def preimport_process(proc, linux=None, state=None, warn=None):
 
 def preimport(spec, warn=None):
     """preimport_process, plus what the init's set-up needs."""
-    preimport_process(spec.process, spec.linux, _hook_state(spec, "creating"), warn)
-    from pyrunc import hooks, rootfs  # noqa: F401
+    # The state is for a seccomp notify listener only.
+    state = _hook_state(spec, "creating") if spec.linux.get("seccomp") else None
+    preimport_process(spec.process, spec.linux, state, warn)
+    from pyrunc import rootfs  # noqa: F401
 
     hooks_cfg = spec.config.get("hooks") or {}
     if hooks_cfg.get("startContainer") or hooks_cfg.get("createContainer"):
         import subprocess  # noqa: F401
+
+        from pyrunc import hooks  # noqa: F401
     if "mount" in spec.nsmap:
         # Derived from the config alone: made here, while the runtime sets the cgroup
         # limits, rather than on the init's way to "ready".
@@ -240,7 +244,7 @@ def preimport(spec, warn=None):
 
 
 def _init(spec, sock):
-    from pyrunc import hooks, process, rootfs
+    from pyrunc import process, rootfs
     from pyrunc import syscalls as sc
 
     config, linux, proc = spec.config, spec.linux, spec.process
@@ -261,6 +265,8 @@ def _init(spec, sock):
         initpipe.send(sock, "hooks")
         initpipe.recv(sock, "ok")
     if (config.get("hooks") or {}).get("createContainer"):
+        from pyrunc import hooks  # imported by preimport()
+
         hooks.run_hooks(config, "createContainer", _hook_state(spec, "creating"))
     if ctx is not None:
         rootfs.pivot(ctx)
@@ -291,9 +297,11 @@ def _init(spec, sock):
     fd = os.open(f"/proc/self/fd/{spec.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
     os.close(spec.fifo_fd)
     if (config.get("hooks") or {}).get("startContainer"):
+        from pyrunc import hooks  # imported by preimport()
+
         try:
             hooks.run_hooks(config, "startContainer", _hook_state(spec, "created"))
-        except hooks.HookError as e:
+        except HookError as e:
             # `start` reads this instead of the go byte and fails (runtime.md step 7).
             os.write(fd, b"E" + str(e).encode()[:4000])
             os._exit(1)
