@@ -7,31 +7,43 @@ from pyrunc.spec.schema_runtime import equal as _equal  # noqa: F401
 from pyrunc.spec.schema_runtime import search as _search  # noqa: F401
 from pyrunc.spec.schema_runtime import unique as _unique  # noqa: F401
 
-_p22 = _search('^RLIMIT_[A-Z]+$')
-_e33 = frozenset(['SCHED_BATCH', 'SCHED_DEADLINE', 'SCHED_FIFO', 'SCHED_IDLE', 'SCHED_ISO', 'SCHED_OTHER', 'SCHED_RR'])
-_e37 = frozenset(['SCHED_FLAG_DL_OVERRUN', 'SCHED_FLAG_KEEP_PARAMS', 'SCHED_FLAG_KEEP_POLICY', 'SCHED_FLAG_RECLAIM', 'SCHED_FLAG_RESET_ON_FORK', 'SCHED_FLAG_UTIL_CLAMP_MAX', 'SCHED_FLAG_UTIL_CLAMP_MIN'])
-_e40 = frozenset(['IOPRIO_CLASS_BE', 'IOPRIO_CLASS_IDLE', 'IOPRIO_CLASS_RT'])
-_p43 = _search('^[-0-9, ]*$')
-_p51 = _search('.')
-_e57 = frozenset(['cgroup', 'ipc', 'mount', 'network', 'pid', 'time', 'user', 'uts'])
-_p64 = _search('^[bcpu]$')
-_k70 = frozenset([])
-_p92 = _search('^[1-9][0-9]*[GKM]B$')
-_k100 = frozenset([])
-_p105 = _search('^MB:[^\\n]*$')
-_e108 = frozenset(['MPOL_BIND', 'MPOL_DEFAULT', 'MPOL_INTERLEAVE', 'MPOL_LOCAL', 'MPOL_PREFERRED', 'MPOL_PREFERRED_MANY', 'MPOL_WEIGHTED_INTERLEAVE'])
-_e112 = frozenset(['MPOL_F_NUMA_BALANCING', 'MPOL_F_RELATIVE_NODES', 'MPOL_F_STATIC_NODES'])
-_e115 = frozenset(['SCMP_ACT_ALLOW', 'SCMP_ACT_ERRNO', 'SCMP_ACT_KILL', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_KILL_THREAD', 'SCMP_ACT_LOG', 'SCMP_ACT_NOTIFY', 'SCMP_ACT_TRACE', 'SCMP_ACT_TRAP'])
-_e118 = frozenset(['SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM', 'SCMP_ARCH_LOONGARCH64', 'SCMP_ARCH_M68K', 'SCMP_ARCH_MIPS', 'SCMP_ARCH_MIPS64', 'SCMP_ARCH_MIPS64N32', 'SCMP_ARCH_MIPSEL', 'SCMP_ARCH_MIPSEL64', 'SCMP_ARCH_MIPSEL64N32', 'SCMP_ARCH_PARISC', 'SCMP_ARCH_PARISC64', 'SCMP_ARCH_PPC', 'SCMP_ARCH_PPC64', 'SCMP_ARCH_PPC64LE', 'SCMP_ARCH_RISCV64', 'SCMP_ARCH_S390', 'SCMP_ARCH_S390X', 'SCMP_ARCH_SH', 'SCMP_ARCH_SHEB', 'SCMP_ARCH_X32', 'SCMP_ARCH_X86', 'SCMP_ARCH_X86_64'])
-_e121 = frozenset(['SECCOMP_FILTER_FLAG_LOG', 'SECCOMP_FILTER_FLAG_SPEC_ALLOW', 'SECCOMP_FILTER_FLAG_TSYNC', 'SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV'])
-_e130 = frozenset(['SCMP_CMP_EQ', 'SCMP_CMP_GE', 'SCMP_CMP_GT', 'SCMP_CMP_LE', 'SCMP_CMP_LT', 'SCMP_CMP_MASKED_EQ', 'SCMP_CMP_NE'])
-_e132 = frozenset(['private', 'shared', 'slave', 'unbindable'])
-_e136 = frozenset(['LINUX', 'LINUX32'])
-_e144 = frozenset(['inherit', 'new'])
-_e146 = frozenset(['disable', 'inherit', 'new'])
-_e162 = frozenset(['ipc', 'mount', 'pid', 'uts'])
-_e169 = frozenset(['created', 'creating', 'running', 'stopped'])
-_p176 = _search('^CAP_[A-Z_]+$')
+_r15 = ('containerID', 'hostID', 'size')
+_r22 = ('width', 'height')
+_p28 = _search('^RLIMIT_[A-Z]+$')
+_r29 = ('hard', 'soft', 'type')
+_e43 = frozenset(['SCHED_BATCH', 'SCHED_DEADLINE', 'SCHED_FIFO', 'SCHED_IDLE', 'SCHED_ISO', 'SCHED_OTHER', 'SCHED_RR'])
+_e47 = frozenset(['SCHED_FLAG_DL_OVERRUN', 'SCHED_FLAG_KEEP_PARAMS', 'SCHED_FLAG_KEEP_POLICY', 'SCHED_FLAG_RECLAIM', 'SCHED_FLAG_RESET_ON_FORK', 'SCHED_FLAG_UTIL_CLAMP_MAX', 'SCHED_FLAG_UTIL_CLAMP_MIN'])
+_e51 = frozenset(['IOPRIO_CLASS_BE', 'IOPRIO_CLASS_IDLE', 'IOPRIO_CLASS_RT'])
+_p55 = _search('^[-0-9, ]*$')
+_p67 = _search('.')
+_e73 = frozenset(['cgroup', 'ipc', 'mount', 'network', 'pid', 'time', 'user', 'uts'])
+_p83 = _search('^[bcpu]$')
+_r86 = ('path', 'type')
+_k91 = frozenset([])
+_r111 = ('major', 'minor')
+_r115 = ('major', 'minor')
+_p121 = _search('^[1-9][0-9]*[GKM]B$')
+_r122 = ('limit', 'pageSize')
+_r128 = ('name', 'priority')
+_k135 = frozenset([])
+_p141 = _search('^MB:[^\\n]*$')
+_e145 = frozenset(['MPOL_BIND', 'MPOL_DEFAULT', 'MPOL_INTERLEAVE', 'MPOL_LOCAL', 'MPOL_PREFERRED', 'MPOL_PREFERRED_MANY', 'MPOL_WEIGHTED_INTERLEAVE'])
+_e149 = frozenset(['MPOL_F_NUMA_BALANCING', 'MPOL_F_RELATIVE_NODES', 'MPOL_F_STATIC_NODES'])
+_e153 = frozenset(['SCMP_ACT_ALLOW', 'SCMP_ACT_ERRNO', 'SCMP_ACT_KILL', 'SCMP_ACT_KILL_PROCESS', 'SCMP_ACT_KILL_THREAD', 'SCMP_ACT_LOG', 'SCMP_ACT_NOTIFY', 'SCMP_ACT_TRACE', 'SCMP_ACT_TRAP'])
+_e156 = frozenset(['SCMP_ARCH_AARCH64', 'SCMP_ARCH_ARM', 'SCMP_ARCH_LOONGARCH64', 'SCMP_ARCH_M68K', 'SCMP_ARCH_MIPS', 'SCMP_ARCH_MIPS64', 'SCMP_ARCH_MIPS64N32', 'SCMP_ARCH_MIPSEL', 'SCMP_ARCH_MIPSEL64', 'SCMP_ARCH_MIPSEL64N32', 'SCMP_ARCH_PARISC', 'SCMP_ARCH_PARISC64', 'SCMP_ARCH_PPC', 'SCMP_ARCH_PPC64', 'SCMP_ARCH_PPC64LE', 'SCMP_ARCH_RISCV64', 'SCMP_ARCH_S390', 'SCMP_ARCH_S390X', 'SCMP_ARCH_SH', 'SCMP_ARCH_SHEB', 'SCMP_ARCH_X32', 'SCMP_ARCH_X86', 'SCMP_ARCH_X86_64'])
+_e159 = frozenset(['SECCOMP_FILTER_FLAG_LOG', 'SECCOMP_FILTER_FLAG_SPEC_ALLOW', 'SECCOMP_FILTER_FLAG_TSYNC', 'SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV'])
+_e168 = frozenset(['SCMP_CMP_EQ', 'SCMP_CMP_GE', 'SCMP_CMP_GT', 'SCMP_CMP_LE', 'SCMP_CMP_LT', 'SCMP_CMP_MASKED_EQ', 'SCMP_CMP_NE'])
+_r169 = ('index', 'op', 'value')
+_r171 = ('action', 'names')
+_e175 = frozenset(['private', 'shared', 'slave', 'unbindable'])
+_e179 = frozenset(['LINUX', 'LINUX32'])
+_e190 = frozenset(['inherit', 'new'])
+_e192 = frozenset(['disable', 'inherit', 'new'])
+_e211 = frozenset(['ipc', 'mount', 'pid', 'uts'])
+_e220 = frozenset(['created', 'creating', 'running', 'stopped'])
+_r222 = ('bundle', 'id', 'ociVersion', 'status')
+_p229 = _search('^CAP_[A-Z_]+$')
+_r249 = ('ociVersionMax', 'ociVersionMin')
 
 
 def _v2(x):
@@ -51,23 +63,22 @@ def _v3(x):
         return False
     if 'path' not in x:
         return False
-    if 'path' in x and not _v4(x['path']):
-        return False
-    if 'readonly' in x and not _v5(x['readonly']):
-        return False
-    return True
-
-
-def _v9(x):
-    if not (isinstance(x, list)):
-        return False
-    for v in x:
-        if not _v10(v):
+    for k, f in _t6:
+        if k in x and not f(x[k]):
             return False
     return True
 
 
-def _v13(x):
+def _v10(x):
+    if not (isinstance(x, list)):
+        return False
+    for v in x:
+        if not _v11(v):
+            return False
+    return True
+
+
+def _v14(x):
     if not ((isinstance(x, int) and not isinstance(x, bool))):
         return False
     if (isinstance(x, (int, float)) and not isinstance(x, bool)) and x < 0:
@@ -77,63 +88,48 @@ def _v13(x):
     return True
 
 
-def _v12(x):
+def _v13(x):
     if not (isinstance(x, dict)):
         return False
-    if 'containerID' not in x:
-        return False
-    if 'hostID' not in x:
-        return False
-    if 'size' not in x:
-        return False
-    if 'containerID' in x and not _v13(x['containerID']):
-        return False
-    if 'hostID' in x and not _v13(x['hostID']):
-        return False
-    if 'size' in x and not _v13(x['size']):
-        return False
+    for r in _r15:
+        if r not in x:
+            return False
+    for k, f in _t16:
+        if k in x and not f(x[k]):
+            return False
     return True
 
 
-def _v11(x):
+def _v12(x):
     if not (isinstance(x, list)):
         return False
     for v in x:
-        if not _v12(v):
+        if not _v13(v):
+            return False
+    return True
+
+
+def _v8(x):
+    if not (isinstance(x, dict)):
+        return False
+    if 'destination' not in x:
+        return False
+    for k, f in _t17:
+        if k in x and not f(x[k]):
             return False
     return True
 
 
 def _v7(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'destination' not in x:
-        return False
-    if 'destination' in x and not _v4(x['destination']):
-        return False
-    if 'source' in x and not _v4(x['source']):
-        return False
-    if 'type' in x and not _v8(x['type']):
-        return False
-    if 'options' in x and not _v9(x['options']):
-        return False
-    if 'uidMappings' in x and not _v11(x['uidMappings']):
-        return False
-    if 'gidMappings' in x and not _v11(x['gidMappings']):
-        return False
-    return True
-
-
-def _v6(x):
     if not (isinstance(x, list)):
         return False
     for v in x:
-        if not _v7(v):
+        if not _v8(v):
             return False
     return True
 
 
-def _v17(x):
+def _v21(x):
     if not ((isinstance(x, int) and not isinstance(x, bool))):
         return False
     if (isinstance(x, (int, float)) and not isinstance(x, bool)) and x < 0:
@@ -143,76 +139,22 @@ def _v17(x):
     return True
 
 
-def _v16(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'width' not in x:
-        return False
-    if 'height' not in x:
-        return False
-    if 'width' in x and not _v17(x['width']):
-        return False
-    if 'height' in x and not _v17(x['height']):
-        return False
-    return True
-
-
-def _v21(x):
-    if not (isinstance(x, str)):
-        return False
-    if isinstance(x, str) and not _p22(x):
-        return False
-    return True
-
-
 def _v20(x):
     if not (isinstance(x, dict)):
         return False
-    if 'hard' not in x:
-        return False
-    if 'soft' not in x:
-        return False
-    if 'type' not in x:
-        return False
-    if 'type' in x and not _v21(x['type']):
-        return False
-    if 'soft' in x and not _v17(x['soft']):
-        return False
-    if 'hard' in x and not _v17(x['hard']):
-        return False
-    return True
-
-
-def _v19(x):
-    if not (isinstance(x, list)):
-        return False
-    for v in x:
-        if not _v20(v):
+    for r in _r22:
+        if r not in x:
+            return False
+    for k, f in _t23:
+        if k in x and not f(x[k]):
             return False
     return True
 
 
-def _v24(x):
-    if not (isinstance(x, list)):
+def _v27(x):
+    if not (isinstance(x, str)):
         return False
-    for v in x:
-        if not _v13(v):
-            return False
-    return True
-
-
-def _v23(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'uid' in x and not _v13(x['uid']):
-        return False
-    if 'gid' in x and not _v13(x['gid']):
-        return False
-    if 'umask' in x and not _v13(x['umask']):
-        return False
-    if 'additionalGids' in x and not _v24(x['additionalGids']):
-        return False
-    if 'username' in x and not _v25(x['username']):
+    if isinstance(x, str) and not _p28(x):
         return False
     return True
 
@@ -220,34 +162,66 @@ def _v23(x):
 def _v26(x):
     if not (isinstance(x, dict)):
         return False
-    if 'effective' in x and not _v9(x['effective']):
-        return False
-    if 'bounding' in x and not _v9(x['bounding']):
-        return False
-    if 'inheritable' in x and not _v9(x['inheritable']):
-        return False
-    if 'permitted' in x and not _v9(x['permitted']):
-        return False
-    if 'ambient' in x and not _v9(x['ambient']):
-        return False
+    for r in _r29:
+        if r not in x:
+            return False
+    for k, f in _t30:
+        if k in x and not f(x[k]):
+            return False
     return True
 
 
-def _v30(x):
+def _v25(x):
+    if not (isinstance(x, list)):
+        return False
+    for v in x:
+        if not _v26(v):
+            return False
+    return True
+
+
+def _v32(x):
+    if not (isinstance(x, list)):
+        return False
+    for v in x:
+        if not _v14(v):
+            return False
+    return True
+
+
+def _v31(x):
+    if not (isinstance(x, dict)):
+        return False
+    for k, f in _t34:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v35(x):
+    if not (isinstance(x, dict)):
+        return False
+    for k, f in _t36:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v40(x):
     if not ((isinstance(x, int) and not isinstance(x, bool))):
         return False
     return True
 
 
-def _v32(x):
+def _v42(x):
     if not (isinstance(x, str)):
         return False
-    if not (isinstance(x, str) and x in _e33):
+    if not (isinstance(x, str) and x in _e43):
         return False
     return True
 
 
-def _v34(x):
+def _v44(x):
     if not ((isinstance(x, int) and not isinstance(x, bool))):
         return False
     if (isinstance(x, (int, float)) and not isinstance(x, bool)) and x < -2147483648:
@@ -257,260 +231,85 @@ def _v34(x):
     return True
 
 
-def _v36(x):
+def _v46(x):
     if not (isinstance(x, str)):
         return False
-    if not (isinstance(x, str) and x in _e37):
+    if not (isinstance(x, str) and x in _e47):
         return False
     return True
 
 
-def _v35(x):
+def _v45(x):
     if not (isinstance(x, list)):
         return False
     for v in x:
-        if not _v36(v):
+        if not _v46(v):
             return False
-    return True
-
-
-def _v31(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'policy' not in x:
-        return False
-    if 'policy' in x and not _v32(x['policy']):
-        return False
-    if 'nice' in x and not _v34(x['nice']):
-        return False
-    if 'priority' in x and not _v34(x['priority']):
-        return False
-    if 'flags' in x and not _v35(x['flags']):
-        return False
-    if 'runtime' in x and not _v17(x['runtime']):
-        return False
-    if 'deadline' in x and not _v17(x['deadline']):
-        return False
-    if 'period' in x and not _v17(x['period']):
-        return False
-    return True
-
-
-def _v39(x):
-    if not (isinstance(x, str)):
-        return False
-    if not (isinstance(x, str) and x in _e40):
-        return False
-    return True
-
-
-def _v38(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'class' not in x:
-        return False
-    if 'class' in x and not _v39(x['class']):
-        return False
-    if 'priority' in x and not _v34(x['priority']):
-        return False
-    return True
-
-
-def _v42(x):
-    if not (isinstance(x, str)):
-        return False
-    if isinstance(x, str) and not _p43(x):
-        return False
     return True
 
 
 def _v41(x):
     if not (isinstance(x, dict)):
         return False
-    if 'initial' in x and not _v42(x['initial']):
+    if 'policy' not in x:
         return False
-    if 'final' in x and not _v42(x['final']):
-        return False
+    for k, f in _t48:
+        if k in x and not f(x[k]):
+            return False
     return True
 
 
-def _v14(x):
-    if not (isinstance(x, dict)):
+def _v50(x):
+    if not (isinstance(x, str)):
         return False
-    if 'cwd' not in x:
-        return False
-    if 'terminal' in x and not _v15(x['terminal']):
-        return False
-    if 'consoleSize' in x and not _v16(x['consoleSize']):
-        return False
-    if 'cwd' in x and not _v4(x['cwd']):
-        return False
-    if 'env' in x and not _v9(x['env']):
-        return False
-    if 'args' in x and not _v9(x['args']):
-        return False
-    if 'commandLine' in x and not _v18(x['commandLine']):
-        return False
-    if 'rlimits' in x and not _v19(x['rlimits']):
-        return False
-    if 'user' in x and not _v23(x['user']):
-        return False
-    if 'capabilities' in x and not _v26(x['capabilities']):
-        return False
-    if 'noNewPrivileges' in x and not _v27(x['noNewPrivileges']):
-        return False
-    if 'apparmorProfile' in x and not _v28(x['apparmorProfile']):
-        return False
-    if 'selinuxLabel' in x and not _v29(x['selinuxLabel']):
-        return False
-    if 'oomScoreAdj' in x and not _v30(x['oomScoreAdj']):
-        return False
-    if 'scheduler' in x and not _v31(x['scheduler']):
-        return False
-    if 'ioPriority' in x and not _v38(x['ioPriority']):
-        return False
-    if 'execCPUAffinity' in x and not _v41(x['execCPUAffinity']):
+    if not (isinstance(x, str) and x in _e51):
         return False
     return True
 
 
 def _v49(x):
-    if not ((isinstance(x, int) and not isinstance(x, bool))):
-        return False
-    if (isinstance(x, (int, float)) and not isinstance(x, bool)) and x < 1:
-        return False
-    return True
-
-
-def _v48(x):
     if not (isinstance(x, dict)):
         return False
-    if 'path' not in x:
+    if 'class' not in x:
         return False
-    if 'path' in x and not _v4(x['path']):
-        return False
-    if 'args' in x and not _v9(x['args']):
-        return False
-    if 'env' in x and not _v9(x['env']):
-        return False
-    if 'timeout' in x and not _v49(x['timeout']):
-        return False
-    return True
-
-
-def _v47(x):
-    if not (isinstance(x, list)):
-        return False
-    for v in x:
-        if not _v48(v):
+    for k, f in _t52:
+        if k in x and not f(x[k]):
             return False
-    return True
-
-
-def _v46(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'prestart' in x and not _v47(x['prestart']):
-        return False
-    if 'createRuntime' in x and not _v47(x['createRuntime']):
-        return False
-    if 'createContainer' in x and not _v47(x['createContainer']):
-        return False
-    if 'startContainer' in x and not _v47(x['startContainer']):
-        return False
-    if 'poststart' in x and not _v47(x['poststart']):
-        return False
-    if 'poststop' in x and not _v47(x['poststop']):
-        return False
-    return True
-
-
-def _v50(x):
-    if not (isinstance(x, dict)):
-        return False
-    for k, v in x.items():
-        if _p51(k) and not _v52(v):
-            return False
-    return True
-
-
-def _v56(x):
-    if not (isinstance(x, str)):
-        return False
-    if not (isinstance(x, str) and x in _e57):
-        return False
-    return True
-
-
-def _v55(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'type' not in x:
-        return False
-    if 'type' in x and not _v56(x['type']):
-        return False
-    if 'path' in x and not _v4(x['path']):
-        return False
     return True
 
 
 def _v54(x):
-    if not (isinstance(x, list)):
+    if not (isinstance(x, str)):
         return False
-    for v in x:
-        if not _v55(v):
+    if isinstance(x, str) and not _p55(x):
+        return False
+    return True
+
+
+def _v53(x):
+    if not (isinstance(x, dict)):
+        return False
+    for k, f in _t56:
+        if k in x and not f(x[k]):
             return False
     return True
 
 
-def _v60(x):
-    if not ((isinstance(x, int) and not isinstance(x, bool))):
-        return False
-    if (isinstance(x, (int, float)) and not isinstance(x, bool)) and x < -9223372036854775808:
-        return False
-    if (isinstance(x, (int, float)) and not isinstance(x, bool)) and x > 9223372036854775807:
-        return False
-    return True
-
-
-def _v59(x):
+def _v18(x):
     if not (isinstance(x, dict)):
         return False
-    if 'secs' in x and not _v60(x['secs']):
+    if 'cwd' not in x:
         return False
-    if 'nanosecs' in x and not _v13(x['nanosecs']):
-        return False
-    return True
-
-
-def _v58(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'monotonic' in x and not _v59(x['monotonic']):
-        return False
-    if 'boottime' in x and not _v59(x['boottime']):
-        return False
+    for k, f in _t57:
+        if k in x and not f(x[k]):
+            return False
     return True
 
 
 def _v63(x):
-    if not (isinstance(x, str)):
-        return False
-    if isinstance(x, str) and not _p64(x):
-        return False
-    return True
-
-
-def _v65(x):
-    return _v60(x)
-
-
-def _v66(x):
     if not ((isinstance(x, int) and not isinstance(x, bool))):
         return False
-    if (isinstance(x, (int, float)) and not isinstance(x, bool)) and x < 0:
-        return False
-    if (isinstance(x, (int, float)) and not isinstance(x, bool)) and x > 511:
+    if (isinstance(x, (int, float)) and not isinstance(x, bool)) and x < 1:
         return False
     return True
 
@@ -520,22 +319,9 @@ def _v62(x):
         return False
     if 'path' not in x:
         return False
-    if 'type' not in x:
-        return False
-    if 'path' in x and not _v4(x['path']):
-        return False
-    if 'type' in x and not _v63(x['type']):
-        return False
-    if 'major' in x and not _v65(x['major']):
-        return False
-    if 'minor' in x and not _v65(x['minor']):
-        return False
-    if 'fileMode' in x and not _v66(x['fileMode']):
-        return False
-    if 'uid' in x and not _v13(x['uid']):
-        return False
-    if 'gid' in x and not _v13(x['gid']):
-        return False
+    for k, f in _t64:
+        if k in x and not f(x[k]):
+            return False
     return True
 
 
@@ -548,101 +334,181 @@ def _v61(x):
     return True
 
 
-def _v68(x):
+def _v60(x):
     if not (isinstance(x, dict)):
         return False
-    if 'name' in x and not _v69(x['name']):
-        return False
-    return True
-
-
-def _v67(x):
-    if not (isinstance(x, dict)):
-        return False
-    for k, v in x.items():
-        if k in _k70:
-            continue
-        if not _v68(v):
+    for k, f in _t65:
+        if k in x and not f(x[k]):
             return False
     return True
 
 
-def _v73(x):
+def _v66(x):
     if not (isinstance(x, dict)):
         return False
-    if 'allow' not in x:
-        return False
-    if 'allow' in x and not _v74(x['allow']):
-        return False
-    if 'type' in x and not _v75(x['type']):
-        return False
-    if 'major' in x and not _v65(x['major']):
-        return False
-    if 'minor' in x and not _v65(x['minor']):
-        return False
-    if 'access' in x and not _v76(x['access']):
-        return False
+    for k, v in x.items():
+        if _p67(k) and not _v68(v):
+            return False
     return True
 
 
 def _v72(x):
+    if not (isinstance(x, str)):
+        return False
+    if not (isinstance(x, str) and x in _e73):
+        return False
+    return True
+
+
+def _v71(x):
+    if not (isinstance(x, dict)):
+        return False
+    if 'type' not in x:
+        return False
+    for k, f in _t74:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v70(x):
     if not (isinstance(x, list)):
         return False
     for v in x:
-        if not _v73(v):
+        if not _v71(v):
             return False
     return True
 
 
 def _v77(x):
-    if not (isinstance(x, dict)):
+    if not ((isinstance(x, int) and not isinstance(x, bool))):
         return False
-    if 'limit' in x and not _v60(x['limit']):
+    if (isinstance(x, (int, float)) and not isinstance(x, bool)) and x < -9223372036854775808:
         return False
-    if 'reservation' in x and not _v60(x['reservation']):
-        return False
-    if 'swap' in x and not _v60(x['swap']):
-        return False
-    if 'kernel' in x and not _v60(x['kernel']):
-        return False
-    if 'kernelTCP' in x and not _v60(x['kernelTCP']):
-        return False
-    if 'swappiness' in x and not _v17(x['swappiness']):
-        return False
-    if 'disableOOMKiller' in x and not _v78(x['disableOOMKiller']):
-        return False
-    if 'useHierarchy' in x and not _v78(x['useHierarchy']):
-        return False
-    if 'checkBeforeUpdate' in x and not _v78(x['checkBeforeUpdate']):
+    if (isinstance(x, (int, float)) and not isinstance(x, bool)) and x > 9223372036854775807:
         return False
     return True
 
 
-def _v79(x):
+def _v76(x):
     if not (isinstance(x, dict)):
         return False
-    if 'shares' in x and not _v17(x['shares']):
+    for k, f in _t78:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v75(x):
+    if not (isinstance(x, dict)):
         return False
-    if 'quota' in x and not _v60(x['quota']):
+    for k, f in _t79:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v82(x):
+    if not (isinstance(x, str)):
         return False
-    if 'burst' in x and not _v17(x['burst']):
-        return False
-    if 'period' in x and not _v17(x['period']):
-        return False
-    if 'realtimeRuntime' in x and not _v60(x['realtimeRuntime']):
-        return False
-    if 'realtimePeriod' in x and not _v17(x['realtimePeriod']):
-        return False
-    if 'cpus' in x and not _v80(x['cpus']):
-        return False
-    if 'mems' in x and not _v81(x['mems']):
-        return False
-    if 'idle' in x and not _v60(x['idle']):
+    if isinstance(x, str) and not _p83(x):
         return False
     return True
 
 
 def _v84(x):
+    return _v77(x)
+
+
+def _v85(x):
+    if not ((isinstance(x, int) and not isinstance(x, bool))):
+        return False
+    if (isinstance(x, (int, float)) and not isinstance(x, bool)) and x < 0:
+        return False
+    if (isinstance(x, (int, float)) and not isinstance(x, bool)) and x > 511:
+        return False
+    return True
+
+
+def _v81(x):
+    if not (isinstance(x, dict)):
+        return False
+    for r in _r86:
+        if r not in x:
+            return False
+    for k, f in _t87:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v80(x):
+    if not (isinstance(x, list)):
+        return False
+    for v in x:
+        if not _v81(v):
+            return False
+    return True
+
+
+def _v89(x):
+    if not (isinstance(x, dict)):
+        return False
+    if 'name' in x and not _v90(x['name']):
+        return False
+    return True
+
+
+def _v88(x):
+    if not (isinstance(x, dict)):
+        return False
+    for k, v in x.items():
+        if k in _k91:
+            continue
+        if not _v89(v):
+            return False
+    return True
+
+
+def _v94(x):
+    if not (isinstance(x, dict)):
+        return False
+    if 'allow' not in x:
+        return False
+    for k, f in _t98:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v93(x):
+    if not (isinstance(x, list)):
+        return False
+    for v in x:
+        if not _v94(v):
+            return False
+    return True
+
+
+def _v99(x):
+    if not (isinstance(x, dict)):
+        return False
+    for k, f in _t101:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v102(x):
+    if not (isinstance(x, dict)):
+        return False
+    for k, f in _t105:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v108(x):
     if not ((isinstance(x, int) and not isinstance(x, bool))):
         return False
     if (isinstance(x, (int, float)) and not isinstance(x, bool)) and x < 0:
@@ -652,246 +518,48 @@ def _v84(x):
     return True
 
 
-def _v83(x):
-    return _v84(x)
-
-
-def _v86(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'major' not in x:
-        return False
-    if 'minor' not in x:
-        return False
-    if 'major' in x and not _v65(x['major']):
-        return False
-    if 'minor' in x and not _v65(x['minor']):
-        return False
-    if 'weight' in x and not _v83(x['weight']):
-        return False
-    if 'leafWeight' in x and not _v83(x['leafWeight']):
-        return False
-    return True
-
-
-def _v85(x):
-    if not (isinstance(x, list)):
-        return False
-    for v in x:
-        if not _v86(v):
-            return False
-    return True
-
-
-def _v88(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'major' not in x:
-        return False
-    if 'minor' not in x:
-        return False
-    if 'major' in x and not _v65(x['major']):
-        return False
-    if 'minor' in x and not _v65(x['minor']):
-        return False
-    if 'rate' in x and not _v17(x['rate']):
-        return False
-    return True
-
-
-def _v87(x):
-    if not (isinstance(x, list)):
-        return False
-    for v in x:
-        if not _v88(v):
-            return False
-    return True
-
-
-def _v82(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'weight' in x and not _v83(x['weight']):
-        return False
-    if 'leafWeight' in x and not _v83(x['leafWeight']):
-        return False
-    if 'weightDevice' in x and not _v85(x['weightDevice']):
-        return False
-    if 'throttleReadBpsDevice' in x and not _v87(x['throttleReadBpsDevice']):
-        return False
-    if 'throttleWriteBpsDevice' in x and not _v87(x['throttleWriteBpsDevice']):
-        return False
-    if 'throttleReadIOPSDevice' in x and not _v87(x['throttleReadIOPSDevice']):
-        return False
-    if 'throttleWriteIOPSDevice' in x and not _v87(x['throttleWriteIOPSDevice']):
-        return False
-    return True
-
-
-def _v91(x):
-    if not (isinstance(x, str)):
-        return False
-    if isinstance(x, str) and not _p92(x):
-        return False
-    return True
-
-
-def _v90(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'limit' not in x:
-        return False
-    if 'pageSize' not in x:
-        return False
-    if 'pageSize' in x and not _v91(x['pageSize']):
-        return False
-    if 'limit' in x and not _v17(x['limit']):
-        return False
-    return True
-
-
-def _v89(x):
-    if not (isinstance(x, list)):
-        return False
-    for v in x:
-        if not _v90(v):
-            return False
-    return True
-
-
-def _v95(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'name' not in x:
-        return False
-    if 'priority' not in x:
-        return False
-    if 'name' in x and not _v96(x['name']):
-        return False
-    if 'priority' in x and not _v13(x['priority']):
-        return False
-    return True
-
-
-def _v94(x):
-    if not (isinstance(x, list)):
-        return False
-    for v in x:
-        if not _v95(v):
-            return False
-    return True
-
-
-def _v93(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'classID' in x and not _v13(x['classID']):
-        return False
-    if 'priorities' in x and not _v94(x['priorities']):
-        return False
-    return True
-
-
-def _v97(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'limit' not in x:
-        return False
-    if 'limit' in x and not _v60(x['limit']):
-        return False
-    return True
-
-
-def _v99(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'hcaHandles' in x and not _v13(x['hcaHandles']):
-        return False
-    if 'hcaObjects' in x and not _v13(x['hcaObjects']):
-        return False
-    return True
-
-
-def _v98(x):
-    if not (isinstance(x, dict)):
-        return False
-    for k, v in x.items():
-        if k in _k100:
-            continue
-        if not _v99(v):
-            return False
-    return True
-
-
-def _v71(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'devices' in x and not _v72(x['devices']):
-        return False
-    if 'memory' in x and not _v77(x['memory']):
-        return False
-    if 'cpu' in x and not _v79(x['cpu']):
-        return False
-    if 'blockIO' in x and not _v82(x['blockIO']):
-        return False
-    if 'hugepageLimits' in x and not _v89(x['hugepageLimits']):
-        return False
-    if 'network' in x and not _v93(x['network']):
-        return False
-    if 'pids' in x and not _v97(x['pids']):
-        return False
-    if 'rdma' in x and not _v98(x['rdma']):
-        return False
-    if 'unified' in x and not _v50(x['unified']):
-        return False
-    return True
-
-
-def _v104(x):
-    if not (isinstance(x, str)):
-        return False
-    if isinstance(x, str) and not _p105(x):
-        return False
-    return True
-
-
-def _v101(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'closID' in x and not _v102(x['closID']):
-        return False
-    if 'l3CacheSchema' in x and not _v103(x['l3CacheSchema']):
-        return False
-    if 'memBwSchema' in x and not _v104(x['memBwSchema']):
-        return False
-    if 'schemata' in x and not _v9(x['schemata']):
-        return False
-    if 'enableMonitoring' in x and not _v78(x['enableMonitoring']):
-        return False
-    return True
-
-
 def _v107(x):
-    if not (isinstance(x, str)):
-        return False
-    if not (isinstance(x, str) and x in _e108):
-        return False
-    return True
-
-
-def _v111(x):
-    if not (isinstance(x, str)):
-        return False
-    if not (isinstance(x, str) and x in _e112):
-        return False
-    return True
+    return _v108(x)
 
 
 def _v110(x):
+    if not (isinstance(x, dict)):
+        return False
+    for r in _r111:
+        if r not in x:
+            return False
+    for k, f in _t112:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v109(x):
     if not (isinstance(x, list)):
         return False
     for v in x:
-        if not _v111(v):
+        if not _v110(v):
+            return False
+    return True
+
+
+def _v114(x):
+    if not (isinstance(x, dict)):
+        return False
+    for r in _r115:
+        if r not in x:
+            return False
+    for k, f in _t116:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v113(x):
+    if not (isinstance(x, list)):
+        return False
+    for v in x:
+        if not _v114(v):
             return False
     return True
 
@@ -899,36 +567,8 @@ def _v110(x):
 def _v106(x):
     if not (isinstance(x, dict)):
         return False
-    if 'mode' in x and not _v107(x['mode']):
-        return False
-    if 'nodes' in x and not _v109(x['nodes']):
-        return False
-    if 'flags' in x and not _v110(x['flags']):
-        return False
-    return True
-
-
-def _v114(x):
-    if not (isinstance(x, str)):
-        return False
-    if not (isinstance(x, str) and x in _e115):
-        return False
-    return True
-
-
-def _v117(x):
-    if not (isinstance(x, str)):
-        return False
-    if not (isinstance(x, str) and x in _e118):
-        return False
-    return True
-
-
-def _v116(x):
-    if not (isinstance(x, list)):
-        return False
-    for v in x:
-        if not _v117(v):
+    for k, f in _t117:
+        if k in x and not f(x[k]):
             return False
     return True
 
@@ -936,16 +576,40 @@ def _v116(x):
 def _v120(x):
     if not (isinstance(x, str)):
         return False
-    if not (isinstance(x, str) and x in _e121):
+    if isinstance(x, str) and not _p121(x):
         return False
     return True
 
 
 def _v119(x):
+    if not (isinstance(x, dict)):
+        return False
+    for r in _r122:
+        if r not in x:
+            return False
+    for k, f in _t123:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v118(x):
     if not (isinstance(x, list)):
         return False
     for v in x:
-        if not _v120(v):
+        if not _v119(v):
+            return False
+    return True
+
+
+def _v126(x):
+    if not (isinstance(x, dict)):
+        return False
+    for r in _r128:
+        if r not in x:
+            return False
+    for k, f in _t129:
+        if k in x and not f(x[k]):
             return False
     return True
 
@@ -953,47 +617,8 @@ def _v119(x):
 def _v125(x):
     if not (isinstance(x, list)):
         return False
-    if len(x) < 1:
-        return False
     for v in x:
         if not _v126(v):
-            return False
-    return True
-
-
-def _v129(x):
-    if not (isinstance(x, str)):
-        return False
-    if not (isinstance(x, str) and x in _e130):
-        return False
-    return True
-
-
-def _v128(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'index' not in x:
-        return False
-    if 'op' not in x:
-        return False
-    if 'value' not in x:
-        return False
-    if 'index' in x and not _v13(x['index']):
-        return False
-    if 'op' in x and not _v129(x['op']):
-        return False
-    if 'value' in x and not _v17(x['value']):
-        return False
-    if 'valueTwo' in x and not _v17(x['valueTwo']):
-        return False
-    return True
-
-
-def _v127(x):
-    if not (isinstance(x, list)):
-        return False
-    for v in x:
-        if not _v128(v):
             return False
     return True
 
@@ -1001,154 +626,285 @@ def _v127(x):
 def _v124(x):
     if not (isinstance(x, dict)):
         return False
-    if 'action' not in x:
-        return False
-    if 'names' not in x:
-        return False
-    if 'names' in x and not _v125(x['names']):
-        return False
-    if 'action' in x and not _v114(x['action']):
-        return False
-    if 'errnoRet' in x and not _v13(x['errnoRet']):
-        return False
-    if 'args' in x and not _v127(x['args']):
-        return False
-    return True
-
-
-def _v123(x):
-    if not (isinstance(x, list)):
-        return False
-    for v in x:
-        if not _v124(v):
+    for k, f in _t130:
+        if k in x and not f(x[k]):
             return False
-    return True
-
-
-def _v113(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'defaultAction' not in x:
-        return False
-    if 'defaultAction' in x and not _v114(x['defaultAction']):
-        return False
-    if 'defaultErrnoRet' in x and not _v13(x['defaultErrnoRet']):
-        return False
-    if 'architectures' in x and not _v116(x['architectures']):
-        return False
-    if 'flags' in x and not _v119(x['flags']):
-        return False
-    if 'listenerPath' in x and not _v4(x['listenerPath']):
-        return False
-    if 'listenerMetadata' in x and not _v122(x['listenerMetadata']):
-        return False
-    if 'syscalls' in x and not _v123(x['syscalls']):
-        return False
     return True
 
 
 def _v131(x):
-    if not (isinstance(x, str)):
-        return False
-    if not (isinstance(x, str) and x in _e132):
-        return False
-    return True
-
-
-def _v135(x):
-    if not (isinstance(x, str)):
-        return False
-    if not (isinstance(x, str) and x in _e136):
-        return False
-    return True
-
-
-def _v134(x):
     if not (isinstance(x, dict)):
         return False
-    if 'domain' in x and not _v135(x['domain']):
+    if 'limit' not in x:
         return False
-    if 'flags' in x and not _v9(x['flags']):
+    if 'limit' in x and not _v77(x['limit']):
         return False
     return True
 
 
-def _v53(x):
+def _v133(x):
     if not (isinstance(x, dict)):
         return False
-    if 'namespaces' in x and not _v54(x['namespaces']):
-        return False
-    if 'uidMappings' in x and not _v11(x['uidMappings']):
-        return False
-    if 'gidMappings' in x and not _v11(x['gidMappings']):
-        return False
-    if 'timeOffsets' in x and not _v58(x['timeOffsets']):
-        return False
-    if 'devices' in x and not _v61(x['devices']):
-        return False
-    if 'netDevices' in x and not _v67(x['netDevices']):
-        return False
-    if 'cgroupsPath' in x and not _v4(x['cgroupsPath']):
-        return False
-    if 'resources' in x and not _v71(x['resources']):
-        return False
-    if 'intelRdt' in x and not _v101(x['intelRdt']):
-        return False
-    if 'memoryPolicy' in x and not _v106(x['memoryPolicy']):
-        return False
-    if 'sysctl' in x and not _v50(x['sysctl']):
-        return False
-    if 'seccomp' in x and not _v113(x['seccomp']):
-        return False
-    if 'rootfsPropagation' in x and not _v131(x['rootfsPropagation']):
-        return False
-    if 'maskedPaths' in x and not _v9(x['maskedPaths']):
-        return False
-    if 'readonlyPaths' in x and not _v9(x['readonlyPaths']):
-        return False
-    if 'mountLabel' in x and not _v133(x['mountLabel']):
-        return False
-    if 'personality' in x and not _v134(x['personality']):
-        return False
-    return True
-
-
-def _v139(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'path' in x and not _v140(x['path']):
-        return False
-    if 'mode' in x and not _v66(x['mode']):
-        return False
-    return True
-
-
-def _v138(x):
-    if not (isinstance(x, list)):
-        return False
-    for v in x:
-        if not _v139(v):
+    for k, f in _t134:
+        if k in x and not f(x[k]):
             return False
     return True
 
 
-def _v143(x):
+def _v132(x):
+    if not (isinstance(x, dict)):
+        return False
+    for k, v in x.items():
+        if k in _k135:
+            continue
+        if not _v133(v):
+            return False
+    return True
+
+
+def _v92(x):
+    if not (isinstance(x, dict)):
+        return False
+    for k, f in _t136:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v140(x):
     if not (isinstance(x, str)):
         return False
-    if not (isinstance(x, str) and x in _e144):
+    if isinstance(x, str) and not _p141(x):
         return False
     return True
 
 
-def _v145(x):
+def _v137(x):
+    if not (isinstance(x, dict)):
+        return False
+    for k, f in _t142:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v144(x):
     if not (isinstance(x, str)):
         return False
-    if not (isinstance(x, str) and x in _e146):
+    if not (isinstance(x, str) and x in _e145):
         return False
     return True
 
 
 def _v148(x):
+    if not (isinstance(x, str)):
+        return False
+    if not (isinstance(x, str) and x in _e149):
+        return False
+    return True
+
+
+def _v147(x):
+    if not (isinstance(x, list)):
+        return False
+    for v in x:
+        if not _v148(v):
+            return False
+    return True
+
+
+def _v143(x):
+    if not (isinstance(x, dict)):
+        return False
+    for k, f in _t150:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v152(x):
+    if not (isinstance(x, str)):
+        return False
+    if not (isinstance(x, str) and x in _e153):
+        return False
+    return True
+
+
+def _v155(x):
+    if not (isinstance(x, str)):
+        return False
+    if not (isinstance(x, str) and x in _e156):
+        return False
+    return True
+
+
+def _v154(x):
+    if not (isinstance(x, list)):
+        return False
+    for v in x:
+        if not _v155(v):
+            return False
+    return True
+
+
+def _v158(x):
+    if not (isinstance(x, str)):
+        return False
+    if not (isinstance(x, str) and x in _e159):
+        return False
+    return True
+
+
+def _v157(x):
+    if not (isinstance(x, list)):
+        return False
+    for v in x:
+        if not _v158(v):
+            return False
+    return True
+
+
+def _v163(x):
+    if not (isinstance(x, list)):
+        return False
+    if len(x) < 1:
+        return False
+    for v in x:
+        if not _v164(v):
+            return False
+    return True
+
+
+def _v167(x):
+    if not (isinstance(x, str)):
+        return False
+    if not (isinstance(x, str) and x in _e168):
+        return False
+    return True
+
+
+def _v166(x):
+    if not (isinstance(x, dict)):
+        return False
+    for r in _r169:
+        if r not in x:
+            return False
+    for k, f in _t170:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v165(x):
+    if not (isinstance(x, list)):
+        return False
+    for v in x:
+        if not _v166(v):
+            return False
+    return True
+
+
+def _v162(x):
+    if not (isinstance(x, dict)):
+        return False
+    for r in _r171:
+        if r not in x:
+            return False
+    for k, f in _t172:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v161(x):
+    if not (isinstance(x, list)):
+        return False
+    for v in x:
+        if not _v162(v):
+            return False
+    return True
+
+
+def _v151(x):
+    if not (isinstance(x, dict)):
+        return False
+    if 'defaultAction' not in x:
+        return False
+    for k, f in _t173:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v174(x):
+    if not (isinstance(x, str)):
+        return False
+    if not (isinstance(x, str) and x in _e175):
+        return False
+    return True
+
+
+def _v178(x):
+    if not (isinstance(x, str)):
+        return False
+    if not (isinstance(x, str) and x in _e179):
+        return False
+    return True
+
+
+def _v177(x):
+    if not (isinstance(x, dict)):
+        return False
+    for k, f in _t180:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v69(x):
+    if not (isinstance(x, dict)):
+        return False
+    for k, f in _t181:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v184(x):
+    if not (isinstance(x, dict)):
+        return False
+    for k, f in _t186:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v183(x):
+    if not (isinstance(x, list)):
+        return False
+    for v in x:
+        if not _v184(v):
+            return False
+    return True
+
+
+def _v189(x):
+    if not (isinstance(x, str)):
+        return False
+    if not (isinstance(x, str) and x in _e190):
+        return False
+    return True
+
+
+def _v191(x):
+    if not (isinstance(x, str)):
+        return False
+    if not (isinstance(x, str) and x in _e192):
+        return False
+    return True
+
+
+def _v194(x):
     if not ((isinstance(x, int) and not isinstance(x, bool))):
         return False
     if (isinstance(x, (int, float)) and not isinstance(x, bool)) and x < 0:
@@ -1158,112 +914,70 @@ def _v148(x):
     return True
 
 
-def _v149(x):
+def _v195(x):
     if not (isinstance(x, dict)):
         return False
-    if 'mount' in x and not _v9(x['mount']):
-        return False
-    if 'setHostname' in x and not _v150(x['setHostname']):
-        return False
-    if 'rawSockets' in x and not _v151(x['rawSockets']):
-        return False
-    if 'chflags' in x and not _v152(x['chflags']):
-        return False
-    if 'quotas' in x and not _v153(x['quotas']):
-        return False
-    if 'socketAf' in x and not _v154(x['socketAf']):
-        return False
-    if 'mlock' in x and not _v155(x['mlock']):
-        return False
-    if 'reservedPorts' in x and not _v156(x['reservedPorts']):
-        return False
-    if 'suser' in x and not _v157(x['suser']):
-        return False
-    return True
-
-
-def _v141(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'parent' in x and not _v142(x['parent']):
-        return False
-    if 'host' in x and not _v143(x['host']):
-        return False
-    if 'vnet' in x and not _v143(x['vnet']):
-        return False
-    if 'ip4' in x and not _v145(x['ip4']):
-        return False
-    if 'ip6' in x and not _v145(x['ip6']):
-        return False
-    if 'sysvmsg' in x and not _v145(x['sysvmsg']):
-        return False
-    if 'sysvsem' in x and not _v145(x['sysvsem']):
-        return False
-    if 'sysvshm' in x and not _v145(x['sysvshm']):
-        return False
-    if 'ip4Addr' in x and not _v9(x['ip4Addr']):
-        return False
-    if 'ip6Addr' in x and not _v9(x['ip6Addr']):
-        return False
-    if 'interface' in x and not _v147(x['interface']):
-        return False
-    if 'vnetInterfaces' in x and not _v9(x['vnetInterfaces']):
-        return False
-    if 'enforceStatfs' in x and not _v148(x['enforceStatfs']):
-        return False
-    if 'allow' in x and not _v149(x['allow']):
-        return False
-    return True
-
-
-def _v137(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'devices' in x and not _v138(x['devices']):
-        return False
-    if 'jail' in x and not _v141(x['jail']):
-        return False
-    return True
-
-
-def _v161(x):
-    if not (isinstance(x, str)):
-        return False
-    if not (isinstance(x, str) and x in _e162):
-        return False
-    return True
-
-
-def _v160(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'type' not in x:
-        return False
-    if 'type' in x and not _v161(x['type']):
-        return False
-    if 'path' in x and not _v4(x['path']):
-        return False
-    return True
-
-
-def _v159(x):
-    if not (isinstance(x, list)):
-        return False
-    for v in x:
-        if not _v160(v):
+    for k, f in _t204:
+        if k in x and not f(x[k]):
             return False
     return True
 
 
-def _v158(x):
+def _v187(x):
     if not (isinstance(x, dict)):
         return False
-    if 'namespaces' in x and not _v159(x['namespaces']):
+    for k, f in _t205:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v182(x):
+    if not (isinstance(x, dict)):
+        return False
+    for k, f in _t206:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v210(x):
+    if not (isinstance(x, str)):
+        return False
+    if not (isinstance(x, str) and x in _e211):
         return False
     return True
 
 
-def _v163(x):
+def _v209(x):
+    if not (isinstance(x, dict)):
+        return False
+    if 'type' not in x:
+        return False
+    for k, f in _t212:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v208(x):
+    if not (isinstance(x, list)):
+        return False
+    for v in x:
+        if not _v209(v):
+            return False
+    return True
+
+
+def _v207(x):
+    if not (isinstance(x, dict)):
+        return False
+    if 'namespaces' in x and not _v208(x['namespaces']):
+        return False
+    return True
+
+
+def _v213(x):
     if not (isinstance(x, dict)):
         return False
     return True
@@ -1274,46 +988,21 @@ def _v1(x):
         return False
     if 'ociVersion' not in x:
         return False
-    if 'ociVersion' in x and not _v2(x['ociVersion']):
-        return False
-    if 'root' in x and not _v3(x['root']):
-        return False
-    if 'mounts' in x and not _v6(x['mounts']):
-        return False
-    if 'process' in x and not _v14(x['process']):
-        return False
-    if 'hostname' in x and not _v44(x['hostname']):
-        return False
-    if 'domainname' in x and not _v45(x['domainname']):
-        return False
-    if 'hooks' in x and not _v46(x['hooks']):
-        return False
-    if 'annotations' in x and not _v50(x['annotations']):
-        return False
-    if 'linux' in x and not _v53(x['linux']):
-        return False
-    if 'freebsd' in x and not _v137(x['freebsd']):
-        return False
-    if 'zos' in x and not _v158(x['zos']):
-        return False
-    if 'solaris' in x and not _v163(x['solaris']):
-        return False
-    if 'windows' in x and not _v164(x['windows']):
-        return False
-    if 'vm' in x and not _v165(x['vm']):
-        return False
+    for k, f in _t216:
+        if k in x and not f(x[k]):
+            return False
     return True
 
 
-def _v168(x):
+def _v219(x):
     if not (isinstance(x, str)):
         return False
-    if not (isinstance(x, str) and x in _e169):
+    if not (isinstance(x, str) and x in _e220):
         return False
     return True
 
 
-def _v170(x):
+def _v221(x):
     if not ((isinstance(x, int) and not isinstance(x, bool))):
         return False
     if (isinstance(x, (int, float)) and not isinstance(x, bool)) and x < 0:
@@ -1321,223 +1010,213 @@ def _v170(x):
     return True
 
 
-def _v166(x):
+def _v217(x):
     if not (isinstance(x, dict)):
         return False
-    if 'bundle' not in x:
-        return False
-    if 'id' not in x:
-        return False
-    if 'ociVersion' not in x:
-        return False
-    if 'status' not in x:
-        return False
-    if 'ociVersion' in x and not _v2(x['ociVersion']):
-        return False
-    if 'id' in x and not _v167(x['id']):
-        return False
-    if 'status' in x and not _v168(x['status']):
-        return False
-    if 'pid' in x and not _v170(x['pid']):
-        return False
-    if 'bundle' in x and not _v4(x['bundle']):
-        return False
-    if 'annotations' in x and not _v50(x['annotations']):
-        return False
-    return True
-
-
-def _v173(x):
-    if not (isinstance(x, list)):
-        return False
-    for v in x:
-        if not _v56(v):
+    for r in _r222:
+        if r not in x:
+            return False
+    for k, f in _t223:
+        if k in x and not f(x[k]):
             return False
     return True
 
 
-def _v175(x):
+def _v226(x):
+    if not (isinstance(x, list)):
+        return False
+    for v in x:
+        if not _v72(v):
+            return False
+    return True
+
+
+def _v228(x):
     if not (isinstance(x, str)):
         return False
-    if isinstance(x, str) and not _p176(x):
+    if isinstance(x, str) and not _p229(x):
         return False
     return True
 
 
-def _v174(x):
+def _v227(x):
     if not (isinstance(x, list)):
         return False
     for v in x:
-        if not _v175(v):
+        if not _v228(v):
             return False
     return True
 
 
-def _v177(x):
+def _v230(x):
     if not (isinstance(x, dict)):
         return False
-    if 'v1' in x and not _v178(x['v1']):
-        return False
-    if 'v2' in x and not _v179(x['v2']):
-        return False
-    if 'systemd' in x and not _v180(x['systemd']):
-        return False
-    if 'systemdUser' in x and not _v181(x['systemdUser']):
-        return False
-    if 'rdma' in x and not _v182(x['rdma']):
-        return False
-    return True
-
-
-def _v185(x):
-    if not (isinstance(x, list)):
-        return False
-    for v in x:
-        if not _v114(v):
+    for k, f in _t236:
+        if k in x and not f(x[k]):
             return False
     return True
 
 
-def _v186(x):
+def _v239(x):
     if not (isinstance(x, list)):
         return False
     for v in x:
-        if not _v129(v):
+        if not _v152(v):
             return False
     return True
 
 
-def _v183(x):
+def _v240(x):
+    if not (isinstance(x, list)):
+        return False
+    for v in x:
+        if not _v167(v):
+            return False
+    return True
+
+
+def _v237(x):
     if not (isinstance(x, dict)):
         return False
-    if 'enabled' in x and not _v184(x['enabled']):
+    for k, f in _t244:
+        if k in x and not f(x[k]):
+            return False
+    return True
+
+
+def _v245(x):
+    if not (isinstance(x, dict)):
         return False
-    if 'actions' in x and not _v185(x['actions']):
-        return False
-    if 'operators' in x and not _v186(x['operators']):
-        return False
-    if 'archs' in x and not _v187(x['archs']):
-        return False
-    if 'knownFlags' in x and not _v188(x['knownFlags']):
-        return False
-    if 'supportedFlags' in x and not _v189(x['supportedFlags']):
+    if 'enabled' in x and not _v246(x['enabled']):
         return False
     return True
 
 
-def _v190(x):
+def _v247(x):
     if not (isinstance(x, dict)):
         return False
-    if 'enabled' in x and not _v191(x['enabled']):
+    if 'idmap' in x and not _v245(x['idmap']):
         return False
     return True
 
 
-def _v192(x):
+def _v225(x):
     if not (isinstance(x, dict)):
         return False
-    if 'idmap' in x and not _v190(x['idmap']):
-        return False
+    for k, f in _t248:
+        if k in x and not f(x[k]):
+            return False
     return True
 
 
-def _v172(x):
+def _v224(x):
     if not (isinstance(x, dict)):
         return False
-    if 'namespaces' in x and not _v173(x['namespaces']):
-        return False
-    if 'capabilities' in x and not _v174(x['capabilities']):
-        return False
-    if 'cgroup' in x and not _v177(x['cgroup']):
-        return False
-    if 'seccomp' in x and not _v183(x['seccomp']):
-        return False
-    if 'apparmor' in x and not _v190(x['apparmor']):
-        return False
-    if 'selinux' in x and not _v190(x['selinux']):
-        return False
-    if 'intelRdt' in x and not _v190(x['intelRdt']):
-        return False
-    if 'netDevices' in x and not _v190(x['netDevices']):
-        return False
-    if 'mountExtensions' in x and not _v192(x['mountExtensions']):
-        return False
-    return True
-
-
-def _v171(x):
-    if not (isinstance(x, dict)):
-        return False
-    if 'ociVersionMax' not in x:
-        return False
-    if 'ociVersionMin' not in x:
-        return False
-    if 'ociVersionMin' in x and not _v2(x['ociVersionMin']):
-        return False
-    if 'ociVersionMax' in x and not _v2(x['ociVersionMax']):
-        return False
-    if 'hooks' in x and not _v9(x['hooks']):
-        return False
-    if 'mountOptions' in x and not _v9(x['mountOptions']):
-        return False
-    if 'annotations' in x and not _v50(x['annotations']):
-        return False
-    if 'potentiallyUnsafeConfigAnnotations' in x and not _v9(x['potentiallyUnsafeConfigAnnotations']):
-        return False
-    if 'linux' in x and not _v172(x['linux']):
-        return False
+    for r in _r249:
+        if r not in x:
+            return False
+    for k, f in _t250:
+        if k in x and not f(x[k]):
+            return False
     return True
 
 
 _v4 = _v2
-_v8 = _v2
-_v10 = _v2
-_v15 = _v5
-_v18 = _v2
-_v25 = _v2
-_v27 = _v5
-_v28 = _v2
-_v29 = _v2
-_v44 = _v2
-_v45 = _v2
-_v52 = _v2
-_v69 = _v2
-_v74 = _v5
-_v75 = _v2
-_v76 = _v2
-_v78 = _v5
-_v80 = _v2
-_v81 = _v2
+_v9 = _v2
+_v11 = _v2
+_v19 = _v5
+_v24 = _v2
+_v33 = _v2
+_v37 = _v5
+_v38 = _v2
+_v39 = _v2
+_v58 = _v2
+_v59 = _v2
+_v68 = _v2
+_v90 = _v2
+_v95 = _v5
 _v96 = _v2
-_v102 = _v2
+_v97 = _v2
+_v100 = _v5
 _v103 = _v2
-_v109 = _v2
-_v122 = _v2
-_v126 = _v2
-_v133 = _v2
-_v140 = _v2
-_v142 = _v2
-_v147 = _v2
-_v150 = _v5
-_v151 = _v5
-_v152 = _v5
-_v153 = _v5
-_v154 = _v5
-_v155 = _v5
-_v156 = _v5
-_v157 = _v5
-_v164 = _v163
-_v165 = _v163
-_v167 = _v2
-_v178 = _v5
-_v179 = _v5
-_v180 = _v5
-_v181 = _v5
-_v182 = _v5
-_v184 = _v5
-_v187 = _v116
-_v188 = _v119
-_v189 = _v119
-_v191 = _v5
+_v104 = _v2
+_v127 = _v2
+_v138 = _v2
+_v139 = _v2
+_v146 = _v2
+_v160 = _v2
+_v164 = _v2
+_v176 = _v2
+_v185 = _v2
+_v188 = _v2
+_v193 = _v2
+_v196 = _v5
+_v197 = _v5
+_v198 = _v5
+_v199 = _v5
+_v200 = _v5
+_v201 = _v5
+_v202 = _v5
+_v203 = _v5
+_v214 = _v213
+_v215 = _v213
+_v218 = _v2
+_v231 = _v5
+_v232 = _v5
+_v233 = _v5
+_v234 = _v5
+_v235 = _v5
+_v238 = _v5
+_v241 = _v154
+_v242 = _v157
+_v243 = _v157
+_v246 = _v5
 
-CHECKS = {'config': _v1, 'state': _v166, 'features': _v171}
+_t6 = (('path', _v4), ('readonly', _v5), )
+_t16 = (('containerID', _v14), ('hostID', _v14), ('size', _v14), )
+_t17 = (('destination', _v4), ('source', _v4), ('type', _v9), ('options', _v10), ('uidMappings', _v12), ('gidMappings', _v12), )
+_t23 = (('width', _v21), ('height', _v21), )
+_t30 = (('type', _v27), ('soft', _v21), ('hard', _v21), )
+_t34 = (('uid', _v14), ('gid', _v14), ('umask', _v14), ('additionalGids', _v32), ('username', _v33), )
+_t36 = (('effective', _v10), ('bounding', _v10), ('inheritable', _v10), ('permitted', _v10), ('ambient', _v10), )
+_t48 = (('policy', _v42), ('nice', _v44), ('priority', _v44), ('flags', _v45), ('runtime', _v21), ('deadline', _v21), ('period', _v21), )
+_t52 = (('class', _v50), ('priority', _v44), )
+_t56 = (('initial', _v54), ('final', _v54), )
+_t57 = (('terminal', _v19), ('consoleSize', _v20), ('cwd', _v4), ('env', _v10), ('args', _v10), ('commandLine', _v24), ('rlimits', _v25), ('user', _v31), ('capabilities', _v35), ('noNewPrivileges', _v37), ('apparmorProfile', _v38), ('selinuxLabel', _v39), ('oomScoreAdj', _v40), ('scheduler', _v41), ('ioPriority', _v49), ('execCPUAffinity', _v53), )
+_t64 = (('path', _v4), ('args', _v10), ('env', _v10), ('timeout', _v63), )
+_t65 = (('prestart', _v61), ('createRuntime', _v61), ('createContainer', _v61), ('startContainer', _v61), ('poststart', _v61), ('poststop', _v61), )
+_t74 = (('type', _v72), ('path', _v4), )
+_t78 = (('secs', _v77), ('nanosecs', _v14), )
+_t79 = (('monotonic', _v76), ('boottime', _v76), )
+_t87 = (('path', _v4), ('type', _v82), ('major', _v84), ('minor', _v84), ('fileMode', _v85), ('uid', _v14), ('gid', _v14), )
+_t98 = (('allow', _v95), ('type', _v96), ('major', _v84), ('minor', _v84), ('access', _v97), )
+_t101 = (('limit', _v77), ('reservation', _v77), ('swap', _v77), ('kernel', _v77), ('kernelTCP', _v77), ('swappiness', _v21), ('disableOOMKiller', _v100), ('useHierarchy', _v100), ('checkBeforeUpdate', _v100), )
+_t105 = (('shares', _v21), ('quota', _v77), ('burst', _v21), ('period', _v21), ('realtimeRuntime', _v77), ('realtimePeriod', _v21), ('cpus', _v103), ('mems', _v104), ('idle', _v77), )
+_t112 = (('major', _v84), ('minor', _v84), ('weight', _v107), ('leafWeight', _v107), )
+_t116 = (('major', _v84), ('minor', _v84), ('rate', _v21), )
+_t117 = (('weight', _v107), ('leafWeight', _v107), ('weightDevice', _v109), ('throttleReadBpsDevice', _v113), ('throttleWriteBpsDevice', _v113), ('throttleReadIOPSDevice', _v113), ('throttleWriteIOPSDevice', _v113), )
+_t123 = (('pageSize', _v120), ('limit', _v21), )
+_t129 = (('name', _v127), ('priority', _v14), )
+_t130 = (('classID', _v14), ('priorities', _v125), )
+_t134 = (('hcaHandles', _v14), ('hcaObjects', _v14), )
+_t136 = (('devices', _v93), ('memory', _v99), ('cpu', _v102), ('blockIO', _v106), ('hugepageLimits', _v118), ('network', _v124), ('pids', _v131), ('rdma', _v132), ('unified', _v66), )
+_t142 = (('closID', _v138), ('l3CacheSchema', _v139), ('memBwSchema', _v140), ('schemata', _v10), ('enableMonitoring', _v100), )
+_t150 = (('mode', _v144), ('nodes', _v146), ('flags', _v147), )
+_t170 = (('index', _v14), ('op', _v167), ('value', _v21), ('valueTwo', _v21), )
+_t172 = (('names', _v163), ('action', _v152), ('errnoRet', _v14), ('args', _v165), )
+_t173 = (('defaultAction', _v152), ('defaultErrnoRet', _v14), ('architectures', _v154), ('flags', _v157), ('listenerPath', _v4), ('listenerMetadata', _v160), ('syscalls', _v161), )
+_t180 = (('domain', _v178), ('flags', _v10), )
+_t181 = (('namespaces', _v70), ('uidMappings', _v12), ('gidMappings', _v12), ('timeOffsets', _v75), ('devices', _v80), ('netDevices', _v88), ('cgroupsPath', _v4), ('resources', _v92), ('intelRdt', _v137), ('memoryPolicy', _v143), ('sysctl', _v66), ('seccomp', _v151), ('rootfsPropagation', _v174), ('maskedPaths', _v10), ('readonlyPaths', _v10), ('mountLabel', _v176), ('personality', _v177), )
+_t186 = (('path', _v185), ('mode', _v85), )
+_t204 = (('mount', _v10), ('setHostname', _v196), ('rawSockets', _v197), ('chflags', _v198), ('quotas', _v199), ('socketAf', _v200), ('mlock', _v201), ('reservedPorts', _v202), ('suser', _v203), )
+_t205 = (('parent', _v188), ('host', _v189), ('vnet', _v189), ('ip4', _v191), ('ip6', _v191), ('sysvmsg', _v191), ('sysvsem', _v191), ('sysvshm', _v191), ('ip4Addr', _v10), ('ip6Addr', _v10), ('interface', _v193), ('vnetInterfaces', _v10), ('enforceStatfs', _v194), ('allow', _v195), )
+_t206 = (('devices', _v183), ('jail', _v187), )
+_t212 = (('type', _v210), ('path', _v4), )
+_t216 = (('ociVersion', _v2), ('root', _v3), ('mounts', _v7), ('process', _v18), ('hostname', _v58), ('domainname', _v59), ('hooks', _v60), ('annotations', _v66), ('linux', _v69), ('freebsd', _v182), ('zos', _v207), ('solaris', _v213), ('windows', _v214), ('vm', _v215), )
+_t223 = (('ociVersion', _v2), ('id', _v218), ('status', _v219), ('pid', _v221), ('bundle', _v4), ('annotations', _v66), )
+_t236 = (('v1', _v231), ('v2', _v232), ('systemd', _v233), ('systemdUser', _v234), ('rdma', _v235), )
+_t244 = (('enabled', _v238), ('actions', _v239), ('operators', _v240), ('archs', _v241), ('knownFlags', _v242), ('supportedFlags', _v243), )
+_t248 = (('namespaces', _v226), ('capabilities', _v227), ('cgroup', _v230), ('seccomp', _v237), ('apparmor', _v245), ('selinux', _v245), ('intelRdt', _v245), ('netDevices', _v245), ('mountExtensions', _v247), )
+_t250 = (('ociVersionMin', _v2), ('ociVersionMax', _v2), ('hooks', _v10), ('mountOptions', _v10), ('annotations', _v66), ('potentiallyUnsafeConfigAnnotations', _v10), ('linux', _v225), )
+
+CHECKS = {'config': _v1, 'state': _v217, 'features': _v224}

@@ -121,6 +121,7 @@ class _Generator:
         self.patterns = {}  # pattern -> predicate name
         self.bodies = {}  # function body -> the function defined with it
         self.aliases = []  # "name = other": same body
+        self.tables = []  # property tables: (key, function) pairs
         self.count = 0
 
     def _name(self, prefix):
@@ -228,14 +229,25 @@ class _Generator:
             elif additional is not True and additional is not False:
                 raise SchemaError(f"bad additionalProperties in {file}")
             lines = []
-            for r in (kw("required") if "required" in schema else ()):
-                lines.append(f"if {r!r} not in x:\n            return False")
+            required = list(kw("required")) if "required" in schema else []
+            if len(required) == 1:
+                lines.append(f"if {required[0]!r} not in x:\n            return False")
+            elif required:
+                c = self._constant("r", repr(tuple(required)))
+                lines.append(f"for r in {c}:\n            if r not in x:\n                return False")
             if "minProperties" in schema:
                 lines.append(f"if len(x) < {kw('minProperties')!r}:\n            return False")
             if "maxProperties" in schema:
                 lines.append(f"if len(x) > {kw('maxProperties')!r}:\n            return False")
-            for key, fn in props.items():
+            if len(props) == 1:
+                (key, fn), = props.items()
                 lines.append(f"if {key!r} in x and not {fn}(x[{key!r}]):\n            return False")
+            elif props:
+                # A table (defined after the functions it names) rather than a check each.
+                table = self._name("t")
+                self.tables.append(f"{table} = ({''.join(f'({k!r}, {fn}), ' for k, fn in props.items())})")
+                lines.append(f"for k, f in {table}:\n            if k in x and not f(x[k]):\n"
+                             f"                return False")
             if patterns:
                 checks = "\n".join(f"            if {p}(k) and not {fn}(v):\n                return False"
                                    for p, fn in patterns)
@@ -336,6 +348,8 @@ class _Generator:
             "\n\n".join(self.functions),
             "",
             *self.aliases,
+            "",
+            *self.tables,
             "",
             "CHECKS = {" + ", ".join(f"{k!r}: {v}" for k, v in entries.items()) + "}",
             "",
