@@ -2,9 +2,11 @@
 
     python _forkprof.py OUTBASE SCRIPT [ARGS...]
 
-Like `python -m cProfile -o OUTBASE.main SCRIPT ARGS`, and in addition every child the
-script forks (without exec'ing Python again) is profiled from the fork on: its stats are
-dumped when it calls os._exit() or os.execve() to OUTBASE.<tag>.<pid>.<n>. A child that
+Like `python -m cProfile -o OUTBASE.main SCRIPT ARGS` (also when the script ends with
+os._exit, as the installed pyrunc does), and in addition every child the script forks
+(os.fork, or pyrunc's clone3, without exec'ing Python again) is profiled from the fork
+on: its stats are dumped when it calls os._exit() or os.execve() to
+OUTBASE.<tag>.<pid>.<n>. A child that
 has pivot_root'ed into the container no longer sees OUTBASE's directory; it writes to
 /tmp/<basename> instead (that is <rootfs>/tmp on the host when /tmp is not a mount).
 """
@@ -21,7 +23,7 @@ def main():
     sys.path[0] = os.path.dirname(os.path.abspath(script))
     prof = cProfile.Profile()
     counter = itertools.count()
-    real_fork, real_exit, real_execve = os.fork, os._exit, os.execve
+    real_exit, real_execve = os._exit, os.execve
     state = {"child": False}
 
     def dump(tag):
@@ -34,18 +36,19 @@ def main():
         except OSError:
             pass
 
-    def fork():
-        pid = real_fork()
-        if pid == 0:
-            prof.disable()
-            prof.clear()  # the child's own work only
-            state["child"] = True
-            prof.enable()
-        return pid
+    def after_fork_in_child():
+        # os.fork and pyrunc's clone3 (PyOS_AfterFork_Child) both run this
+        prof.disable()
+        prof.clear()  # the child's own work only
+        state["child"] = True
+        prof.enable()
 
     def _exit(code):
         if state["child"]:
             dump("exit")
+        else:  # the installed command ends with os._exit (no SystemExit to catch)
+            prof.disable()
+            prof.dump_stats(outbase + ".main")
         real_exit(code)
 
     def execve(*a):
@@ -53,7 +56,8 @@ def main():
             dump("exec")
         return real_execve(*a)
 
-    os.fork, os._exit, os.execve = fork, _exit, execve
+    os.register_at_fork(after_in_child=after_fork_in_child)
+    os._exit, os.execve = _exit, execve
     prof.enable()
     try:
         runpy.run_path(script, run_name="__main__")

@@ -178,9 +178,11 @@ class Runner:
         b = self.ws.bundle(cid, ["/bin/sleep", "1000"])
         for cmd, args in (("create", ["create", "--bundle", b, cid]), ("state", ["state", cid]),
                           ("start", ["start", cid])):
-            prof = str(self.ws.dir / f"{cmd}.prof")
-            res = self.run(self.py("-m", "cProfile", "-o", prof, args=args))
-            out[cmd] = (prof, res.ms)
+            # _forkprof, not `-m cProfile`: the command ends with os._exit (no teardown)
+            base = str(self.ws.dir / f"{cmd}.prof")
+            tool = str(Path(__file__).resolve().parent / "_forkprof.py")
+            res = self.run([self.python, tool, base, self.pyrunc, "--root", self.root, *args])
+            out[cmd] = (base + ".main", res.ms)
         pid = json.loads(self.run(self.py(args=["state", cid])).out)["pid"]
         self.run(self.py(args=["kill", cid, "KILL"]))
         C.wait_gone(pid)

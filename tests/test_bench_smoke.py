@@ -45,3 +45,21 @@ def test_bench_run_smoke(tmp_path):
     # everything was cleaned up: the work dir, and the cgroups under the bench's prefix
     assert list(work.iterdir()) == []
     assert not any(d.exists() for d in prefix_dirs(res["meta"]["cgroup_prefix"]))
+
+
+def test_bench_importtime_smoke(tmp_path):
+    """bench/importtime.py end to end: import trees of every command, and profiles of
+    the installed command (which ends with os._exit) and of the container init it forks."""
+    out = tmp_path / "importtime.json"
+    work = tmp_path / "work"
+    work.mkdir()
+    p = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "importtime.py"), "--pyrunc", pyrunc_binary(),
+         "--repeat", "1", "--json", str(out), "--tmp", str(work)],
+        capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
+    res = json.loads(out.read_text())
+    assert set(res["cprofile"]) == {"create", "state", "start"}
+    assert "main" in res["cprofile_children"]
+    assert any(k.startswith("exec.") for k in res["cprofile_children"]), res["cprofile_children"]
+    assert not res["cleanup_problems"]
