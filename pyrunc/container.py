@@ -16,8 +16,8 @@ from pyrunc.state import (OCI_VERSION, Container, EXEC_FIFO, Store,  # noqa: F40
 def without_gc(fn):
     """Run fn with the cyclic GC off (then as it was). fn forks: a collection walks the
     heap and writes to every object it visits, and each page written after fork is a
-    copy-on-write fault, in the runtime and in the container side (~250 faults, measured,
-    at a few microseconds each). The container side inherits "off" and execs soon."""
+    copy-on-write fault, in the runtime and in the container side (measured: ~250 fewer
+    faults and ~1 ms less for `run`). The container side inherits "off" and execs soon."""
     import gc
 
     def wrapper(*args, **kwargs):

@@ -5,7 +5,7 @@ failure is sent to the runtime as an "error" message over the init pipe, then _e
 """
 import os
 
-from pyrunc import initpipe, namespaces
+from pyrunc import initpipe, log, namespaces
 from pyrunc.errors import HookError, PyruncError
 
 
@@ -28,10 +28,8 @@ class InitSpec:
         self.process = config.get("process") or {}
         self.nsmap = namespaces.config_namespaces(config)
         self.preimported = False  # set by the runtime if it ran preimport() itself
-        self.placement = None  # cgroups.placement.Placement: stage-1 joins its cgroups
+        self.placement = None  # cgroups.placement.Placement: the container side joins by it
         self.rootfs_ctx = None  # rootfs.RootfsContext, made by preimport()
-        from pyrunc import log
-
         self.debug = log.is_debug()  # else debug notes are not sent over the init pipe
 
 
