@@ -1,0 +1,270 @@
+"""Creating a container (runtime.md "create"): from a bundle to an init that waits on
+exec.fifo, with everything it made undone if any step fails.
+
+    from pyrunc.container import create   # the library's name for it (imported lazily)
+"""
+import os
+import time
+
+# _signal, not signal: the signal module builds enums (enum costs ~7 ms to import).
+import _signal as signal
+
+from pyrunc.container import load_bundle, without_gc
+from pyrunc.errors import HookError, PyruncError
+from pyrunc.state import EXEC_FIFO, Container, Store, process_start_time, write_pid_file
+
+
+def _now_rfc3339nano():
+    t = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t // 1_000_000_000)) + \
+        f".{t % 1_000_000_000:09d}Z"
+
+
+class _Creation:
+    """Everything create made, so that a failure undoes all of it."""
+
+    def __init__(self, store, cid):
+        self.store, self.cid = store, cid
+        self.state_dir = None
+        self.cgroup = None
+        self.pids = []  # stage-1 and init, to kill on failure
+        self.rollbacks = []  # undo() callables (e.g. netdevices), run first, newest first
+        self.start_fd = None  # exec.fifo's read end when create(to_start=True)
+
+    def undo(self):
+        _close_idmapped_mounts()
+        if self.start_fd is not None:
+            os.close(self.start_fd)
+            self.start_fd = None
+        for rollback in reversed(self.rollbacks):
+            rollback()
+        for pid in reversed(self.pids):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+        if self.cgroup is not None:
+            try:
+                self.cgroup.destroy()
+            except (PyruncError, OSError):
+                pass
+        if self.state_dir:
+            self.store.remove(self.cid)
+
+
+@without_gc
+def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False,
+           no_new_keyring=False, preserve_fds=0, listen_fds=0, config=None, to_start=False):
+    """Create a container; returns the Container once its init waits on exec.fifo.
+    console_socket: a unix socket path (runc's --console-socket), or a connected socket.
+    preserve_fds: fds after stdio passed on, of which the first listen_fds are
+    socket-activation fds (the process gets LISTEN_FDS/LISTEN_PID).
+    to_start (`run`): start(root, cid, container=c) follows at once; exec.fifo is
+    opened for reading as soon as the init is ready, so that it goes on to exec while
+    the runtime saves the state (runc's `run` is create+start too)."""
+    from pyrunc import initpipe
+    from pyrunc.init import (InitSpec, direct_clone_flags, direct_init, preimport,
+                             seccomp_needs_runtime, spawn, stage1)
+
+    store = Store(root)
+    store.dir(cid)  # validates the id
+    bundle = os.path.abspath(bundle)
+    if config is None:
+        config = load_bundle(bundle)
+    proc = config.get("process")
+    if not proc:
+        raise PyruncError("config.json: process is required to create a container")
+    if proc.get("terminal") and not console_socket:
+        raise PyruncError("cannot allocate tty if pyrunc will detach without setting "
+                          "console socket (process.terminal is true: pass --console-socket)")
+    if not proc.get("terminal") and console_socket:
+        raise PyruncError("cannot use console socket if pyrunc will not detach or "
+                          "allocate tty (process.terminal is false)")
+    for fd in range(3, 3 + preserve_fds):
+        try:
+            os.fstat(fd)
+        except OSError:
+            raise PyruncError(f"--preserve-fds {preserve_fds}: file descriptor {fd} is not open") from None
+    linux = config.get("linux") or {}
+    if linux.get("netDevices"):
+        from pyrunc import netdevices
+
+        netdevices.check_config(config)
+    made = _Creation(store, cid)
+    con_sock = None
+    parent_sock = None
+    lockfd = fifo_fd = None
+    try:
+        made.state_dir = store.create_dir(cid)
+        lockfd = store.lock(cid)
+        fifo = os.path.join(made.state_dir, EXEC_FIFO)
+        os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)
+        fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+        from pyrunc.cgroups import new_manager
+
+        made.cgroup = new_manager(cid, linux.get("cgroupsPath"))
+        made.cgroup.create()
+        if isinstance(console_socket, str):
+            from pyrunc.console import connect_socket
+
+            con_sock = connect_socket(console_socket)
+        elif console_socket is not None:
+            con_sock = console_socket  # an already connected socket (run's own console)
+        spec = InitSpec(config, bundle, no_pivot=no_pivot, no_new_keyring=no_new_keyring,
+                        console_sock=con_sock, fifo_fd=fifo_fd, preserve_fds=preserve_fds,
+                        listen_fds=listen_fds,
+                        container_id=cid)
+        if seccomp_needs_runtime(linux):
+            preimport(spec)  # else stage-1 does it, while we place it in its cgroups
+            spec.preimported = True
+        if _has_idmapped_mounts(config):
+            from pyrunc import idmapped_mounts
+
+            # Made here, as real root, before the init enters its user namespace.
+            idmapped_mounts.prepare_idmapped_mounts(config, bundle)
+        from pyrunc.cgroups.placement import Placement
+
+        spec.placement = placement = Placement(made.cgroup).open()
+        try:
+            direct = direct_clone_flags(spec)
+            if direct is not None:
+                try:
+                    pid, parent_sock = spawn(lambda sock: direct_init(spec, sock),
+                                             close_in_child=(lockfd,), placement=placement,
+                                             clone_flags=direct)
+                except OSError:
+                    direct = None  # clone3 refused: stage-1 unshares (and names the error)
+            if direct is None:
+                pid, parent_sock = spawn(lambda sock: stage1(spec, sock),
+                                         close_in_child=(lockfd,), placement=placement)
+        finally:
+            placement.close()
+        made.pids.append(pid)
+        _close_idmapped_mounts()
+        if con_sock is not None:
+            con_sock.close()
+        if config_has_new_userns(linux):
+            # stage-1 has unshared its user namespace and waits for its id mappings.
+            initpipe.recv_logged(parent_sock, "userns")
+            from pyrunc.namespaces import write_id_mappings
+
+            write_id_mappings(pid, linux)
+            initpipe.send(parent_sock, "ok")
+        # Limits are in place before the process joins its v1 cgroups (and before any
+        # user code runs); meanwhile stage-1 imports what the container side needs.
+        try:
+            made.cgroup.set(linux.get("resources") or {}, linux_devices=linux.get("devices"))
+            placement.apply_rest(pid)
+            initpipe.send(parent_sock, "go")
+        except (OSError, PyruncError):
+            initpipe.raise_pending_error(parent_sock)  # stage-1's own error, if it failed
+            raise
+        init_pid = _drive_init(parent_sock, made, config, linux, bundle, cid,
+                               init_pid=pid if direct is not None else None)
+        if to_start:
+            # Only now: the init may exec the process at once, and all the runtime does
+            # for the container (hooks, netDevices) is done.
+            made.start_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        record = {
+            "id": cid,
+            "bundle": bundle,
+            "rootfs": spec_rootfs(config, bundle),
+            "created": _now_rfc3339nano(),
+            "owner": "",
+            "init_pid": init_pid,
+            "init_start": process_start_time(init_pid),
+            "config": config,
+            "cgroup": made.cgroup.to_state(),
+            "no_pivot": no_pivot,
+        }
+        store.save(cid, record)
+        if pid_file:
+            write_pid_file(pid_file, init_pid)
+        c = Container(store, cid, record)
+        c.start_fd, made.start_fd = made.start_fd, None
+        return c
+    except BaseException as e:
+        made.undo()
+        if isinstance(e, HookError):
+            from pyrunc.hooks import hook_state, run_hooks
+
+            # runtime.md "Lifecycle" steps 3-5: continue at 12 (destroy) and 13 (poststop).
+            run_hooks(config, "poststop", hook_state(cid, "stopped", 0, bundle, config),
+                      warn_only=True)
+        raise
+    finally:
+        for fd in (fifo_fd, lockfd):
+            if fd is not None:
+                os.close(fd)
+        if parent_sock is not None:
+            parent_sock.close()
+
+
+def _has_idmapped_mounts(config):
+    for m in config.get("mounts") or ():
+        if m.get("uidMappings") or m.get("gidMappings") or \
+                any(o in ("idmap", "ridmap") for o in m.get("options") or ()):
+            return True
+    return False
+
+
+def _close_idmapped_mounts():
+    import sys
+
+    mod = sys.modules.get("pyrunc.idmapped_mounts")
+    if mod is not None:
+        mod.close_prepared_mounts()
+
+
+def config_has_new_userns(linux):
+    return any(ns.get("type") == "user" and not ns.get("path") for ns in linux.get("namespaces") or ())
+
+
+def spec_rootfs(config, bundle):
+    return os.path.normpath(os.path.join(bundle, (config.get("root") or {}).get("path", "rootfs")))
+
+
+def _drive_init(sock, made, config, linux, bundle, cid, init_pid=None):
+    """Answer the container side's requests until it says "ready"; returns the init pid
+    (given when the runtime forked the init itself, else stage-1 reports it)."""
+    from pyrunc import initpipe
+    from pyrunc.hooks import run_hooks
+
+    def init_started(pid):
+        if linux.get("netDevices"):
+            from pyrunc import netdevices
+
+            made.rollbacks.append(netdevices.move_devices(pid, linux["netDevices"]).undo)
+
+    if init_pid is not None:
+        init_started(init_pid)
+    while True:
+        msg = initpipe.recv_logged(sock)
+        t = msg["t"]
+        if t == "pid" and init_pid is None:
+            if config_has_new_userns(linux):
+                from pyrunc.namespaces import give_stdio_to_container
+
+                give_stdio_to_container(linux, (config.get("process") or {}).get("user") or {})
+            stage1_pid = made.pids[0]
+            init_pid = msg["pid"]
+            made.pids.append(init_pid)
+            os.waitpid(stage1_pid, 0)
+            made.pids.remove(stage1_pid)
+            init_started(init_pid)
+        elif t == "hooks":
+            from pyrunc.hooks import hook_state
+
+            st = hook_state(cid, "creating", init_pid, bundle, config)
+            run_hooks(config, "prestart", st)
+            run_hooks(config, "createRuntime", st)
+            initpipe.send(sock, "ok")
+        elif t == "ready":
+            return init_pid
+        else:
+            raise PyruncError(f"init pipe: unexpected message {t!r}")
