@@ -2,6 +2,7 @@
 
 Every wrapper raises OSError(errno, "call(args): strerror") on failure.
 """
+import errno
 import os
 
 from pyrunc._native import ffi, lib
@@ -194,11 +195,21 @@ def mount_setattr(dirfd, path, flags, attr_set=0, attr_clr=0, propagation=0, use
                                     userns_fd), f"mount_setattr({path})")
 
 
+_clone3_missing = False
+
+
 def clone_fork(flags=0, cgroup_fd=None):
     """os.fork() by clone3: the child in new namespaces (CLONE_NEW* flags) and, with
     cgroup_fd (an O_PATH fd of a cgroup v2 directory), born in that cgroup."""
-    return _check(lib.pyrunc_clone_fork(flags, -1 if cgroup_fd is None else cgroup_fd),
-                  f"clone3({flags:#x}{'' if cgroup_fd is None else ', CLONE_INTO_CGROUP'})")
+    global _clone3_missing
+    call = f"clone3({flags:#x}{'' if cgroup_fd is None else ', CLONE_INTO_CGROUP'})"
+    if _clone3_missing:  # ENOSYS once (an old kernel, a seccomp profile): not again
+        raise OSError(errno.ENOSYS, f"{call}: {os.strerror(errno.ENOSYS)}")
+    try:
+        return _check(lib.pyrunc_clone_fork(flags, -1 if cgroup_fd is None else cgroup_fd), call)
+    except OSError as e:
+        _clone3_missing = e.errno == errno.ENOSYS
+        raise
 
 
 # RLIMIT_* of Linux's generic ABI (x86, arm, riscv, ...; not alpha, mips, sparc).

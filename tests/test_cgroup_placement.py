@@ -3,10 +3,12 @@ host mounts (the v2 one of this hybrid host included, as runc does), whichever w
 init was made (forked straight into its namespaces, or by stage-1 with a user
 namespace), and the same for exec'd processes. runc is the reference."""
 import os
+import sys
 import uuid
 
 import pytest
 
+from conftest import Runtime, pyrunc_binary
 from test_process import open_path_for_userns
 
 
@@ -55,3 +57,32 @@ def test_init_and_exec_in_every_hierarchy(rt, ns, tmp_path):
 def test_runc_places_the_same(runc_rt, tmp_path):
     """The reference: runc joins every hierarchy, the hybrid host's v2 one included."""
     _check(runc_rt, None, tmp_path)
+
+
+_NO_CLONE3 = """#!{python}
+# pyrunc with clone3(2) failing ENOSYS, as under Docker's older default seccomp profile
+import os, sys
+from pyrunc import seccomp
+seccomp.prepare({{"defaultAction": "SCMP_ACT_ALLOW",
+                 "syscalls": [{{"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}}]}})
+seccomp.load()
+os.execv({pyrunc!r}, [{pyrunc!r}] + sys.argv[1:])
+"""
+
+
+def test_without_clone3_the_runtime_places_the_processes(tmp_path):
+    """Where clone3 is refused (ENOSYS: old kernels, or seccomp profiles that hide it) the
+    init and exec's helper are plain forks that the runtime writes into cgroup.procs, and
+    the stage-1 path makes the namespaces: the same placement, the same container."""
+    wrapper = tmp_path / "pyrunc-no-clone3"
+    wrapper.write_text(_NO_CLONE3.format(python=sys.executable, pyrunc=pyrunc_binary()))
+    wrapper.chmod(0o755)
+    (tmp_path / "rt").mkdir()
+    r = Runtime(str(wrapper), tmp_path / "rt")
+    try:
+        out = r.output_of(["sh", "-c", "echo $$; readlink /proc/self/ns/pid"]).split()
+        assert out[0] == "1" and out[1] != os.readlink("/proc/self/ns/pid")
+        _check(r, None, tmp_path)
+    finally:
+        leftover = r.cleanup()
+    assert not leftover, leftover
