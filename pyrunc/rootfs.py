@@ -389,34 +389,10 @@ def _cgroup(ctx, dest, source, opts, what):
     tmpfs_opts = mounts.Options(["nosuid", "nodev", "noexec", "mode=755"])
     tmpfs_opts.propagation = list(opts.propagation)
     _fs(ctx, dest, "tmpfs", "tmpfs", tmpfs_opts, what)
-    base = dest.rstrip("/")
-    if not ctx.new_cgroupns and not opts.propagation and not opts.cleared:
-        _cgroup_binds(ctx, dest, binds, opts.flags, what)
-        binds_done = True
+    if ctx.new_cgroupns:
+        _cgroup_mounts(ctx, dest, binds, opts, what)
     else:
-        binds_done = False
-    for name, src, subsys in binds if not binds_done else ():
-        sub = f"{base}/{name}"
-        sub_what = f"{what}: {name}"
-        if ctx.new_cgroupns:
-            flags = DEFAULT_MOUNT_FLAGS | (opts.flags & sc.MS_RDONLY)
-            data = ",".join(sorted(subsys))
-            fd = _target(ctx, sub, "dir", sub_what)
-            try:
-                mounts.mount_fd("systemd" if "name=systemd" in subsys else "cgroup", fd, "cgroup", flags, data)
-            except OSError as e:
-                mounts.fail(sub_what, e)
-            finally:
-                os.close(fd)
-            popts = mounts.Options()
-            popts.propagation = list(opts.propagation)
-            _after_mount(ctx, sub, popts, sub_what)
-        else:
-            bopts = mounts.Options()
-            bopts.flags = sc.MS_BIND | sc.MS_REC | opts.flags
-            bopts.cleared = opts.cleared
-            bopts.propagation = list(opts.propagation)
-            _bind(ctx, sub, src, bopts, sub_what)
+        _cgroup_binds(ctx, dest, binds, opts, what)
     # co-mounted controllers (e.g. cpu,cpuacct): one symlink per controller, as runc
     dfd = _reopen(ctx, dest, what)
     try:
@@ -433,10 +409,30 @@ def _cgroup(ctx, dest, source, opts, what):
         ctx.ro_later.append(dest)
 
 
-def _cgroup_binds(ctx, dest, binds, flags, what):
-    """Bind each host hierarchy into the fresh tmpfs at dest, with the cgroup mount's
-    flags (runc's per-subsystem binds). The tmpfs is ours and new: its entries are made
-    and used by name, without the symlink-safe walk a path in the rootfs needs."""
+def _cgroup_mounts(ctx, dest, binds, opts, what):
+    """With a new cgroup namespace: each hierarchy mounted afresh at dest/<name>."""
+    base = dest.rstrip("/")
+    for name, src, subsys in binds:
+        sub = f"{base}/{name}"
+        sub_what = f"{what}: {name}"
+        flags = DEFAULT_MOUNT_FLAGS | (opts.flags & sc.MS_RDONLY)
+        data = ",".join(sorted(subsys))
+        fd = _target(ctx, sub, "dir", sub_what)
+        try:
+            mounts.mount_fd("systemd" if "name=systemd" in subsys else "cgroup", fd, "cgroup", flags, data)
+        except OSError as e:
+            mounts.fail(sub_what, e)
+        finally:
+            os.close(fd)
+        popts = mounts.Options()
+        popts.propagation = list(opts.propagation)
+        _after_mount(ctx, sub, popts, sub_what)
+
+
+def _cgroup_binds(ctx, dest, binds, opts, what):
+    """Bind each host hierarchy at dest/<name> with the cgroup mount's flags and
+    propagation (runc's per-subsystem binds). dest is a fresh tmpfs of ours: its entries
+    are made and used by name, without the symlink-safe walk a rootfs path needs."""
     dfd = _reopen(ctx, dest, what)
     try:
         for name, src, _ in binds:
@@ -444,8 +440,9 @@ def _cgroup_binds(ctx, dest, binds, flags, what):
             try:
                 os.mkdir(name, 0o755, dir_fd=dfd)
                 sc.mount(src, at, None, sc.MS_BIND | sc.MS_REC)
-                if flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT):
-                    mounts.remount_bind(at, flags)
+                mounts.set_propagation(at, opts.propagation)
+                if opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT) or opts.cleared:
+                    mounts.remount_bind(at, opts.flags, opts.cleared)
             except OSError as e:
                 mounts.fail(f"{what}: {name}", e)
     finally:

@@ -319,6 +319,25 @@ def test_cgroup_mount_with_cgroup_namespace_matches_runc(rt, runc_rt):
     assert all(m["root"] == "/" and "ro" in m["opts"] for m in ours)
 
 
+@pytest.mark.parametrize("options", [None, ["nosuid", "noexec", "nodev", "relatime", "rw", "rslave"]])
+def test_cgroup_binds_without_cgroup_namespace_match_runc(rt, runc_rt, options):
+    """Without a cgroup namespace each hierarchy is a bind of the container's own cgroup
+    directory, with the cgroup mount's flags (read-only by default) and propagation."""
+    def edit(c):
+        if options:
+            next(m for m in c["mounts"] if m["type"] == "cgroup")["options"] = options
+    out, ref = run_both(rt, runc_rt, ["cat", "/proc/self/mountinfo"], edit)
+    ours = [m for m in mountinfo(out) if m["mountpoint"].startswith("/sys/fs/cgroup/")]
+    theirs = [m for m in mountinfo(ref) if m["mountpoint"].startswith("/sys/fs/cgroup/")]
+    assert len(ours) >= 2, out
+    key = lambda m: (m["mountpoint"], frozenset(m["opts"]), m["fstype"], tuple(m["optional"]))  # noqa: E731
+    assert sorted(map(key, ours)) == sorted(map(key, theirs))
+    assert all(("ro" in m["opts"]) == (options is None) for m in ours)
+    # Each root is that runtime's own container cgroup: <its test prefix>/<bundle name>.
+    for r, mounted in ((rt, ours), (runc_rt, theirs)):
+        assert all(m["root"].split("/")[-2] == r.cgroup_prefix for m in mounted), mounted
+
+
 def test_idmapped_mount_without_user_namespace(rt, tmp_path):
     src = tmp_path / "idsrc"
     src.mkdir()
