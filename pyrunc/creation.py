@@ -67,8 +67,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     opened for reading as soon as the init is ready, so that it goes on to exec while
     the runtime saves the state (runc's `run` is create+start too)."""
     from pyrunc import initpipe
-    from pyrunc.init import (InitSpec, direct_clone_flags, direct_init, preimport,
-                             seccomp_needs_runtime, spawn, stage1)
+    from pyrunc.init import InitSpec, preimport, seccomp_needs_runtime
 
     store = Store(root)
     store.dir(cid)  # validates the id
@@ -120,7 +119,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
                         listen_fds=listen_fds,
                         container_id=cid)
         if seccomp_needs_runtime(linux):
-            preimport(spec)  # else stage-1 does it, while we place it in its cgroups
+            preimport(spec)  # else the container side does it while we set the limits
             spec.preimported = True
         if _has_idmapped_mounts(config):
             from pyrunc import idmapped_mounts
@@ -131,17 +130,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
 
         spec.placement = placement = Placement(made.cgroup).open()
         try:
-            direct = direct_clone_flags(spec)
-            if direct is not None:
-                try:
-                    pid, parent_sock = spawn(lambda sock: direct_init(spec, sock),
-                                             close_in_child=(lockfd,), placement=placement,
-                                             clone_flags=direct)
-                except OSError:
-                    direct = None  # clone3 refused: stage-1 unshares (and names the error)
-            if direct is None:
-                pid, parent_sock = spawn(lambda sock: stage1(spec, sock),
-                                         close_in_child=(lockfd,), placement=placement)
+            pid, parent_sock, direct = _spawn(spec, placement, lockfd)
         finally:
             placement.close()
         made.pids.append(pid)
@@ -156,16 +145,16 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             write_id_mappings(pid, linux)
             initpipe.send(parent_sock, "ok")
         # Limits are in place before the process joins its v1 cgroups (and before any
-        # user code runs); meanwhile stage-1 imports what the container side needs.
+        # user code runs); meanwhile the container side imports what it needs.
         try:
             made.cgroup.set(linux.get("resources") or {}, linux_devices=linux.get("devices"))
             placement.apply_rest(pid)
             initpipe.send(parent_sock, "go")
         except (OSError, PyruncError):
-            initpipe.raise_pending_error(parent_sock)  # stage-1's own error, if it failed
+            initpipe.raise_pending_error(parent_sock)  # the container side's own error
             raise
         init_pid = _drive_init(parent_sock, made, config, linux, bundle, cid,
-                               init_pid=pid if direct is not None else None)
+                               init_pid=pid if direct else None)
         if to_start:
             # Only now: the init may exec the process at once, and all the runtime does
             # for the container (hooks, netDevices) is done.
@@ -203,6 +192,23 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
                 os.close(fd)
         if parent_sock is not None:
             parent_sock.close()
+
+
+def _spawn(spec, placement, lockfd):
+    """(pid, init pipe, direct): the init cloned straight into its namespaces when it can
+    be (direct), else stage-1, which makes them and forks the init."""
+    from pyrunc.init import direct_clone_flags, direct_init, spawn, stage1
+
+    flags = direct_clone_flags(spec)
+    if flags is not None:
+        try:
+            pid, sock = spawn(lambda s: direct_init(spec, s), close_in_child=(lockfd,),
+                              placement=placement, clone_flags=flags)
+            return pid, sock, True
+        except OSError:
+            pass  # clone3 refused: stage-1 unshares (and names the error, if there is one)
+    pid, sock = spawn(lambda s: stage1(spec, s), close_in_child=(lockfd,), placement=placement)
+    return pid, sock, False
 
 
 def _has_idmapped_mounts(config):
