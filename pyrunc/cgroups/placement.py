@@ -6,7 +6,9 @@ writing, and the first writer after a quiet spell waits an RCU grace period (8-1
 on this 2-CPU machine, longer than the rest of a create). Two ways around it:
 
 - cgroup v1: a single thread that moves itself (writes "0" to a hierarchy's `tasks`)
-  skips that lock (kernel/cgroup/cgroup.c, cgroup_procs_write_start, Linux >= 5.16);
+  skips that lock (kernel/cgroup/cgroup.c, cgroup_procs_write_start: "If we migrate a
+  single thread ... we can skip the global lock"; older kernels take it: same result,
+  slower);
 - cgroup v2: clone3(CLONE_INTO_CGROUP) makes the child in its cgroup (Linux >= 5.7).
 
 What neither covers (the v2 manager, an older kernel, a failed clone3) the runtime
