@@ -58,14 +58,17 @@ class _Creation:
 
 @without_gc
 def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False,
-           no_new_keyring=False, preserve_fds=0, listen_fds=0, config=None, to_start=False):
+           no_new_keyring=False, preserve_fds=0, listen_fds=0, config=None, to_start=False,
+           on_ready=None):
     """Create a container; returns the Container once its init waits on exec.fifo.
     console_socket: a unix socket path (runc's --console-socket), or a connected socket.
     preserve_fds: fds after stdio passed on, of which the first listen_fds are
     socket-activation fds (the process gets LISTEN_FDS/LISTEN_PID).
     to_start (`run`): start(root, cid, container=c) follows at once; exec.fifo is
     opened for reading as soon as the init is ready, so that it goes on to exec while
-    the runtime saves the state (runc's `run` is create+start too)."""
+    the runtime saves the state (runc's `run` is create+start too).
+    on_ready: called once the init is ready, before it may exec the process (`run` blocks
+    the signals it will forward to the container there)."""
     from pyrunc import initpipe
     from pyrunc.init import InitSpec, preimport, seccomp_needs_runtime
 
@@ -155,6 +158,8 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             raise
         init_pid = _drive_init(parent_sock, made, config, linux, bundle, cid,
                                init_pid=pid if direct else None)
+        if on_ready is not None:
+            on_ready()
         if to_start:
             # Only now: the init may exec the process at once, and all the runtime does
             # for the container (hooks, netDevices) is done.

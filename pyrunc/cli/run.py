@@ -30,9 +30,9 @@ def run(ctx, opts, args):
     c = container.create(ctx.root, cid, bundle, pid_file=opts["pid_file"] or None,
                          console_socket=console, no_pivot=opts["no_pivot"],
                          no_new_keyring=opts["no_new_keyring"], preserve_fds=total,
-                         listen_fds=listen, config=config, to_start=proxy is None)
-    if not opts["detach"]:
-        signals.block_all()
+                         listen_fds=listen, config=config, to_start=proxy is None,
+                         # blocked (to be forwarded) before the process can run
+                         on_ready=None if opts["detach"] else signals.block_all)
     try:
         if proxy is not None:
             proxy.receive()
