@@ -109,13 +109,7 @@ def stage1(spec, sock):
         initpipe.recv(sock, "go")
         if spec.placement is not None:
             spec.placement.join_self()
-        flags = namespaces.unshare_flags(nsmap, exclude=("user",))
-        if flags:
-            try:
-                sc.unshare(flags)
-            except OSError as e:
-                raise PyruncError(f"unshare namespaces {sorted(t for t, p in nsmap.items() if p is None)}: "
-                                  f"{e.strerror}") from None
+        namespaces.unshare_new(nsmap, exclude=("user",))
         if nsmap.get("time", 1) is None and spec.linux.get("timeOffsets"):
             namespaces.write_time_offsets(spec.linux["timeOffsets"])
         # CVE-2019-5736 class: until it execs, the init runs the host's Python, its
@@ -154,11 +148,8 @@ def direct_init(spec, sock):
         initpipe.recv(sock, "go")
         if spec.placement is not None:
             spec.placement.join_self()
-        if "cgroup" in spec.nsmap:
-            try:
-                sc.unshare(sc.CLONE_NEWCGROUP)
-            except OSError as e:
-                raise PyruncError(f"unshare namespaces ['cgroup']: {e.strerror}") from None
+        # The others were made by clone3 (direct_clone_flags); this one after joining.
+        namespaces.unshare_new(spec.nsmap, exclude=tuple(t for t in spec.nsmap if t != "cgroup"))
         sc.prctl(sc.PR_SET_DUMPABLE, 0)  # as stage1: CVE-2019-5736
     except BaseException as e:  # noqa: BLE001 - reported to the runtime, never raised
         report_failure(sock, e)

@@ -56,6 +56,17 @@ def unshare_flags(nsmap, exclude=()):
     return flags
 
 
+def unshare_new(nsmap, exclude=()):
+    """unshare(2) the config's new namespaces but those in exclude; a one-line error."""
+    flags = unshare_flags(nsmap, exclude)
+    if flags:
+        try:
+            sc.unshare(flags)
+        except OSError as e:
+            types = sorted(t for t, p in nsmap.items() if p is None and t not in exclude)
+            raise PyruncError(f"unshare namespaces {types}: {e.strerror}") from None
+
+
 def _map_text(mappings):
     return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in mappings)
 

@@ -22,9 +22,13 @@ Errors are ``pyrunc.errors.PyruncError`` with one line naming the controller,
 the file and the value.
 """
 
+import errno
 import os
 
 CGROUP_ROOT = "/sys/fs/cgroup"
+
+# What a rootless runtime may not do to a cgroup, and then goes on without (as runc).
+ROOTLESS_JOIN_ERRNOS = (errno.EACCES, errno.EPERM, errno.ENOENT, errno.EROFS)
 
 
 def is_unified(root=CGROUP_ROOT):

@@ -14,12 +14,10 @@ on this 2-CPU machine, longer than the rest of a create). Two ways around it:
 What neither covers (the v2 manager, an older kernel, a failed clone3) the runtime
 still places with Manager.apply().
 """
-import errno
 import os
 
+from pyrunc.cgroups import ROOTLESS_JOIN_ERRNOS
 from pyrunc.errors import PyruncError
-
-_ROOTLESS_SKIP = (errno.EACCES, errno.EPERM, errno.ENOENT, errno.EROFS)
 
 
 class Placement:
@@ -42,7 +40,7 @@ class Placement:
                 try:
                     fd = os.open(os.path.join(d, "tasks"), os.O_WRONLY | os.O_CLOEXEC)
                 except OSError as e:
-                    if self.rootless and e.errno in _ROOTLESS_SKIP:
+                    if self.rootless and e.errno in ROOTLESS_JOIN_ERRNOS:
                         continue
                     raise PyruncError(f"cgroup {label}: opening {d}/tasks: "
                                       f"{os.strerror(e.errno)}") from None
@@ -92,7 +90,7 @@ class Placement:
             try:
                 os.write(fd, b"0")
             except OSError as e:
-                if not (self.rootless and e.errno in _ROOTLESS_SKIP):
+                if not (self.rootless and e.errno in ROOTLESS_JOIN_ERRNOS):
                     raise PyruncError(f"cgroup {label}: joining {d}: "
                                       f"{os.strerror(e.errno)}") from None
             finally:

@@ -11,7 +11,7 @@ import errno
 import os
 import time
 
-from pyrunc.cgroups import Manager
+from pyrunc.cgroups import ROOTLESS_JOIN_ERRNOS, Manager
 from pyrunc.cgroups import _util as u
 from pyrunc.cgroups._util import CgroupError, error, write_file
 from pyrunc.errors import PyruncError
@@ -155,7 +155,7 @@ class V1Manager(Manager):
             try:
                 u.write_procs(_label(sub), path, pid)
             except CgroupError as e:
-                if sub == "" or (self.rootless and e.errno in (errno.EACCES, errno.EPERM, errno.ENOENT, errno.EROFS)):
+                if sub == "" or (self.rootless and e.errno in ROOTLESS_JOIN_ERRNOS):
                     continue
                 raise
 

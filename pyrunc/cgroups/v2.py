@@ -12,7 +12,7 @@ import errno
 import os
 import time
 
-from pyrunc.cgroups import CGROUP_ROOT, Manager
+from pyrunc.cgroups import CGROUP_ROOT, ROOTLESS_JOIN_ERRNOS, Manager
 from pyrunc.cgroups import _util as u
 from pyrunc.cgroups._util import CgroupError, error, write_file
 from pyrunc.errors import PyruncError
@@ -157,7 +157,7 @@ class V2Manager(Manager):
         try:
             u.write_procs("unified", self.path, pid)
         except CgroupError as e:
-            if self.rootless and e.errno in (errno.EACCES, errno.EPERM, errno.ENOENT, errno.EROFS):
+            if self.rootless and e.errno in ROOTLESS_JOIN_ERRNOS:
                 return
             raise
 
