@@ -131,19 +131,23 @@ def spawn(argv, env, stdout="/dev/null", stderr="/dev/null"):
                           setsigmask=())
 
 
-def wait(pid, timeout=120.0):
-    """wait4 one pid: (exit code or -signal, cpu ms, ru_maxrss KiB). SIGKILLs it after timeout."""
+def _exited_within(pid, timeout):
+    """Wait on a pidfd until pid has exited (True) or timeout passed (False); True when
+    pid is already gone."""
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
-        pidfd = None
-    if pidfd is not None:
-        try:
-            r, _, _ = select.select([pidfd], [], [], timeout)
-            if not r:
-                os.kill(pid, signal.SIGKILL)
-        finally:
-            os.close(pidfd)
+        return True
+    try:
+        return bool(select.select([pidfd], [], [], timeout)[0])
+    finally:
+        os.close(pidfd)
+
+
+def wait(pid, timeout=120.0):
+    """wait4 one pid: (exit code or -signal, cpu ms, ru_maxrss KiB). SIGKILLs it after timeout."""
+    if not _exited_within(pid, timeout):
+        os.kill(pid, signal.SIGKILL)
     _, status, ru = os.wait4(pid, 0)
     rc = os.waitstatus_to_exitcode(status)
     return rc, (ru.ru_utime + ru.ru_stime) * 1000.0, ru.ru_maxrss
@@ -301,15 +305,7 @@ def wait_gone(pid, timeout=10.0):
     """Wait until a container init has exited, and reap it if it is our child (subreaper)."""
     if not pid:
         return
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        pidfd = None
-    if pidfd is not None:
-        try:
-            select.select([pidfd], [], [], timeout)
-        finally:
-            os.close(pidfd)
+    _exited_within(pid, timeout)
     try:
         os.waitpid(pid, os.WNOHANG)
     except ChildProcessError:

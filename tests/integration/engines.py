@@ -51,6 +51,14 @@ def need(*tools, apt):
         pytest.skip(f"{', '.join(missing)} not installed (apt-get install {apt})")
 
 
+def _check_exit(p, argv, runtime):
+    """An engine command that failed: its output and the runtime's last calls."""
+    if p.returncode != 0:
+        calls = runtime.last_calls() if runtime else ""
+        raise AssertionError(f"{' '.join(argv)}\nexited {p.returncode}\nstdout: {p.stdout}\n"
+                             f"stderr: {p.stderr}\nlast {runtime} calls:\n{calls}")
+
+
 def run_cmd(argv, *, env=None, timeout=60, input=None, check=False, stdin=None, cwd=None, pass_fds=()):
     """Run a command with stdout/stderr in files, not pipes: a container started by the
     command may inherit them and hold a pipe open long after the command returned."""
@@ -392,10 +400,8 @@ runroot = "{self.runroot}"
         else:
             p = run_cmd(["bash", "-c", f'exec "$@" 3>&{fd3} {fd3}>&-', "bash", *argv], env=self.env,
                         timeout=timeout, pass_fds=(fd3,), **kw)
-        if check and p.returncode != 0:
-            calls = runtime.last_calls() if runtime else ""
-            raise AssertionError(f"{' '.join(argv)}\nexited {p.returncode}\nstdout: {p.stdout}\n"
-                                 f"stderr: {p.stderr}\nlast {runtime} calls:\n{calls}")
+        if check:
+            _check_exit(p, argv, runtime)
         return p
 
     def name(self, prefix):
@@ -498,10 +504,8 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             args[2:2] = ["--fifo-dir", str(self.fifo_dir)]
         argv = ["ctr", "--address", self.address, "--namespace", self.NAMESPACE, *args]
         p = run_cmd(argv, timeout=timeout, **kw)
-        if check and p.returncode != 0:
-            calls = runtime.last_calls() if runtime else ""
-            raise AssertionError(f"{' '.join(argv)}\nexited {p.returncode}\nstdout: {p.stdout}\n"
-                                 f"stderr: {p.stderr}\nlast {runtime} calls:\n{calls}")
+        if check:
+            _check_exit(p, argv, runtime)
         return p
 
     def runc_root(self, runtime):
