@@ -11,6 +11,7 @@ everything else is refused. Keys may also use sysctl(8)'s slash form
 (net/ipv4/conf/eth0.100/forwarding). validate(config) runs in the runtime (it can tell a joined
 namespace from its own); apply() runs in the container's init after pivot_root.
 """
+import errno
 import os
 
 from pyrunc.errors import PyruncError
@@ -52,10 +53,28 @@ def proc_path(key):
     return "/proc/sys/" + normalize(key).translate(_SWAP)  # in the dotted form "/" is a "."
 
 
+def path_parts(key):
+    """The file name components under /proc/sys, or None when one is ".." (in the dotted
+    form "//"): such a key would leave the namespaced subtree its prefix names, e.g.
+    net.//.kernel.core_pattern (the "cr8escape" class). Empty and "." components name
+    nothing and are dropped, as the kernel's path walk drops them for runc."""
+    parts = []
+    for part in normalize(key).split("."):
+        part = part.replace("/", ".")
+        if part == ".." or "\0" in part:
+            return None
+        if part not in ("", "."):
+            parts.append(part)
+    return parts
+
+
+
 def problem(key, separate):
     """Why sysctl `key` may not be set (runc's rules), or None. separate(nstype) tells
     whether the container has a namespace of that type other than the runtime's."""
-    key = normalize(key)
+    if path_parts(key) is None:
+        return 'is not a sysctl name (a ".." component leaves its namespace\'s subtree)'
+    key = normalize(key)  # runc's rules match the name as written, prefix or whole
     if key in IPC_SYSCTLS or key.startswith("fs.mqueue."):
         if separate("ipc"):
             return None
@@ -105,15 +124,42 @@ def apply(sysctls, nsmap, hostname=None):
     if not sysctls:
         return
     check(sysctls, nsmap, hostname)
-    for key, value in sysctls.items():
-        path = proc_path(key)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except OSError as e:
-            raise SysctlError(f"linux.sysctl {key}={value}: open {path}: {e.strerror}") from None
-        try:
-            os.write(fd, str(value).encode())
-        except OSError as e:
-            raise SysctlError(f"linux.sysctl {key}={value}: write {path}: {e.strerror}") from None
-        finally:
-            os.close(fd)
+    base = None
+    try:
+        for key, value in sysctls.items():
+            path, parts = proc_path(key), path_parts(key)
+            if parts is None:
+                raise SysctlError(f"linux.sysctl {key}: is not a sysctl name")
+            try:
+                if base is None:
+                    base = os.open("/proc/sys", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+                fd = _open_beneath(base, "/".join(parts))
+            except OSError as e:
+                raise SysctlError(f"linux.sysctl {key}={value}: open {path}: {e.strerror}") from None
+            _write(fd, key, value, path)
+    finally:
+        if base is not None:
+            os.close(base)
+
+
+def _open_beneath(base, rel):
+    """Open /proc/sys/<rel> for writing without leaving /proc/sys nor following links
+    (check() already refused "..": this is the second line of defence)."""
+    from pyrunc import syscalls as sc
+
+    try:
+        return sc.openat2(base, rel, os.O_WRONLY, 0, sc.RESOLVE_BENEATH | sc.RESOLVE_NO_SYMLINKS |
+                          sc.RESOLVE_NO_MAGICLINKS)
+    except OSError as e:
+        if e.errno not in (errno.ENOSYS, errno.E2BIG):  # kernel < 5.6 has no openat2
+            raise
+    return os.open(rel, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=base)
+
+
+def _write(fd, key, value, path):
+    try:
+        os.write(fd, str(value).encode())
+    except OSError as e:
+        raise SysctlError(f"linux.sysctl {key}={value}: write {path}: {e.strerror}") from None
+    finally:
+        os.close(fd)

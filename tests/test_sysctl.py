@@ -77,3 +77,65 @@ def test_apply_checks_in_the_init_too(monkeypatch):
     with pytest.raises(sysctl.SysctlError):
         sysctl.apply({"net.ipv4.ip_forward": "1"}, {"ipc": None})
     assert not written
+
+
+# Issue 14.1: a key whose path leaves its namespaced subtree ("cr8escape" class). In the
+# dotted form "/" stands for a "." of the file name, so "//" is the component "..".
+# The value written is the host's own (read first), so even a runtime with the bug
+# would change nothing; the create must fail anyway.
+_ESCAPES = [
+    ("net.//.kernel.printk_ratelimit_burst", "ipc"),
+    ("net/../kernel/printk_ratelimit_burst", "ipc"),  # the same in sysctl(8)'s slash form
+    ("fs.mqueue.//.//.kernel.printk_ratelimit_burst", "network"),
+    ("net.ipv4.conf.all.//", "ipc"),
+    ("net/..", "ipc"),
+]
+
+
+@pytest.mark.parametrize("key,drop", _ESCAPES)
+def test_sysctl_key_cannot_leave_its_subtree(rt, runc_rt, key, drop):
+    with open("/proc/sys/kernel/printk_ratelimit_burst") as f:
+        host = f.read().strip()
+
+    def edit(c):
+        c["linux"]["sysctl"] = {key: host}
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != drop]
+    for r in (runc_rt, rt):
+        p = r.run("c-sysctl-esc", r.bundle(["true"], edit=edit), check=False)
+        assert p.returncode != 0, (r.binary, p.stdout, p.stderr)
+    assert "sysctl" in p.stderr and len(p.stderr.splitlines()) == 1, p.stderr
+    assert not os.path.exists(os.path.join(rt.root, "c-sysctl-esc"))
+    with open("/proc/sys/kernel/printk_ratelimit_burst") as f:
+        assert f.read().strip() == host
+
+
+@pytest.mark.parametrize("key", [k for k, _ in _ESCAPES])
+def test_sysctl_key_check_in_the_init_and_validate(key, tmp_path):
+    new = {"ipc": None, "network": None, "uts": None}
+    with pytest.raises(sysctl.SysctlError):
+        sysctl.check({key: "1"}, new)
+    with pytest.raises(sysctl.SysctlError):  # the init refuses without the runtime's check
+        sysctl.apply({key: "1"}, new)
+
+
+def test_validate_names_the_bad_sysctl_key(rt):
+    def edit(c):
+        c["linux"]["sysctl"] = {"net.//.kernel.printk_ratelimit_burst": "1"}
+    p = rt.cmd("validate", "--bundle", rt.bundle(["true"], edit=edit), check=False)
+    assert p.returncode != 0
+    assert "/linux/sysctl/net.~1~1.kernel.printk_ratelimit_burst" in p.stdout + p.stderr, p
+
+
+@pytest.mark.parametrize("key", ["net.ipv4..ip_forward", "net.ipv4./.ip_forward"])
+def test_empty_and_dot_components_name_the_same_file_as_in_runc(rt, runc_rt, key):
+    """runc writes /proc/sys/net/ipv4//ip_forward: the kernel's walk drops the empty and "."
+    components, so these keys run (a drop-in is never stricter) and the namespace rule
+    applies to the file they name."""
+    def edit(c):
+        c["linux"]["sysctl"] = {key: "1"}
+    args = ["cat", "/proc/sys/net/ipv4/ip_forward"]
+    assert rt.output_of(args, edit=edit).strip() == runc_rt.output_of(args, edit=edit).strip() == "1"
+    with pytest.raises(sysctl.SysctlError):
+        sysctl.check({key: "1"}, {"ipc": None})  # still net.*: needs a network namespace
+    with pytest.raises(sysctl.SysctlError):
+        sysctl.check({"." + key: "1"}, {"network": None})  # runc: not namespaced; so here
