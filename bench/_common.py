@@ -72,6 +72,18 @@ def find_busybox():
     raise BenchError("busybox not found: apt-get install -y busybox-static")
 
 
+def python_script(path):
+    """The Python script behind a `pyrunc` command: the command itself, or, for the
+    compiled one (scripts/pyrunc.c), the pyrunc-py installed beside it."""
+    with open(path, "rb") as f:
+        if f.read(4) != b"\x7fELF":
+            return path
+    script = os.path.join(os.path.dirname(os.path.realpath(path)), "pyrunc-py")
+    if not os.path.exists(script):
+        raise BenchError(f"{path} is compiled, and there is no pyrunc-py beside it")
+    return script
+
+
 def script_interpreter(path):
     """The interpreter of a console script (its #! line), else sys.executable."""
     try:

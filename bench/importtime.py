@@ -101,7 +101,8 @@ class Runner:
 
             shutil.rmtree(self.ws.dir, ignore_errors=True)
             raise
-        self.python = C.script_interpreter(self.pyrunc)
+        self.script = C.python_script(self.pyrunc)  # what runs under -X importtime
+        self.python = C.script_interpreter(self.script)
         self.env = C.clean_env()
         self.rt = C.Runtime("pyrunc", self.pyrunc, self.ws, self.env, C.DirectSpawner(self.env))
         self.root = self.rt.root("importtime")
@@ -110,7 +111,7 @@ class Runner:
     def py(self, *pre, args):
         """[python, *pre, pyrunc-script, --root, root, *args]: the console script run by its
         own interpreter, as its #! line does."""
-        return [self.python, *pre, self.pyrunc, "--root", self.root, *map(str, args)]
+        return [self.python, *pre, self.script, "--root", self.root, *map(str, args)]
 
     def nosite_paths(self):
         """Where this interpreter imports pyrunc and _cffi_backend from (for -S runs)."""
@@ -181,7 +182,7 @@ class Runner:
             # _forkprof, not `-m cProfile`: the command ends with os._exit (no teardown)
             base = str(self.ws.dir / f"{cmd}.prof")
             tool = str(Path(__file__).resolve().parent / "_forkprof.py")
-            res = self.run([self.python, tool, base, self.pyrunc, "--root", self.root, *args])
+            res = self.run([self.python, tool, base, self.script, "--root", self.root, *args])
             out[cmd] = (base + ".main", res.ms)
         pid = json.loads(self.run(self.py(args=["state", cid])).out)["pid"]
         self.run(self.py(args=["kill", cid, "KILL"]))
@@ -199,7 +200,7 @@ class Runner:
         b = self.ws.bundle(cid, ["/bin/sleep", "1000"])
         base = str(self.ws.dir / "forkprof")
         tool = str(Path(__file__).resolve().parent / "_forkprof.py")
-        self.run([self.python, tool, base, self.pyrunc, "--root", self.root, "create", "--bundle", b, cid])
+        self.run([self.python, tool, base, self.script, "--root", self.root, "create", "--bundle", b, cid])
         pid = json.loads(self.run(self.py(args=["state", cid])).out)["pid"]
         self.run(self.py(args=["start", cid]))
         in_rootfs = str(self.ws.rootfs / "tmp" / "forkprof")

@@ -91,6 +91,7 @@ def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds, preimported, 
     from pyrunc import syscalls as sc
 
     try:
+        process.leave_runtime_environment(proc.get("env"))
         if not preimported:
             from pyrunc.init import preimport_process
 

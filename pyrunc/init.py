@@ -92,8 +92,10 @@ def stage1(spec, sock):
     cgroup limits; after "go" this process joins its cgroups, then unshares, so the
     cgroup namespace is rooted at the container's cgroups."""
     from pyrunc import syscalls as sc
+    from pyrunc.process import leave_runtime_environment
 
     try:
+        leave_runtime_environment(spec.process.get("env"))
         if not spec.preimported:
             # Here, not in the runtime: this overlaps the runtime's cgroup placement.
             preimport(spec, warn=lambda m: initpipe.send(sock, "warn", msg=m))
@@ -141,8 +143,10 @@ def direct_init(spec, sock):
     """The init forked straight into its namespaces (direct_clone_flags): what stage-1
     does, minus the namespaces and the second fork."""
     from pyrunc import syscalls as sc
+    from pyrunc.process import leave_runtime_environment
 
     try:
+        leave_runtime_environment(spec.process.get("env"))
         if not spec.preimported:
             preimport(spec, warn=lambda m: initpipe.send(sock, "warn", msg=m))
         initpipe.recv(sock, "go")

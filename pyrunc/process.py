@@ -136,6 +136,28 @@ def set_cpu_affinity(cpus, what):
         raise PyruncError(f"process.execCPUAffinity.{what} {cpus!r}: {e.strerror}") from None
 
 
+def leave_runtime_environment(env):
+    """Container side, first thing after the fork from the runtime: the caller's
+    environment (an engine's secrets) must not reach the container. The block the kernel
+    shows as /proc/PID/environ (a container with CAP_SYS_PTRACE may read it) is wiped;
+    os.environ becomes the process's env, which is what runc's init has (and so what
+    createContainer/startContainer hooks without an env see)."""
+    fd = os.open("/proc/self/stat", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        stat = os.read(fd, 4096)
+    finally:
+        os.close(fd)
+    fields = stat[stat.rindex(b")") + 2:].split()
+    start, end = int(fields[47]), int(fields[48])  # env_start, env_end: proc(5) fields 50, 51
+    if 0 < start < end:
+        sc.wipe_memory(start, end - start)
+    os.environ.clear()
+    for entry in env or ():
+        key, sep, value = entry.partition("=")
+        if key and sep and "\0" not in entry:
+            os.environ[key] = value
+
+
 def env_value(env, key):
     prefix = key + "="
     for e in env:

@@ -87,6 +87,11 @@ def _check(ret, call):
     return ret
 
 
+def wipe_memory(addr, size):
+    """Zero `size` bytes of this process's own memory at address `addr`."""
+    ffi.memmove(ffi.cast("char *", addr), bytes(size), size)
+
+
 def _b(s):
     return s.encode() if isinstance(s, str) else s
 

@@ -35,8 +35,10 @@ def run(venv, *args, cwd=None):
 
 
 def test_installed_commands_work(fresh_venv, tmp_path):
-    launcher = (fresh_venv / "bin" / "pyrunc").read_text()
-    assert launcher.startswith(f"#!{fresh_venv}/bin/python") and "import re" not in launcher
+    assert (fresh_venv / "bin" / "pyrunc").read_bytes()[:4] == b"\x7fELF"  # scripts/pyrunc.c
+    script = (fresh_venv / "bin" / "pyrunc-py").read_text()
+    assert script.startswith(f"#!{fresh_venv}/bin/python"), script[:300]
+    assert "import re" not in script
     p = run(fresh_venv, "--version")
     assert p.returncode == 0 and "spec: 1.3.0" in p.stdout
     assert run(fresh_venv, "spec", "--bundle", tmp_path).returncode == 0
@@ -52,3 +54,31 @@ def test_installed_commands_work(fresh_venv, tmp_path):
     assert p.returncode == 1 and "/linux/namespaces/0/type" in p.stdout
     f = json.loads(run(fresh_venv, "features").stdout)
     assert f["ociVersionMax"] == "1.3.0"
+
+
+@pytest.mark.parametrize("form", ["short", "sh", "sh-quoted"])
+def test_the_command_finds_its_interpreter_in_pyrunc_py(fresh_venv, tmp_path, form):
+    """The compiled `pyrunc` runs the interpreter that pyrunc-py beside it names, in each
+    #! form an installer writes (pip/distlib: a two-line /bin/sh one for paths too long
+    for the kernel, with the path quoted when it has spaces)."""
+    import shutil
+
+    spaced = tmp_path / "venv with space"
+    spaced.symlink_to(fresh_venv)
+    quote = chr(39) * 3  # three single quotes, as distlib writes them
+    first = {"short": f"#!{fresh_venv}/bin/python\n",
+             "sh": f"#!/bin/sh\n{quote}exec' {fresh_venv}/bin/python \"$0\" \"$@\"\n' {quote}\n",
+             "sh-quoted": f"#!/bin/sh\n{quote}exec' \"{spaced}/bin/python\" \"$0\" \"$@\"\n' {quote}\n",
+             }[form]
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    shutil.copy(fresh_venv / "bin" / "pyrunc", bindir / "pyrunc")
+    (bindir / "pyrunc-py").write_text(first + "# nothing else is read\n")
+    env = dict(os.environ, PYTHONPATH=sysconfig.get_paths()["purelib"])
+    p = subprocess.run([str(bindir / "pyrunc"), "--version"], capture_output=True, text=True,
+                       timeout=60, env=env)
+    assert p.returncode == 0 and "spec: 1.3.0" in p.stdout, (first, p.stderr)
+    (bindir / "pyrunc-py").write_text("no interpreter here\n")
+    p = subprocess.run([str(bindir / "pyrunc"), "--version"], capture_output=True, text=True,
+                       timeout=60, env=env)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1 and "pyrunc-py" in p.stderr, p.stderr

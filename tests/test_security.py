@@ -95,6 +95,88 @@ def test_cve_2019_5736_created_init_exe_unreachable(rt):
     assert not [x for x in lines if x.startswith("FD ")], p.stdout
 
 
+# With CAP_SYS_PTRACE (privileged containers) non-dumpable is no bar: ptrace access to a
+# process whose mm belongs to the host's user namespace is granted by that capability.
+# Issue 14.2: such a container reached the host's Python through /proc/PID/exe of the
+# created init and of exec's processes, and read the caller's environment (an engine's
+# secrets) in /proc/PID/environ. Defences: the runtime process that enters a container
+# runs an interpreter from a detached read-only overlay (scripts/pyrunc.c; a sealed memfd
+# copy where overlayfs is unavailable), never the host file; the container side wipes
+# the caller's environment before it joins or makes the container's namespaces. The
+# probes open for reading only: nothing is ever written.
+
+def _with_ptrace(c):
+    for kind in ("bounding", "effective", "permitted"):
+        c["process"]["capabilities"][kind].append("CAP_SYS_PTRACE")
+
+
+def _host_interpreter_ids():
+    import sys
+
+    st = os.stat(os.path.realpath(sys.executable))
+    return f"{st.st_dev}:{st.st_ino}"
+
+
+def _secret_env():
+    secret = f"pyrunc-secret-{uuid.uuid4().hex}"
+    return secret, dict(os.environ, PYRUNC_TEST_SECRET=secret)
+
+
+PROBE_INIT = ("stat -L -c %d:%i /proc/1/exe; "
+              "tr '\\0' '\\n' < /proc/1/environ | grep -c PYRUNC_TEST_SECRET; true")
+
+
+@pytest.mark.parametrize("sealing", ["overlay", "memfd"])
+def test_privileged_container_cannot_reach_the_host_interpreter_of_the_created_init(rt, sealing):
+    import shutil
+
+    secret, env = _secret_env()
+    b = rt.bundle(["true"], edit=_with_ptrace)
+    c = cid()
+    if sealing == "overlay":
+        rt.create(c, b, env=env)
+    else:  # no overlayfs (fsopen fails): the sealed memfd copy
+        if not shutil.which("strace"):
+            pytest.skip("strace is not installed")
+        rt.ids.add(c)
+        subprocess.run(["strace", "-o", "/dev/null", "-e", "trace=fsopen", "-e", "inject=fsopen:error=ENOSYS",
+                        rt.binary, "--root", rt.root, "create", "--bundle", str(b), c],
+                       env=env, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=60)
+    exe = os.readlink(f"/proc/{rt.state(c)['pid']}/exe")
+    assert exe.startswith("/memfd:") if sealing == "memfd" else not exe.startswith("/memfd:"), exe
+    p = rt.cmd("exec", c, "sh", "-c", PROBE_INIT, env=env)
+    ids, secrets = p.stdout.split()[:2]
+    # runc's init shows a sealed copy of runc; pyrunc's an overlay/memfd interpreter
+    assert ids != _host_interpreter_ids(), "the created init's /proc/1/exe is the host's interpreter file"
+    assert secrets == "0", f"the created init's /proc/1/environ shows the caller's environment: {p.stdout}"
+    assert secret not in p.stdout
+
+
+def test_privileged_container_sees_exec_processes_without_host_interpreter_or_environment(rt):
+    """The attacker (the container's init, with CAP_SYS_PTRACE) freezes every new process
+    while `pyrunc exec` joins the container and records what its exe and environ are."""
+    secret, env = _secret_env()
+    attacker = ATTACKER.replace(
+        'echo "$p $name:$got" >> /tmp/attack.log',
+        'echo "$p $name: $(stat -L -c %d:%i $d/exe 2>/dev/null) '
+        '$(tr \'\\0\' \'\\n\' < $d/environ 2>/dev/null | grep -c PYRUNC_TEST_SECRET)" >> /tmp/attack.log')
+    b = rt.bundle(["sh", "-c", attacker], edit=_with_ptrace)
+    c = cid()
+    rt.run(c, b, "--detach", env=env)
+    caught = []
+    for _ in range(15):
+        rt.cmd("exec", c, "true", check=False, env=env)
+        caught = _runtime_entries(_attack_log(b))
+        if caught:
+            break
+    assert caught, f"the attacker never saw the joining runtime process: {_attack_log(b)}"
+    host = _host_interpreter_ids()
+    for pid, name, got in caught:
+        assert got and got[0] != host, f"{name} (pid {pid}) has the host's interpreter as exe: {got}"
+        assert got[-1] == "0", f"{name} (pid {pid}) shows the caller's environment: {got}"
+
+
 # ---------------------------------------------------------------- CVE-2024-21626 class
 # A descriptor of the runtime's (a host directory) leaks into the container process, and
 # process.cwd "/proc/self/fd/N" (or a later chdir through it) walks out of the rootfs.
