@@ -80,6 +80,9 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     proc = config.get("process")
     if not proc:
         raise PyruncError("config.json: process is required to create a container")
+    if proc.get("capabilities") is None:
+        # runc: no process.capabilities is every set empty (bounding too), not "keep all"
+        proc["capabilities"] = {}
     if proc.get("terminal") and not console_socket:
         raise PyruncError("cannot allocate tty if pyrunc will detach without setting "
                           "console socket (process.terminal is true: pass --console-socket)")

@@ -61,7 +61,8 @@ class RootfsContext:
         self.linux = config.get("linux") or {}
         self.nsmap = {ns["type"]: ns.get("path") or None for ns in self.linux.get("namespaces") or ()}
         self.new_cgroupns = "cgroup" in self.nsmap and self.nsmap["cgroup"] is None
-        self.propagation = self.linux.get("rootfsPropagation") or ""
+        # spec/compat.py keeps runc's r-forms (rshared, ...) under a private key
+        self.propagation = self.linux.get("_rootfsPropagation") or self.linux.get("rootfsPropagation") or ""
         self.mount_label = self.linux.get("mountLabel") or ""
         self.selinux = os.path.exists("/sys/fs/selinux/enforce")
         self.setup_dev = not any(
@@ -87,18 +88,52 @@ def _clean(dest):
 # ---------------------------------------------------------------------------------------
 # prepare
 
+def _parent_mount_private(path):
+    """Make the mount holding `path` private if it is shared (runc's
+    rootfsParentMountPrivate): pivot_root refuses a shared parent, and the rootfs bind
+    would be a peer of the host's mount."""
+    best, shared = "", False
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            lines = f.read().decode("utf-8", "surrogateescape").splitlines()
+    except OSError:
+        return
+    for line in lines:
+        fields = line.split(" ")
+        if len(fields) < 7:
+            continue
+        mp = fields[4]
+        if "\\" in mp:
+            mp = mp.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+        if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) >= len(best):
+            best = mp
+            shared = any(o.startswith("shared:") for o in fields[6:fields.index("-")] if o)
+    if best and shared:
+        try:
+            sc.mount(None, best, None, sc.MS_PRIVATE)
+        except OSError as e:
+            raise PyruncError(f"making {best} (holding the rootfs) private: {why(e)}") from None
+
+
 def prepare(ctx):
     prop = ctx.propagation
     if prop and prop not in PROPAGATION:
         raise PyruncError(f"linux.rootfsPropagation {prop!r}: not one of {', '.join(PROPAGATION)}")
-    # Nothing mounted from now on may reach the host: cut propagation towards it first.
-    first = sc.MS_SLAVE | sc.MS_REC if prop in ("slave", "rslave", "shared", "rshared") \
-        else sc.MS_PRIVATE | sc.MS_REC
+    # As runc's prepareRoot: / (recursively by default) as rootfsPropagation says, or
+    # rslave, so that a bind mount's source keeps that propagation (Kubernetes'
+    # Bidirectional/HostToContainer volumes rely on it: "rshared"/"rslave" binds stay
+    # peers/slaves of the host's mount); then the mount holding the rootfs made private
+    # when it is shared, so that the rootfs bind and all mounted in it stay here.
+    # (r)unbindable: runc fails binding the rootfs under an unbindable "/" (EINVAL); the
+    # spec text wants an unbindable rootfs mount: rprivate here, unbindable after pivot_root.
+    first = (PROPAGATION[prop] if "unbindable" not in prop else sc.MS_PRIVATE | sc.MS_REC) if prop \
+        else sc.MS_SLAVE | sc.MS_REC
     try:
         sc.mount(None, "/", None, first)
     except OSError as e:
-        raise PyruncError(f"making / {'rslave' if first & sc.MS_SLAVE else 'rprivate'} "
-                          f"in the container's mount namespace: {why(e)}") from None
+        raise PyruncError(f"making / {prop or 'rslave'} in the container's mount namespace: {why(e)}") from None
+    if not first & sc.MS_REC or first & sc.MS_SHARED:
+        _parent_mount_private(ctx.rootfs)
     if not os.path.isdir(ctx.rootfs):
         raise PyruncError(f"root.path {ctx.rootfs}: not a directory" if os.path.exists(ctx.rootfs)
                           else f"root.path {ctx.rootfs}: no such directory")
@@ -485,9 +520,12 @@ def pivot(ctx):
             os.close(ctx.rootfd)
             ctx.rootfd = None
     prop = ctx.propagation
-    if prop and prop not in ("private", "rprivate"):
+    # (r)unbindable goes last (finalize): the read-only and masked paths are binds.
+    if prop and prop not in ("private", "rprivate") and "unbindable" not in prop:
         try:
-            sc.mount(None, "/", None, PROPAGATION[prop])
+            # the rootfs mount only (config-linux.md); the r-forms' recursion is runc's
+            # first step in prepare(), which binds below inherit
+            sc.mount(None, "/", None, PROPAGATION[prop] & ~sc.MS_REC)
         except OSError as e:
             raise PyruncError(f"linux.rootfsPropagation {prop}: {why(e)}") from None
     if ctx.setup_dev:

@@ -37,6 +37,11 @@ def finalize(ctx):
                     mounts.remount_readonly(t.target, keep_all=True)
             except OSError as e:
                 raise PyruncError(f"root.readonly: remounting / read-only: {why(e)}") from None
+        if "unbindable" in ctx.propagation:  # after the binds above (see rootfs.pivot)
+            try:
+                sc.mount(None, "/", None, sc.MS_UNBINDABLE)  # the rootfs mount (config-linux.md)
+            except OSError as e:
+                raise PyruncError(f"linux.rootfsPropagation {ctx.propagation}: {why(e)}") from None
     finally:
         os.close(root)
 

@@ -98,7 +98,7 @@ def test_features_is_json():
 def test_malformed_config_never_tracebacks(tmp_path, content):
     (tmp_path / "rootfs").mkdir()
     (tmp_path / "config.json").write_text(content)
-    for argv in (["validate", "--bundle", tmp_path],
+    for argv in (["validate", "--strict", "--bundle", tmp_path],
                  ["--root", tmp_path / "state", "create", "--bundle", tmp_path, "x"]):
         p = run(*argv)
         assert p.returncode == 1

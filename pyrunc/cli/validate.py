@@ -5,29 +5,44 @@ NARGS = 0
 FLAGS = [
     Flag("bundle,b", "str", "", "path to the root of the bundle directory, defaults to the current directory"),
     Flag("schema-only", help="check against the JSON schema only (no checks of what this runtime and host can run)"),
+    Flag("strict", help="fail on warnings too (what the schema or the spec refuses but runc, and so create, accepts)"),
 ]
 
 
 def run(ctx, opts, args):
-    """Print every problem as `JSON-pointer: message`; exit 1 if there is any."""
+    """Print every problem as `JSON-pointer: message` and every deviation that runc and
+    create accept as `JSON-pointer: warning: message`; exit 1 on a problem, or with
+    --strict on a warning too."""
+    import copy
     import os
     import sys
 
     from pyrunc.errors import PyruncError
     from pyrunc.spec.compat import runc_compat
     from pyrunc.spec.config import load_config
-    from pyrunc.spec.validate import schema_problems, validate
+    from pyrunc.spec.validate import schema_problems, semantic_problems
 
     bundle = os.path.abspath(opts["bundle"] or ".")
+    path = os.path.join(bundle, "config.json")
     config = load_config(bundle)
     if opts["schema_only"]:
-        problems = schema_problems(config)
+        problems, warnings = schema_problems(config), []
     else:
-        for note in runc_compat(config):  # as create does
-            sys.stderr.write(f"note: {note}\n")
-        problems = validate(config, bundle)
-    if not problems:
-        sys.stdout.write(f"{os.path.join(bundle, 'config.json')}: valid\n")
-        return 0
-    sys.stdout.write("".join(p + "\n" for p in problems))
-    raise PyruncError(f"{os.path.join(bundle, 'config.json')}: {len(problems)} problem(s)")
+        taken = copy.deepcopy(config)
+        # what create does: runc's reading of the config, then the checks
+        warnings = runc_compat(taken, bundle)
+        problems = schema_problems(taken) + semantic_problems(taken, bundle, strict=False)
+    out = [p + "\n" for p in problems]
+    for w in warnings:
+        ptr, _, message = w.partition(": ")
+        out.append(f"{ptr}: warning: {message}\n")
+    sys.stdout.write("".join(out))
+    if problems or (warnings and opts["strict"]):
+        what = f"{len(problems)} problem(s)" + (f", {len(warnings)} warning(s)" if warnings else "")
+        raise PyruncError(f"{path}: {what}")
+    if not warnings:
+        sys.stdout.write(f"{path}: valid\n")
+    else:
+        sys.stdout.write(f"{path}: valid, with {len(warnings)} warning(s) (runc and create accept "
+                         f"them; --strict fails on them)\n")
+    return 0

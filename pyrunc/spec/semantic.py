@@ -129,19 +129,26 @@ def _bad_ifname(name):
     return None
 
 
-def _check_version(config, p):
-    v = config.get("ociVersion")
-    if not isinstance(v, str):
-        return
+def version_problem(v):
+    """Why ociVersion ``v`` is not a version this runtime supports, or None. Only the
+    linter reports it (as a warning): runc does not check the version."""
     parsed = _parse_semver(v)
     if parsed is None:
-        p.add(("ociVersion",), f"{show(v)} is not a SemVer 2.0.0 version; supported versions are {SUPPORTED_VERSIONS}")
-        return
+        return f"{show(v)} is not a SemVer 2.0.0 version; supported versions are {SUPPORTED_VERSIONS}"
     major, minor, patch, prerelease = parsed
     # Pre-releases of 1.0.0 (1.0.0-rc5) come before 1.0.0 in SemVer order.
     too_old = (major, minor, patch) == ("1", "0", "0") and prerelease is not None
     if major != "1" or minor not in _SUPPORTED_MINORS or too_old:
-        p.add(("ociVersion",), f"unsupported runtime-spec version {show(v)}; supported versions are {SUPPORTED_VERSIONS}")
+        return f"unsupported runtime-spec version {show(v)}; supported versions are {SUPPORTED_VERSIONS}"
+    return None
+
+
+def _check_version(config, p):
+    v = config.get("ociVersion")
+    if isinstance(v, str):
+        why = version_problem(v)
+        if why:
+            p.add(("ociVersion",), why)
 
 
 def _check_root(config, bundle_dir, p):
@@ -342,11 +349,13 @@ def _check_hooks(config, p):
                 _abs_path(p, ("hooks", stage, i, "path"), h.get("path"))
 
 
-def _check_string_map(value, parts, p, what="keys"):
+def _check_string_map(value, parts, p, what="keys", empty_ok=False):
     if not isinstance(value, dict):
         return
     for k, v in value.items():
         if k == "":
+            if empty_ok:
+                continue
             p.add(parts, f"{what} must not be empty")
         elif all(c == "\n" for c in k) and not isinstance(v, str):
             # The schema only types values of keys with a non-newline character.
@@ -559,21 +568,24 @@ def _check_seccomp(sc, S, p):
                 p.add(S + ("syscalls", i, "args", j, "index"), f"{arg['index']} is outside 0 to 5")
 
 
-def semantic_problems(config, bundle_dir=None) -> list:
+def semantic_problems(config, bundle_dir=None, strict=True) -> list:
     """Problems the JSON schema cannot express (same ``pointer: message`` format).
 
     ``bundle_dir`` is used to check that root.path is an existing directory;
     with None, file system checks are skipped.  Values of the wrong type are
     ignored here (the schema reports them), so this never raises on odd input.
+    ``strict=False`` (create) leaves out what runc accepts as it is: the version and
+    empty annotation keys (spec/compat.py warns of them in ``pyrunc validate``).
     """
     if not isinstance(config, dict):
         return []
     p = _Problems()
-    _check_version(config, p)
+    if strict:
+        _check_version(config, p)
     _check_root(config, bundle_dir, p)
     _check_process(config, p)
     _check_hooks(config, p)
-    _check_string_map(config.get("annotations"), ("annotations",), p, what="annotation keys")
+    _check_string_map(config.get("annotations"), ("annotations",), p, what="annotation keys", empty_ok=not strict)
     linux = config.get("linux")
     userns = isinstance(linux, dict) and "user" in _namespaces(linux)
     _check_mounts(config, userns, p)

@@ -219,3 +219,82 @@ def test_kill_all_and_force_delete(containerd, runtime):
             not (host_cgroup(containerd, "memory", cid) / "cgroup.procs").read_text().strip()
     finally:
         containerd.remove(cid)
+
+
+def test_kubernetes_style_propagation(containerd, runtime, tmp_path):
+    """What the CRI plugin gives a pod with a Bidirectional and a HostToContainer volume
+    (tests/corpus/cri-style-1.6.json: rootfsPropagation "rshared", binds "rbind","rshared"
+    and "rbind","rslave", oomScoreAdj, the CRI's masked and read-only paths), run through
+    containerd's runc shim (`ctr run --config`): a mount made on the host under either bind
+    source shows up in the container, and one made in the container under the rshared bind
+    shows up on the host, as with runc."""
+    import json
+    import subprocess
+
+    from pyrunc.bundle import make_rootfs
+    from conftest import busybox_path
+
+    from .engines import unmount_under
+
+    corpus = Path(__file__).resolve().parents[1] / "corpus" / "cri-style-1.6.json"
+    spec = json.loads(corpus.read_text())
+    rootfs = tmp_path / "rootfs"
+    make_rootfs(str(rootfs), busybox_path())
+    (rootfs / "data").mkdir(exist_ok=True)
+    (rootfs / "host").mkdir(exist_ok=True)
+    prop = tmp_path / "prop"   # a shared mount on the host, as kubelet's volume dirs are
+    (prop).mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "kube-volumes", str(prop)], check=True)
+    cid = containerd.new_id("k8s")
+    try:
+        subprocess.run(["mount", "--make-shared", str(prop)], check=True)
+        for d in ("bidir", "h2c"):
+            (prop / d).mkdir()
+        spec["root"] = {"path": str(rootfs), "readonly": False}
+        spec["linux"]["cgroupsPath"] = f"{containerd.cgroup_parent}/{cid}"
+        mounts = []
+        for m in spec["mounts"]:
+            if m["source"] == "@BUNDLE@/vol-bidirectional":
+                m["source"] = str(prop / "bidir")
+            elif m["source"] == "@BUNDLE@/vol-hosttocontainer":
+                m["source"] = str(prop / "h2c")
+            elif m["source"].startswith("@BUNDLE@/"):
+                continue  # the CRI's hosts/resolv.conf binds: not needed here
+            mounts.append(m)
+        spec["mounts"] = mounts
+        # Bidirectional needs a privileged container (it mounts): CAP_SYS_ADMIN, no seccomp
+        for k in ("bounding", "effective", "permitted"):
+            spec["process"]["capabilities"][k].append("CAP_SYS_ADMIN")
+        spec["linux"].pop("seccomp")
+        spec["process"]["args"] = ["sh", "-c", "mkdir -p /data/fromctr && mount -t tmpfs fromctr /data/fromctr && "
+                                   "echo in > /data/fromctr/f && " + LOOP]
+        cfg = tmp_path / "spec.json"
+        cfg.write_text(json.dumps(spec))
+        containerd.ids.add(cid)
+        containerd.ctr("run", "-d", "--config", cfg, "--runc-binary", runtime.path,
+                       "--runc-root", containerd.runc_root(runtime), "--fifo-dir", containerd.fifo_dir, cid,
+                       check=True, runtime=runtime)
+        # container -> host, through the rshared bind
+        wait_for(lambda: (prop / "bidir" / "fromctr" / "f").exists(), timeout=10,
+                 what="the container's mount to show on the host")
+        # host -> container, through both binds
+        for d in ("bidir", "h2c"):
+            (prop / d / "hostmnt").mkdir()
+            subprocess.run(["mount", "-t", "tmpfs", f"host-{d}", str(prop / d / "hostmnt")], check=True)
+            (prop / d / "hostmnt" / "marker").write_text(d)
+
+        def in_ctr(cmd, exec_id):
+            p = containerd.ctr("tasks", "exec", "--exec-id", exec_id, cid, "sh", "-c", cmd, runtime=runtime)
+            assert p.returncode == 0, (p.stdout, p.stderr, runtime.last_calls())
+            return p.stdout
+        assert in_ctr("cat /data/hostmnt/marker /host/hostmnt/marker", "x1") == "bidir" + "h2c"
+        assert in_ctr("cat /proc/1/oom_score_adj", "x2") == "1000\n"
+        out = in_ctr("wc -c < /proc/kcore 2>/dev/null || echo masked; touch /proc/sys/x 2>/dev/null || echo ro;"
+                     "awk '$5==\"/data\" || $5==\"/host\" {print $5, $7}' /proc/self/mountinfo", "x3")
+        lines = out.splitlines()
+        assert lines[:2] == ["masked", "ro"], out
+        kinds = {ln.split()[0]: ln.split()[1].split(":")[0] for ln in lines[2:]}
+        assert kinds == {"/data": "shared", "/host": "master"}, out
+    finally:
+        containerd.remove(cid)
+        unmount_under(str(prop))
