@@ -74,6 +74,10 @@ def run(ctx, opts, args):
                 emit("oom")
                 continue
             emit("stats", stats())
+        else:
+            # Stopped: an OOM that killed it may have come after the last select.
+            if efd is not None and select.select([efd], [], [], 0)[0] and mgr.exists():
+                emit("oom")
     finally:
         if efd is not None:
             os.close(efd)
