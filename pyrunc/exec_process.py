@@ -21,6 +21,9 @@ def build_process(config_process, opts):
 
     if opts.get("process"):
         proc = opts["process"]
+        if proc.get("capabilities") is None:
+            # runc: the container's, not the runtime's (every one) nor none
+            proc["capabilities"] = copy.deepcopy((config_process or {}).get("capabilities") or {})
     else:
         proc = copy.deepcopy(config_process or {})
         proc["args"] = opts["args"]

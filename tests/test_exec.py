@@ -98,3 +98,23 @@ def test_exec_tty_console_socket(running, tmp_path):
     rt.cmd("exec", "--tty", "--detach", "--console-socket", console.path, "ex", "sh", "-c",
            "tty; echo tty-done; sleep 1")
     assert b"/dev/pts/" in console.read_until(b"tty-done")
+
+
+def test_exec_process_file_without_attributes_takes_the_containers(rt, runc_rt, tmp_path):
+    """runc 1.1.5 (newInitConfig): a --process document without capabilities gets the
+    container's (noNewPrivileges and rlimits are the document's: absent is off/unset).
+    pyrunc gave such a process every capability of the runtime."""
+    def edit(c):
+        c["process"]["noNewPrivileges"] = True
+        c["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": 777, "soft": 555}]
+
+    pf = tmp_path / "process.json"
+    pf.write_text(json.dumps({"args": ["sh", "-c", "grep -E '^(Cap|NoNewPrivs)' /proc/self/status; ulimit -n; ulimit -Hn"],
+                              "cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}}))
+    seen = {}
+    for r in (runc_rt, rt):
+        r.run("exd", r.bundle(["sleep", "60"], edit=edit), "--detach")
+        seen[r.binary] = r.cmd("exec", "--process", pf, "exd").stdout
+    runc_out, ours = seen.values()
+    assert "CapEff:\t0000000020000420" in runc_out, runc_out  # the default spec's three
+    assert ours == runc_out
