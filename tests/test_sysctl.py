@@ -139,3 +139,8 @@ def test_empty_and_dot_components_name_the_same_file_as_in_runc(rt, runc_rt, key
         sysctl.check({key: "1"}, {"ipc": None})  # still net.*: needs a network namespace
     with pytest.raises(sysctl.SysctlError):
         sysctl.check({"." + key: "1"}, {"network": None})  # runc: not namespaced; so here
+    # the linter warns (it runs, as on runc); --strict fails on it
+    b = rt.bundle(["true"], edit=edit)
+    p = rt.cmd("validate", "--bundle", b)
+    assert "/linux/sysctl/" in p.stdout and "warning:" in p.stdout, p.stdout
+    assert rt.cmd("validate", "--strict", "--bundle", b, check=False).returncode == 1

@@ -280,6 +280,19 @@ def _annotations(config, bundle, note):
         note(("annotations",), "has an empty key (config.md: keys MUST NOT be empty; runc keeps it)")
 
 
+def _sysctl_names(config, bundle, note):
+    """runc: writes /proc/sys/<key, dots as slashes>, whose walk skips empty and "."
+    components ("net.ipv4..ip_forward" is net.ipv4.ip_forward); the init does the same."""
+    from pyrunc.sysctl import path_parts
+
+    sysctl = _d(_get(config, "linux", "sysctl"))
+    for key in sysctl or ():
+        parts = path_parts(key) if isinstance(key, str) else None
+        if parts is not None and len(parts) != len(key.split(".")):
+            note(("linux", "sysctl", key), 'has an empty or "." component (runc writes the file the '
+                 "other components name)")
+
+
 # The table: (name, rule). Order matters: nulls first, so that the rules after see
 # what Go would have decoded.
 RULES = (
@@ -298,6 +311,7 @@ RULES = (
     ("seccomp", _seccomp),
     ("hooks", _hooks),
     ("annotations", _annotations),
+    ("sysctl-names", _sysctl_names),
 )
 
 
