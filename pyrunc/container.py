@@ -10,9 +10,9 @@ import os
 # _signal, not signal: the signal module builds enums (enum costs ~7 ms to import).
 import _signal as signal
 
-from pyrunc.errors import ContainerNotRunning, HookError, PyruncError
-from pyrunc.state import (OCI_VERSION, Container, EXEC_FIFO, Store,  # noqa: F401 (library API)
-                          open_container)
+from pyrunc.errors import ContainerNotFound, ContainerNotRunning, HookError, PyruncError
+from pyrunc.state import (OCI_VERSION, Container, CorruptState, EXEC_FIFO,  # noqa: F401 (API)
+                          Store, open_container, partial_container)
 
 
 def without_gc(fn):
@@ -233,18 +233,20 @@ def kill(root, cid, sig=signal.SIGTERM, all_processes=False):
 def delete(root, cid, force=False, container=None):
     store = Store(root) if container is None else container.store
     try:
-        c = container if container is not None else open_container(root, cid)
-    except PyruncError:
-        if force and store.exists(cid) and not os.path.exists(
-                os.path.join(store.dir(cid), "state.json")):
-            store.remove(cid)  # a create that died before writing state
-            return
+        # Under the lock: a create still running holds it until it is done.
+        lockfd = store.lock(cid)
+    except ContainerNotFound:
         if force:
-            store.dir(cid)  # still reject bad ids
             return  # runc: delete --force of a container that is gone exits 0
         raise
-    lockfd = store.lock(cid)
     try:
+        c = container
+        if c is None:
+            try:
+                c = Container(store, cid, store.load(cid))
+            except (ContainerNotFound, CorruptState) as e:
+                _delete_partial(store, cid, force, e)
+                return
         status = c.status()
         if status != "stopped":
             if not force:
@@ -254,6 +256,55 @@ def delete(root, cid, force=False, container=None):
         destroy(c)
     finally:
         os.close(lockfd)
+
+
+def _delete_partial(store, cid, force, problem):
+    """Delete a container without a readable state.json (problem says why): create was
+    interrupted, or the file is corrupt. create.json names its cgroups, and through
+    them its processes; exits 0 only once all of them are gone."""
+    if not store.exists(cid):  # a create we waited for failed and removed it
+        if force:
+            return
+        raise ContainerNotFound(cid)
+    c = partial_container(store, cid, problem)
+    if c is None and isinstance(problem, ContainerNotFound):
+        store.remove(cid)  # create stopped before create.json: it made nothing else
+        return
+    if c is None or (c.record["cgroup"] is None and isinstance(c.problem, CorruptState)):
+        raise PyruncError(f"cannot delete container {cid}: {c.problem if c else problem}, and "
+                          "nothing records its cgroups to find its processes by; left in "
+                          f"place: {store.dir(cid)}")
+    mgr = c.cgroup_manager()
+    if mgr is not None:
+        if not force and mgr.all_pids():
+            raise PyruncError(f"cannot delete container {cid} that is not stopped: {c.status()}")
+        kill_cgroup_processes(mgr)
+        mgr.destroy()
+    store.remove(cid)
+
+
+def kill_cgroup_processes(mgr, timeout=10.0):
+    """SIGKILL every process in the container's cgroups until none is left (a process
+    may fork meanwhile: stage-1 its init, say); PyruncError naming them after timeout."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    thawed = False
+    while pids := mgr.all_pids():
+        if time.monotonic() > deadline:
+            raise PyruncError(f"cgroup: processes {' '.join(map(str, pids))} are still in "
+                              f"{mgr.paths.get('freezer') or next(iter(mgr.paths.values()))} "
+                              f"{timeout:g} s after SIGKILL")
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if not thawed:
+            thawed = True
+            if mgr.frozen():
+                mgr.thaw()
+        time.sleep(0.005)
 
 
 def _wait_gone(c, timeout=10.0):

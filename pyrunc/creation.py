@@ -106,13 +106,18 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     try:
         made.state_dir = store.create_dir(cid)
         lockfd = store.lock(cid)
+        from pyrunc.cgroups import new_manager
+
+        made.cgroup = new_manager(cid, linux.get("cgroupsPath"))
+        # Before anything it records is made: should this process die (SIGKILL), what
+        # it made is found through it (delete --force; see pyrunc.state).
+        store.save_early(cid, {"bundle": bundle, "rootfs": spec_rootfs(config, bundle),
+                               "created": _now_rfc3339nano(),
+                               "cgroup": made.cgroup.planned_state()})
         fifo = os.path.join(made.state_dir, EXEC_FIFO)
         os.mkfifo(fifo, 0o622)
         os.chmod(fifo, 0o622)
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
-        from pyrunc.cgroups import new_manager
-
-        made.cgroup = new_manager(cid, linux.get("cgroupsPath"))
         made.cgroup.create()
         if isinstance(console_socket, str):
             from pyrunc.console import connect_socket

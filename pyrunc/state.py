@@ -1,7 +1,13 @@
 """State store under --root: one directory per container holding state.json
-(written atomically) and exec.fifo; an flock on the directory serialises commands
-that change a container. Container: a stored container and its status (what `state`
-and `list` need, without the lifecycle operations of pyrunc.container).
+(written atomically), exec.fifo and create.json; an flock on the directory serialises
+commands that change a container (create holds it until it is done). Container: a
+stored container and its status (what `state` and `list` need, without the lifecycle
+operations of pyrunc.container).
+
+create.json, the early record, is written by create before it makes anything else
+(cgroups, processes) and never changed: the container's bundle and the cgroup
+directories it is about to make. When state.json is missing (create was interrupted)
+or corrupt, it is what finds the container's cgroups, and through them its processes.
 """
 import errno
 import os
@@ -12,6 +18,7 @@ from pyrunc.jsonutil import dumps, loads
 OCI_VERSION = "1.3.0"
 STATE_FILE = "state.json"
 EXEC_FIFO = "exec.fifo"
+EARLY_FILE = "create.json"
 _ID_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_+.-")
 
 
@@ -25,6 +32,10 @@ def validate_id(cid):
         raise PyruncError(f"invalid container id {cid!r}: must match [A-Za-z0-9_+.-]+ "
                           "(at most 1024 characters) and not be '.' or '..'")
     return cid
+
+
+class CorruptState(PyruncError):
+    """A state file that cannot be read as one."""
 
 
 def _dirfd_lock(path):
@@ -72,16 +83,60 @@ class Store:
         except FileNotFoundError:
             raise ContainerNotFound(cid) from None
 
+    def busy(self, cid):
+        """Whether another command holds the container's lock (e.g. create, until done)."""
+        import fcntl
+
+        try:
+            fd = os.open(self.dir(cid), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
+
     def load(self, cid):
         path = os.path.join(self.dir(cid), STATE_FILE)
         try:
             data = read_bytes(path)
         except (FileNotFoundError, NotADirectoryError):
             raise ContainerNotFound(cid) from None
+        rec = _parse(data)
+        if not (isinstance(rec, dict) and isinstance(rec.get("init_pid"), int)
+                and isinstance(rec.get("bundle"), str) and isinstance(rec.get("config"), dict)):
+            raise CorruptState(f"corrupt state file {path}" + ("" if data else " (empty)"))
+        return rec
+
+    def save_early(self, cid, record):
+        """Write create.json (once, before create makes anything it records)."""
+        path = os.path.join(self.dir(cid), EARLY_FILE)
         try:
-            return loads(data)
-        except ValueError:
-            raise PyruncError(f"corrupt state file {path}") from None
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, dumps(record).encode())  # one write: a kill leaves it empty or whole
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise PyruncError(f"writing {path}: {e.strerror}") from None
+
+    def load_early(self, cid):
+        """create.json: None if absent, {} if empty (create stopped before it wrote it,
+        so before it made anything), else the record; CorruptState if unreadable."""
+        path = os.path.join(self.dir(cid), EARLY_FILE)
+        try:
+            data = read_bytes(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not data:
+            return {}
+        rec = _parse(data)
+        if not isinstance(rec, dict) or not isinstance(rec.get("cgroup"), (dict, type(None))):
+            raise CorruptState(f"corrupt record {path}")
+        return rec
 
     def save(self, cid, state):
         d = self.dir(cid)
@@ -130,6 +185,15 @@ class Store:
         return sorted(n for n in names if _valid_id(n))
 
 
+def _parse(data):
+    """The JSON document, or None: whatever keeps a state file from parsing makes it
+    corrupt (the decoder has raised SystemError on truncated input)."""
+    try:
+        return loads(data)
+    except Exception:  # noqa: BLE001
+        return None
+
+
 def write_pid_file(path, pid):
     """The decimal pid, no newline, via temp file + rename (conmon and containerd parse it)."""
     path = os.path.abspath(path)
@@ -173,12 +237,14 @@ def process_start_time(pid):
 
 
 class Container:
-    """A container in the state store (state.json is its record)."""
+    """A container in the state store (state.json is its record). A partial one (see
+    partial_container) has a record made from create.json, and problem says why."""
 
-    def __init__(self, store, cid, record):
+    def __init__(self, store, cid, record, problem=None):
         self.store = store
         self.id = cid
         self.record = record
+        self.problem = problem  # ContainerNotFound (no state.json) or CorruptState
         self.start_fd = None  # see create(to_start=True)
 
     @property
@@ -202,6 +268,8 @@ class Container:
         return pid > 0 and process_start_time(pid) == self.record.get("init_start")
 
     def status(self):
+        if self.problem is not None:
+            return self._partial_status()
         if not self.init_alive():
             return "stopped"
         saved = self.record.get("cgroup")
@@ -213,6 +281,18 @@ class Container:
         if os.path.exists(os.path.join(self.dir, EXEC_FIFO)):
             return "created"
         return "running"
+
+    def _partial_status(self):
+        """runtime.md "State": "creating" while create runs or its processes are left;
+        for a corrupt state.json, "unknown" (a runtime-defined status for a state that
+        none of the spec's describes) while processes are left; else "stopped"."""
+        if self.record.get("cgroup") is None and isinstance(self.problem, CorruptState):
+            return "unknown"  # no record of its cgroups: cannot tell
+        mgr = self.cgroup_manager()
+        alive = mgr is not None and bool(mgr.all_pids())
+        if isinstance(self.problem, CorruptState):
+            return "unknown" if alive else "stopped"
+        return "creating" if alive or self.store.busy(self.id) else "stopped"
 
     def oci_state(self, status=None):
         """The state document (runtime.md "State") plus runc's rootfs/created/owner."""
@@ -239,6 +319,43 @@ class Container:
         return hook_state(self.id, status, pid, self.record["bundle"], self.config)
 
 
-def open_container(root, cid):
-    store = Store(root)
-    return Container(store, cid, store.load(cid))
+def open_container(root, cid, partial=False):
+    """The container; with partial, one whose state.json is missing or corrupt too,
+    when its create.json tells what it was (partial_container)."""
+    return load_container(Store(root), cid, partial)
+
+
+def load_container(store, cid, partial=False):
+    try:
+        return Container(store, cid, store.load(cid))
+    except (ContainerNotFound, CorruptState) as e:
+        c = partial_container(store, cid, e) if partial else None
+        if c is None:
+            raise
+        return c
+
+
+def partial_container(store, cid, problem):
+    """A Container for a state dir without a readable state.json (problem: the error),
+    from its create.json; None when there is no create.json at all. A create.json that
+    cannot be read gives a record without cgroups."""
+    try:
+        early = store.load_early(cid)
+    except CorruptState:
+        early = {}
+        problem = problem if isinstance(problem, CorruptState) else CorruptState(
+            f"corrupt record {os.path.join(store.dir(cid), EARLY_FILE)}")
+    if early is None:
+        return None
+    record = {
+        "id": cid,
+        "bundle": str(early.get("bundle") or ""),
+        "rootfs": str(early.get("rootfs") or ""),
+        "created": str(early.get("created") or ""),
+        "owner": "",
+        "init_pid": 0,
+        "init_start": None,
+        "config": {},
+        "cgroup": early.get("cgroup"),
+    }
+    return Container(store, cid, record, problem)

@@ -94,6 +94,30 @@ class Manager:
     def pids(self) -> list:
         raise NotImplementedError
 
+    def all_pids(self) -> list:
+        """Every process in the container's cgroup of every hierarchy (and their
+        sub-cgroups): a half-made container's may be in some hierarchies only."""
+        from pyrunc.cgroups._util import read_procs
+
+        out = set()
+        for p in set(self.paths.values()):
+            out.update(read_procs(p))
+        return sorted(out)
+
+    def planned_state(self) -> dict:
+        """to_state() as it will be once create() has run: ``created`` lists the
+        directories that do not exist yet. Saved before create(), it lets a process
+        that finds the creation interrupted remove them (and nothing else)."""
+        from pyrunc.cgroups._util import missing_dirs
+
+        st = self.to_state()
+        st["created"] = missing_dirs(self._leaf_dirs())
+        return st
+
+    def _leaf_dirs(self):
+        """[(mount point, container's directory)]"""
+        raise NotImplementedError
+
     def stats(self) -> dict:
         raise NotImplementedError
 

@@ -312,6 +312,21 @@ def _remove_subcgroups(d):
             pass
 
 
+def missing_dirs(leaves):
+    """The directories from each (mount point, directory) pair's mount point down to
+    the directory that do not exist, parents first, each once."""
+    out = []
+    for mnt, leaf in leaves:
+        missing = []
+        d = leaf
+        below = mnt.rstrip("/") + "/"
+        while d.startswith(below) and len(d) > len(below) and not os.access(d, os.F_OK):
+            missing.append(d)
+            d = d[:d.rindex("/")]
+        out.extend(m for m in reversed(missing) if m not in out)
+    return out
+
+
 def write_procs(controller, dirpath, pid):
     """Write a pid to cgroup.procs, retrying EINVAL (task still in TASK_NEW) like runc."""
     for i in range(5):

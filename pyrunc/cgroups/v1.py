@@ -85,6 +85,9 @@ class V1Manager(Manager):
 
     # -- create / apply / destroy ----------------------------------------------
 
+    def _leaf_dirs(self):
+        return [(self._mountpoints.get(sub, "/"), p) for sub, p in self._unique()]
+
     def _unique(self):
         """(controller, path) with co-mounted hierarchies (same path) once."""
         seen = set()

@@ -106,6 +106,9 @@ class V2Manager(Manager):
 
     # -- create / apply / destroy ------------------------------------------------
 
+    def _leaf_dirs(self):
+        return [(self.mount_root, self.path)]
+
     def create(self):
         root = self.mount_root
         rel = os.path.relpath(self.path, root)

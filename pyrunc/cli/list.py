@@ -12,7 +12,7 @@ def run(ctx, opts, args):
     import sys
 
     from pyrunc.errors import PyruncError
-    from pyrunc.state import Container, Store
+    from pyrunc.state import Store, load_container
 
     if opts["format"] not in ("table", "json"):
         raise PyruncError(f"invalid format option: {opts['format']}")
@@ -20,9 +20,10 @@ def run(ctx, opts, args):
     rows = []
     for cid in store.ids():
         try:
-            rows.append(Container(store, cid, store.load(cid)).oci_state())
+            # partial: an interrupted create or a corrupt state.json is listed too.
+            rows.append(load_container(store, cid, partial=True).oci_state())
         except PyruncError:
-            continue  # removed meanwhile, or a create in progress
+            continue  # removed meanwhile, or not a container
     out = sys.stdout
     if opts["quiet"]:
         out.write("".join(r["id"] + "\n" for r in rows))
