@@ -185,6 +185,11 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             "no_pivot": no_pivot,
         }
         store.save(cid, record)
+        if not to_start and (record["init_start"] is None or
+                             process_start_time(init_pid) != record["init_start"]):
+            # Killed after "ready" (nothing of its own fails after it): never report
+            # a created container whose init is dead. (run's may have run already.)
+            raise PyruncError("container init exited before create completed")
         if pid_file:
             write_pid_file(pid_file, init_pid)
         c = Container(store, cid, record)

@@ -3,6 +3,7 @@
 Both run in processes forked from the runtime; they never return into the CLI: every
 failure is sent to the runtime as an "error" message over the init pipe, then _exit.
 """
+import errno
 import os
 
 from pyrunc import initpipe, log, namespaces
@@ -284,10 +285,23 @@ def _init(spec, sock):
     prepared = process.prepare(proc, linux, spec.listen_fds,
                                warn=(lambda m: initpipe.send(sock, "debug", msg=m))
                                if spec.debug else (lambda m: None))
+    fifo = f"/proc/self/fd/{spec.fifo_fd}"
+    # After "ready" nothing may fail that create cannot report: reopening exec.fifo
+    # needs the container's /proc and a descriptor free under the RLIMIT_NOFILE just
+    # set. Both are checked (and the descriptor kept) here; runc's create fails at this
+    # point too ("error closing exec fds: open /proc/self/fd: ...").
+    try:
+        spare = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+    except OSError as e:
+        hint = {errno.ENOENT: " (the container has no /proc mount)",
+                errno.EMFILE: " (process.rlimits: RLIMIT_NOFILE leaves no descriptor free)"}
+        raise PyruncError(f"cannot reopen exec.fifo as {fifo}: {e.strerror}"
+                          f"{hint.get(e.errno, '')}") from None
     initpipe.send(sock, "ready")
     sock.close()
+    os.close(spare)  # its number is below the limit: the open below gets it or a lower one
     # Block until `start` opens exec.fifo for reading (runc's protocol).
-    fd = os.open(f"/proc/self/fd/{spec.fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+    fd = os.open(fifo, os.O_WRONLY | os.O_CLOEXEC)
     os.close(spec.fifo_fd)
     if (config.get("hooks") or {}).get("startContainer"):
         from pyrunc import hooks  # imported by preimport()

@@ -260,3 +260,84 @@ def test_corrupt_state_without_a_record_fails_loudly(rt, record):
         for c in _cgroups_left(rt, "corrupt-norec"):
             _wait(lambda: not Path(c, "cgroup.procs").read_text())
             os.rmdir(c)
+
+
+# -- issue 14 point 6, issue 13 point 4: create never succeeds with a dead init ----------
+
+def _no_proc(c):
+    c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/proc"]
+
+
+def _nofile_0(c):
+    c["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 0}]
+
+
+@pytest.mark.parametrize("edit", [_no_proc, _nofile_0], ids=["no-proc-mount", "nofile-soft-0"])
+def test_create_fails_when_the_init_could_not_wait_for_start(rt, runc_rt, edit):
+    """The init cannot reopen exec.fifo (through /proc/self/fd) to wait for start: it
+    must fail before "ready", so create fails. runc 1.1.5 fails create too ("error
+    closing exec fds: open /proc/self/fd: ...")."""
+    for r in (runc_rt, rt):
+        name = f"dead-{r is rt}"
+        b = r.bundle(["sleep", "60"], name=name, edit=edit)
+        p = r.create("dead", b, check=False)
+        assert p.returncode != 0, f"{r.binary} create succeeded"
+        if r is rt:
+            assert "/proc/self/fd" in _one_line_error(p)
+        assert "does not exist" in r.cmd("state", "dead", check=False).stderr
+        assert os.listdir(r.root) == []
+        assert not _cgroups_left(r, name)
+
+
+def test_dead_init_is_stopped_and_plain_delete_works(rt):
+    b = rt.bundle(["sleep", "60"], name="killed")
+    rt.create("ki", b)
+    init = rt.state("ki")["pid"]
+    os.kill(init, signal.SIGKILL)
+    assert _wait(lambda: rt.state("ki")["status"] == "stopped")
+    st = rt.state("ki")
+    assert st["pid"] == 0
+    rows = json.loads(rt.cmd("list", "--format", "json").stdout)
+    assert [(r["status"], r["pid"]) for r in rows] == [("stopped", 0)]
+    rt.cmd("delete", "ki")
+    assert os.listdir(rt.root) == [] and not _cgroups_left(rt, "killed")
+
+
+def test_create_fails_when_the_init_dies_before_it_returns(rt, tmp_path):
+    """create is held (strace delays its rename of state.json) while the init is
+    SIGKILLed: create must fail rather than report a container whose init is dead."""
+    if not shutil.which("strace"):
+        pytest.skip("strace is not installed")
+    b = rt.bundle(["sleep", "60"], name="dies")
+    rt.ids.add("di")
+    procs = [d / "dies" / "cgroup.procs" for d in prefix_dirs(rt.cgroup_prefix)]
+
+    def init_pid():
+        for f in procs:
+            try:
+                pids = f.read_text().split()
+            except OSError:
+                continue
+            if pids:
+                return int(pids[0])
+        return None
+    with open(tmp_path / "err", "w+") as err:
+        p = subprocess.Popen(["strace", "-qq", "-o", "/dev/null", "-e", "trace=rename",
+                              "-e", "inject=rename:delay_enter=1500000:when=1",
+                              rt.binary, "--root", rt.root, "create", "--bundle", str(b), "di"],
+                             stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+        try:
+            assert _wait(lambda: init_pid() is not None)
+            time.sleep(0.5)  # the init says "ready"; create sits in the delayed rename
+            os.kill(init_pid(), signal.SIGKILL)
+            p.wait(timeout=30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        err.seek(0)
+        msg = err.read()
+    assert p.returncode != 0, "create reported success with a dead init"
+    assert "exited" in msg and "Traceback" not in msg, msg
+    assert "does not exist" in rt.cmd("state", "di", check=False).stderr
+    assert os.listdir(rt.root) == [] and not _cgroups_left(rt, "dies")
