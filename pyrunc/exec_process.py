@@ -173,7 +173,11 @@ def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0, list
         os.waitpid(helper, 0)
         helper = None
         initpipe.recv_eof(parent)  # EOF: the process has exec'd
-    except BaseException:
+        if pid_file:
+            from pyrunc.state import write_pid_file
+
+            write_pid_file(pid_file, pid)
+    except BaseException:  # after the fork: what it started goes too (as runc's exec)
         for p in (helper, pid):
             if p:
                 try:
@@ -184,8 +188,4 @@ def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0, list
         raise
     finally:
         parent.close()
-    if pid_file:
-        from pyrunc.state import write_pid_file
-
-        write_pid_file(pid_file, pid)
     return pid

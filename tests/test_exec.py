@@ -118,3 +118,20 @@ def test_exec_process_file_without_attributes_takes_the_containers(rt, runc_rt, 
     runc_out, ours = seen.values()
     assert "CapEff:\t0000000020000420" in runc_out, runc_out  # the default spec's three
     assert ours == runc_out
+
+
+@pytest.mark.parametrize("runtime", ["pyrunc", "runc"])
+def test_failed_exec_leaves_no_process(rt, runc_rt, runtime):
+    """exec fails after its process started (the pid file cannot be written): exit 255
+    as runc, and the process is killed, as runc does (issue 14)."""
+    r = rt if runtime == "pyrunc" else runc_rt
+    b = r.bundle(["sleep", "60"])
+    r.run("fx", b, "--detach")
+    init = r.state("fx")["pid"]
+    p = r.cmd("exec", "--detach", "--pid-file", "/no/such/dir/pid", "fx", "sleep", "1000",
+              check=False)
+    assert p.returncode == 255
+    if r is rt:
+        assert "/no/such/dir" in one_line_error(p)
+    assert json.loads(r.cmd("ps", "--format", "json", "fx").stdout) == [init]
+    r.cmd("delete", "--force", "fx")
