@@ -192,6 +192,21 @@ class Emulator:
         return out
 
 
+def all_rules(oci_devices, linux_devices=None):
+    """The rules as runc builds them: the config's, in order, then the defaults."""
+    return rules_from_oci(oci_devices) + default_rules(linux_devices)
+
+
 def target_emulator(oci_devices, linux_devices=None):
     """The device state runc would apply: the config's rules, then the defaults."""
-    return Emulator.from_rules(rules_from_oci(oci_devices) + default_rules(linux_devices))
+    return Emulator.from_rules(all_rules(oci_devices, linux_devices))
+
+
+def ordered_writes(rules):
+    """The writes that apply rules (all_rules) in their order from an empty allowlist
+    (the emulator's start, as runc's): config-linux.md "The runtime MUST apply entries
+    in the listed order", and devices.list then lists them in that order. runc 1.1
+    writes the same state as a transition in (type, major, minor) order instead."""
+    if rules and rules[0].type == "a":
+        return list(rules)
+    return [Rule("a", WILDCARD, WILDCARD, "rwm", False)] + list(rules)

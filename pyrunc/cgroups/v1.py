@@ -41,6 +41,7 @@ class V1Manager(Manager):
         self.rootless = rootless
         self.created = []
         self._linux_devices = None
+        self.fresh = False  # made by create() here: no process in it yet
         if _state is not None:
             self.paths = dict(_state["paths"])
             self.created = list(_state.get("created") or ())
@@ -117,6 +118,7 @@ class V1Manager(Manager):
             u.rmdir_created(self.created, (), timeout=0)
             self.created = []
             raise
+        self.fresh = True
 
     def _mkdir_p(self, sub, mnt, path):
         rel = os.path.relpath(path, mnt)

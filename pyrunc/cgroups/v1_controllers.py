@@ -101,11 +101,19 @@ def _set_cpuset(path, r, m):
 
 
 def _set_devices(path, r, m):
-    from pyrunc.cgroups.devices import Emulator, target_emulator
+    from pyrunc.cgroups.devices import Emulator, all_rules, ordered_writes
 
-    target = target_emulator(r.get("devices"), m._linux_devices)
+    rules = all_rules(r.get("devices"), m._linux_devices)
+    target = Emulator.from_rules(rules)  # refuses what the kernel would not apply
     current = Emulator.from_list(u.read_file(path, "devices.list"))
-    for rule in current.transition(target):
+    fresh = m.fresh and path in m.created
+    if fresh or current.is_blacklist or current.default_allow != target.default_allow:
+        # A cgroup create has just made (no process yet), or one that must be reset
+        # anyway: the rules in their order. Else (update): the least disruptive writes.
+        writes = ordered_writes(rules)
+    else:
+        writes = current.transition(target)
+    for rule in writes:
         write_file("devices", path, "devices.allow" if rule.allow else "devices.deny",
                    rule.cgroup_string())
     after = Emulator.from_list(u.read_file(path, "devices.list"))
