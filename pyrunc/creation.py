@@ -284,7 +284,9 @@ def _drive_init(sock, made, config, linux, bundle, cid, init_pid=None):
         elif t == "hooks":
             from pyrunc.hooks import hook_state
 
-            st = hook_state(cid, "creating", init_pid, bundle, config)
+            # runtime.md "Lifecycle": these run at steps 3-5, after create's step 2
+            # ("creating"); the state is "created" (runc says "creating").
+            st = hook_state(cid, "created", init_pid, bundle, config)
             run_hooks(config, "prestart", st)
             run_hooks(config, "createRuntime", st)
             initpipe.send(sock, "ok")

@@ -261,7 +261,8 @@ def _init(spec, sock):
     if (config.get("hooks") or {}).get("createContainer"):
         from pyrunc import hooks  # imported by preimport()
 
-        hooks.run_hooks(config, "createContainer", _hook_state(spec, "creating"))
+        # "created", as prestart/createRuntime (runtime.md "Lifecycle" step 5)
+        hooks.run_hooks(config, "createContainer", _hook_state(spec, "created"))
     if ctx is not None:
         rootfs.pivot(ctx)
     else:

@@ -17,6 +17,34 @@ def _cid():
     return f"t-{uuid.uuid4().hex[:8]}"
 
 
+# ------------------------------------------------------------------ hook state
+
+
+def test_create_phase_hooks_see_status_created(rt, runc_rt, tmp_path):
+    # runtime.md "Lifecycle": prestart, createRuntime and createContainer hooks run at
+    # steps 3-5, after the create operation's step 2; runtime.md "State": "creating" is
+    # step 2, "created" after it. runc 1.1.5 passes "creating" (a deviation).
+    rec = tmp_path / "rec.sh"
+    rec.write_text('#!/bin/sh\ncat > "$1"\n')
+    rec.chmod(0o755)
+    seen = {}
+    for name, r in (("pyrunc", rt), ("runc", runc_rt)):
+        out = tmp_path / f"out-{name}"
+        out.mkdir()
+
+        def edit(c, out=out):
+            c["hooks"] = {k: [{"path": str(rec), "args": ["rec", f"{out}/{k}.json"]}]
+                          for k in ("prestart", "createRuntime", "createContainer")}
+
+        cid = _cid()
+        r.create(cid, r.bundle(["true"], edit=edit))
+        seen[name] = {k: json.loads((out / f"{k}.json").read_text())["status"]
+                      for k in ("prestart", "createRuntime", "createContainer")}
+        assert r.state(cid)["status"] == "created"
+    assert seen["pyrunc"] == dict.fromkeys(("prestart", "createRuntime", "createContainer"), "created")
+    assert set(seen["runc"].values()) == {"creating"}  # runc's deviation, for the record
+
+
 # ------------------------------------------------------------------ device rules
 
 V1_DEVICES = Path("/sys/fs/cgroup/devices")
