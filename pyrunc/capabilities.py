@@ -91,6 +91,38 @@ def to_mask(names):
     return mask
 
 
+CAP_SETS = ("bounding", "effective", "permitted", "inheritable", "ambient")
+
+
+def usable_mask(names):
+    """(mask, ignored): the bit mask of the names this host can grant, and the names it
+    cannot (unknown, or beyond the kernel's last_cap). config.md "Linux Process": such
+    capabilities are logged as a warning, they do not fail the container."""
+    mask, ignored = 0, []
+    top = last_cap()
+    for name in names or ():
+        num = CAPABILITIES.get(name) if isinstance(name, str) else None
+        if num is None or num > top:
+            ignored.append(name)
+        else:
+            mask |= 1 << num
+    return mask, ignored
+
+
+def warn_ignored(caps):
+    """Runtime side, before fork: log the capabilities of a process.capabilities object
+    that cannot be mapped or granted here as one warning (runc's words); the container
+    side leaves them out."""
+    bad = set()
+    for kind in CAP_SETS:
+        bad.update(str(n) for n in usable_mask(caps.get(kind))[1])
+    if bad:
+        from pyrunc import log
+
+        log.warning("process.capabilities: ignoring unknown or unavailable capabilities: "
+                    f"[{' '.join(sorted(bad))}]")
+
+
 def last_cap():
     """The host kernel's highest capability number (/proc/sys/kernel/cap_last_cap).
 

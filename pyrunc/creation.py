@@ -94,6 +94,10 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             os.fstat(fd)
         except OSError:
             raise PyruncError(f"--preserve-fds {preserve_fds}: file descriptor {fd} is not open") from None
+    if proc.get("capabilities"):
+        from pyrunc.capabilities import warn_ignored
+
+        warn_ignored(proc["capabilities"])
     linux = config.get("linux") or {}
     if linux.get("netDevices"):
         from pyrunc import netdevices

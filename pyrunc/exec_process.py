@@ -134,6 +134,10 @@ def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0, list
     """Start proc in container c; returns the new process's host pid once it has exec'd."""
     from pyrunc.init import preimport_process, seccomp_needs_runtime, spawn
 
+    if proc.get("capabilities"):
+        from pyrunc.capabilities import warn_ignored
+
+        warn_ignored(proc["capabilities"])
     preimported = seccomp_needs_runtime(c.config.get("linux"))
     if preimported:
         preimport_process(proc, c.config.get("linux"), _notify_state(c))

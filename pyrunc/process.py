@@ -201,18 +201,22 @@ def home_for(uid):
 
 
 def caps_mask(names):
-    from pyrunc.capabilities import cap_number
+    """Capabilities this host cannot grant are left out (the runtime warned about them
+    before fork: capabilities.ignored_warning)."""
+    from pyrunc.capabilities import usable_mask
 
-    m = 0
-    for n in names or ():
-        m |= 1 << cap_number(n)
-    return m
+    return usable_mask(names)[0]
 
 
-def set_user_and_caps(user, caps, warn=None):
+def set_user_and_caps(user, caps, warn=None, keep_extra=0):
     """Bounding set, groups, gid, uid, then the capability sets (config.md "User",
-    config-linux "capabilities"). caps None means: keep the current sets."""
-    from pyrunc.capabilities import last_cap
+    config-linux "capabilities"). caps None means: keep the current sets.
+
+    keep_extra: capability bits left in the effective and permitted sets beyond the
+    config's (CAP_SYS_ADMIN, for a seccomp filter loaded later without no_new_privs).
+    Returns the final (effective, permitted, inheritable) masks to set once that is done
+    (set_final_caps), or None if nothing was kept."""
+    from pyrunc.capabilities import CAPABILITIES, last_cap
 
     uid, gid = user.get("uid", 0), user.get("gid", 0)
     if caps is not None:
@@ -237,23 +241,38 @@ def set_user_and_caps(user, caps, warn=None):
     except OSError as e:
         raise PyruncError(f"process.user: setting uid {uid} gid {gid}: {e.strerror}") from None
     sc.prctl(sc.PR_SET_KEEPCAPS, 0)
-    if caps is not None:
-        eff, perm, inh = (caps_mask(caps.get(k)) for k in ("effective", "permitted", "inheritable"))
+    if caps is None:
+        return None
+    eff, perm, inh = (caps_mask(caps.get(k)) for k in ("effective", "permitted", "inheritable"))
+    # (an effective set beyond the permitted one fails here, at create, as without extra)
+    extra = keep_extra & ~(eff & perm) if not eff & ~perm else 0
+    try:
+        sc.capset(eff | extra, perm | extra, inh)
+    except OSError as e:
+        raise PyruncError(f"process.capabilities: capset: {e.strerror}") from None
+    for n in caps.get("ambient") or ():
+        num = CAPABILITIES.get(n) if isinstance(n, str) else None
+        if num is None or num > last_cap():
+            continue  # the runtime warned about it
         try:
-            sc.capset(eff, perm, inh)
+            if not perm & inh & (1 << num):  # what the kernel checks, on the final sets
+                raise OSError(1, "Operation not permitted")
+            sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, num)
         except OSError as e:
-            raise PyruncError(f"process.capabilities: capset: {e.strerror}") from None
-        from pyrunc.capabilities import cap_number
+            # As runc: a warning, since runc's own default spec asks for ambient caps
+            # that are not inheritable.
+            if warn:
+                warn(f"process.capabilities.ambient: cannot raise {n}: {e.strerror} "
+                     "(an ambient capability must be permitted and inheritable)")
+    return (eff, perm, inh) if extra else None
 
-        for n in caps.get("ambient") or ():
-            try:
-                sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, cap_number(n))
-            except OSError as e:
-                # As runc: a warning, since runc's own default spec asks for ambient caps
-                # that are not inheritable.
-                if warn:
-                    warn(f"process.capabilities.ambient: cannot raise {n}: {e.strerror} "
-                         "(an ambient capability must be permitted and inheritable)")
+
+def set_final_caps(masks):
+    """The capability sets set_user_and_caps left wider (keep_extra), now final."""
+    try:
+        sc.capset(*masks)
+    except OSError as e:
+        raise PyruncError(f"process.capabilities: capset: {e.strerror}") from None
 
 
 def reset_signals():
@@ -271,10 +290,11 @@ def reset_signals():
 class Prepared:
     """What is left to do at execve once process attributes are applied."""
 
-    __slots__ = ("path", "args", "env", "final_cpus")
+    __slots__ = ("path", "args", "env", "final_cpus", "final_caps")
 
-    def __init__(self, path, args, env, final_cpus):
+    def __init__(self, path, args, env, final_cpus, final_caps=None):
         self.path, self.args, self.env, self.final_cpus = path, args, env, final_cpus
+        self.final_caps = final_caps  # set after the seccomp filter (set_user_and_caps)
 
 
 def prepare(proc, linux, listen_fds=0, warn=None):
@@ -319,15 +339,26 @@ def prepare(proc, linux, listen_fds=0, warn=None):
     if not args:
         raise PyruncError("process.args must not be empty")
     path = lookup_executable(args[0], env)
-    if proc.get("noNewPrivileges"):
+    nnp = proc.get("noNewPrivileges")
+    if nnp:
         sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
     if proc.get("selinuxLabel"):
         from pyrunc import selinux
 
         selinux.set_exec_label(proc["selinuxLabel"])
-    if sec:
-        seccomp.load_before_caps(proc.get("noNewPrivileges"))  # needs CAP_SYS_ADMIN without NNP
-    set_user_and_caps(user, proc.get("capabilities"), warn=warn)
+    caps = proc.get("capabilities")
+    keep_extra = 0
+    if sec and not nnp:
+        # Without no_new_privs, loading the filter needs CAP_SYS_ADMIN: kept in the
+        # effective set until then (the final sets follow the filter, as the last step
+        # before execve), where runc loads it before changing user and capabilities.
+        if caps is None:
+            seccomp.load_before_caps(nnp)  # sets left as they are: nothing to restore
+        else:
+            from pyrunc.capabilities import CAPABILITIES
+
+            keep_extra = 1 << CAPABILITIES["CAP_SYS_ADMIN"]
+    final_caps = set_user_and_caps(user, caps, warn=warn, keep_extra=keep_extra)
     os.umask(user.get("umask", 0o022))
     cwd = proc.get("cwd") or "/"
     try:
@@ -339,9 +370,11 @@ def prepare(proc, linux, listen_fds=0, warn=None):
     except OSError:
         raise PyruncError(f"process.cwd {cwd}: the working directory is outside the container's "
                           "root (possible container breakout detected)") from None
-    if sec:
-        seccomp.load_if_listener()  # while the runtime is there to pass the listener fd on
-    return Prepared(path, args, env, aff.get("final"))
+    if sec and seccomp.load_if_listener():  # while the runtime is there to pass the fd on
+        if final_caps is not None:
+            set_final_caps(final_caps)
+            final_caps = None
+    return Prepared(path, args, env, aff.get("final"), final_caps)
 
 
 def _max_fd():
@@ -366,5 +399,9 @@ def execute(prep, preserve_fds):
 
     seccomp = sys.modules.get("pyrunc.seccomp")  # imported before fork only when configured
     if seccomp is not None:
-        seccomp.load()  # the last step before execve (nothing left if loaded earlier)
+        # The last steps before execve (config-linux.md "Seccomp"): nothing the runtime
+        # still does (cwd check, exec.fifo, closing fds, signals) runs under the filter.
+        seccomp.load()  # (nothing left if loaded earlier)
+    if prep.final_caps is not None:
+        set_final_caps(prep.final_caps)
     os.execve(prep.path, prep.args, env)

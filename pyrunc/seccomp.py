@@ -10,11 +10,13 @@ Two halves, split by fork:
   works, and the filter is only a bytes object until it is loaded.
 - In the container process, load() hands that program to the kernel with seccomp(2)
   (SECCOMP_SET_MODE_FILTER plus the config's flags). process.prepare()/execute() call
-  it: with process.noNewPrivileges as the very last step before execve, so none of the
-  runtime's own set-up syscalls are filtered; without noNewPrivileges before the
-  capabilities are dropped (loading a filter then needs CAP_SYS_ADMIN), as runc does.
-  A filter with SCMP_ACT_NOTIFY rules also loads before the start handshake (as runc's),
-  since the runtime must still be there to pass the listener fd on.
+  it as the last step before execve, so none of the runtime's own syscalls (cwd check,
+  exec.fifo, closing fds) are filtered. Without process.noNewPrivileges loading needs
+  CAP_SYS_ADMIN: the process keeps it in its effective set until then, and only its
+  final capset(2) follows the filter (runc loads it before changing user and caps).
+  A config without process.capabilities (nothing to restore the sets from) and a filter
+  with SCMP_ACT_NOTIFY rules load before the start handshake (as runc's): the latter
+  while the runtime is still there to pass the listener fd on.
 
 runc's semantics kept: SCMP_ACT_KILL is KILL_THREAD; errnoRet and defaultErrnoRet
 default to EPERM (also for SCMP_ACT_TRACE); a rule whose action equals the default
@@ -468,9 +470,12 @@ def load_before_caps(no_new_privs):
 
 
 def load_if_listener():
-    """A filter with a notify listener loads while the runtime is still there."""
+    """A filter with a notify listener loads while the runtime is still there; True if
+    it did."""
     if _pending is not None and _pending.notify:
         load()
+        return True
+    return False
 
 
 def load():

@@ -17,6 +17,69 @@ def _cid():
     return f"t-{uuid.uuid4().hex[:8]}"
 
 
+# ------------------------------------------------------------------ capabilities
+
+
+def _with_unknown_caps(c):
+    caps = c["process"]["capabilities"]
+    caps["bounding"].append(UNKNOWN_CAPS[0])
+    caps["effective"].append(UNKNOWN_CAPS[1])
+    caps["permitted"].append(UNKNOWN_CAPS[0])
+
+
+def test_unknown_capabilities_are_a_warning_not_a_failure(rt, runc_rt):
+    # config.md "Linux Process": capabilities that cannot be mapped "MUST be logged as a
+    # warning"; "Runtimes SHOULD NOT fail". runc 1.1.5 does the same.
+    script = "grep -E '^Cap(Eff|Prm|Bnd)' /proc/self/status"
+    outs = {}
+    for name, r in (("pyrunc", rt), ("runc", runc_rt)):
+        b = r.bundle(["sh", "-c", script], edit=_with_unknown_caps)
+        p = r.run(_cid(), b, check=False)
+        assert p.returncode == 0, (name, p.stderr)
+        warn = [ln for ln in p.stderr.splitlines() if "level=warning" in ln]
+        assert len(warn) == 1 and all(n in warn[0] for n in UNKNOWN_CAPS), (name, p.stderr)
+        outs[name] = p.stdout
+    assert outs["pyrunc"] == outs["runc"]  # the known ones granted as runc grants them
+
+
+def test_capability_warning_reaches_the_json_log(rt, tmp_path):
+    log = tmp_path / "log.json"
+    b = rt.bundle(["true"], edit=_with_unknown_caps)
+    cid = _cid()
+    rt.ids.add(cid)
+    p = rt.cmd("--log", log, "--log-format", "json", "run", "--bundle", b, cid)
+    assert p.returncode == 0
+    lines = [json.loads(ln) for ln in log.read_text().splitlines()]
+    warn = [ln for ln in lines if ln["level"] == "warning"]
+    assert len(warn) == 1 and all(n in warn[0]["msg"] for n in UNKNOWN_CAPS), lines
+    assert "process.capabilities" in warn[0]["msg"]
+
+
+def test_exec_with_an_unknown_capability_warns_and_runs(rt):
+    cid = _cid()
+    rt.create(cid, rt.bundle(["sleep", "30"]))
+    rt.cmd("start", cid)
+    p = rt.cmd("exec", "--cap", UNKNOWN_CAPS[0], cid, "sh", "-c", "echo ran", check=False)
+    assert p.returncode == 0 and p.stdout == "ran\n", p.stderr
+    assert "level=warning" in p.stderr and UNKNOWN_CAPS[0] in p.stderr
+
+
+def test_capabilities_beyond_the_hosts_last_cap_are_left_out(monkeypatch):
+    # A kernel older than the table (its cap_last_cap lower) cannot grant the newer
+    # ones: left out with the same warning as unknown names.
+    from pyrunc import capabilities, log
+
+    monkeypatch.setattr(capabilities, "_last_cap", capabilities.CAPABILITIES["CAP_AUDIT_READ"])
+    mask, ignored = capabilities.usable_mask(["CAP_KILL", "CAP_BPF", "CAP_PERFMON"])
+    assert mask == 1 << capabilities.CAPABILITIES["CAP_KILL"]
+    assert ignored == ["CAP_BPF", "CAP_PERFMON"]
+    seen = []
+    monkeypatch.setattr(log, "warning", seen.append)
+    capabilities.warn_ignored({"bounding": ["CAP_BPF"], "ambient": ["CAP_PERFMON", "CAP_KILL"]})
+    assert seen == ["process.capabilities: ignoring unknown or unavailable capabilities: "
+                    "[CAP_BPF CAP_PERFMON]"]
+
+
 # ------------------------------------------------------------------ hook state
 
 
@@ -72,3 +135,89 @@ def test_device_rules_applied_in_the_listed_order(rt, runc_rt):
                     "c 5:0 rwm", "c 1:5 rwm", "c 1:9 rwm", "c 136:* rwm",  # other defaults
                     "c 5:2 rwm", "c 10:200 rwm"]
     assert theirs != ours  # runc: sorted
+
+
+# ------------------------------------------------------------------ seccomp, last
+
+
+# Syscalls the runtime itself makes in the container on its way to execve: checking the
+# cwd, opening exec.fifo through /proc, closing descriptors, restoring signals, ...
+RUNTIME_SYSCALLS = ["getcwd", "close_range", "close", "fstat", "newfstatat", "statx", "openat",
+                    "open", "openat2", "readlink", "readlinkat", "rt_sigaction", "rt_sigprocmask",
+                    "chdir", "fchdir", "umask", "prctl", "setresuid", "setresgid", "setgroups",
+                    "sched_setaffinity", "getdents64", "read", "lseek", "fcntl", "dup2", "dup3",
+                    "sendmsg", "recvmsg", "socket", "connect", "getpid", "kill", "wait4", "clone",
+                    "clone3", "mount", "umount2", "pivot_root", "chroot", "capget"]
+
+
+# what static busybox's `echo` makes itself (strace): not killed by the KILL variant
+ECHO_SYSCALLS = {"prctl", "readlink"}
+
+
+def _late_filter(nnp, action="SCMP_ACT_ERRNO"):
+    names = RUNTIME_SYSCALLS if action == "SCMP_ACT_ERRNO" else \
+        [n for n in RUNTIME_SYSCALLS if n not in ECHO_SYSCALLS]
+
+    def edit(c):
+        c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW",
+                                 "syscalls": [{"names": names, "action": action}]}
+        c["process"]["noNewPrivileges"] = nnp
+        c["process"]["cwd"] = "/tmp"
+    return edit
+
+
+@pytest.mark.parametrize("nnp", [True, False])
+def test_seccomp_filter_is_the_last_step(rt, runc_rt, nnp):
+    # config-linux.md "Seccomp" and runtime.md: the filter applies to the container's
+    # process, not to what the runtime still does in the container before it executes it.
+    # Without noNewPrivileges too (loading then needs CAP_SYS_ADMIN, kept until then).
+    # runc 1.1.5 runs its fifo/fd handling under the filter and fails (a deviation).
+    for action in ("SCMP_ACT_ERRNO", "SCMP_ACT_KILL_PROCESS"):
+        b = rt.bundle(["echo", "ok"], edit=_late_filter(nnp, action))
+        p = rt.run(_cid(), b, check=False)
+        assert p.returncode == 0 and p.stdout == "ok\n", (action, p.stderr)
+    p = runc_rt.run(_cid(), runc_rt.bundle(["echo", "ok"], edit=_late_filter(nnp)), check=False)
+    assert p.returncode != 0  # runc's deviation, for the record
+
+
+def test_exec_process_gets_its_filter_last(rt):
+    cid = _cid()
+    rt.create(cid, rt.bundle(["sleep", "30"], edit=_late_filter(False)))
+    rt.cmd("start", cid)
+    for extra in ((), ("--no-new-privs",)):
+        p = rt.cmd("exec", *extra, cid, "echo", "exec-ok", check=False)
+        assert p.returncode == 0 and p.stdout == "exec-ok\n", (extra, p.stderr)
+
+
+@pytest.mark.parametrize("nnp", [True, False])
+def test_seccomp_without_nnp_leaves_the_configured_capabilities(rt, runc_rt, nnp):
+    # CAP_SYS_ADMIN, kept for loading the filter, is gone by execve: the sets are the
+    # config's, as with runc.
+    def edit(c):
+        c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.EACCES}]}
+        c["process"]["noNewPrivileges"] = nnp
+        c["process"]["capabilities"]["inheritable"] = ["CAP_KILL"]
+
+    args = ["sh", "-c", "grep -E '^(Cap|Seccomp:|NoNewPrivs)' /proc/self/status; mkdir /tmp/d; echo $?"]
+    ours, theirs = rt.output_of(args, edit=edit), runc_rt.output_of(args, edit=edit)
+    assert ours == theirs
+    assert "Seccomp:\t2" in ours and ours.endswith("1\n")
+
+
+def test_seccomp_without_nnp_for_a_user(rt, runc_rt):
+    # A non-root user: its capability sets are cleared by the uid change and restored
+    # from the config's; the filter still loads (with the kept CAP_SYS_ADMIN).
+    def edit(c):
+        c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["getcwd"], "action": "SCMP_ACT_ERRNO"}]}
+        c["process"]["noNewPrivileges"] = False
+        c["process"]["user"] = {"uid": 1000, "gid": 1000}
+
+    args = ["sh", "-c", "id -u; grep -E '^(Cap|Seccomp:)' /proc/self/status"]
+    ours = rt.output_of(args, edit=edit)
+    assert ours.startswith("1000\n") and "Seccomp:\t2" in ours
+    assert "CapEff:\t0000000000000000" in ours and "CapPrm:\t0000000000000000" in ours
+    # runc 1.1.5 (with the CVE-2024-21626 fix) calls getcwd(2) under the filter: fails
+    p = runc_rt.run(_cid(), runc_rt.bundle(args, edit=edit), check=False)
+    assert p.returncode != 0 and "current working directory" in p.stderr
