@@ -11,8 +11,10 @@ def hook_state(cid, status, pid, bundle, config):
             "bundle": bundle, "annotations": config.get("annotations") or {}}
 
 
-def run_hooks(config, kind, state, *, warn_only=False):
-    """Run config.hooks[kind] in order. A failure raises, or only warns (poststop)."""
+def run_hooks(config, kind, state, *, warn_only=False, inherit=None):
+    """Run config.hooks[kind] in order. A failure raises, or only warns (poststop).
+    A hook without env gets inherit (a list of "K=V"), or with None the runtime's
+    environment (as runc's: Go's exec with a nil Env)."""
     hooks = (config.get("hooks") or {}).get(kind) or ()
     if not hooks:
         return
@@ -21,7 +23,7 @@ def run_hooks(config, kind, state, *, warn_only=False):
     data = dumps(state, spaced=True).encode()
     for i, h in enumerate(hooks):
         try:
-            run_hook(h, data)
+            run_hook(h, data, inherit)
         except PyruncError as e:
             msg = f"{kind} hook #{i} ({h.get('path')}): {e}"
             if not warn_only:
@@ -31,12 +33,16 @@ def run_hooks(config, kind, state, *, warn_only=False):
             log.warning(msg)
 
 
-def run_hook(hook, stdin_data):
+def run_hook(hook, stdin_data, inherit=None):
     import subprocess
 
     path = hook["path"]
     args = hook.get("args") or [path]
-    env = dict(e.split("=", 1) for e in hook.get("env") or () if "=" in e)
+    env = hook.get("env")  # an empty list is an empty environment
+    if env is None:
+        env = inherit
+    if env is not None:
+        env = dict(e.split("=", 1) for e in env if "=" in e)
     # "_timeout": below 1 s, kept by spec/compat.py (runc: already expired at the start)
     timeout = hook.get("timeout", hook.get("_timeout"))
     try:

@@ -261,8 +261,11 @@ def _init(spec, sock):
     if (config.get("hooks") or {}).get("createContainer"):
         from pyrunc import hooks  # imported by preimport()
 
-        # "created", as prestart/createRuntime (runtime.md "Lifecycle" step 5)
-        hooks.run_hooks(config, "createContainer", _hook_state(spec, "created"))
+        # "created", as prestart/createRuntime (runtime.md "Lifecycle" step 5). As
+        # runc's init, whose environment is the process's by now: a hook without env
+        # gets process.env.
+        hooks.run_hooks(config, "createContainer", _hook_state(spec, "created"),
+                        inherit=list(proc.get("env") or ()))
     if ctx is not None:
         rootfs.pivot(ctx)
     else:
@@ -308,7 +311,8 @@ def _init(spec, sock):
         from pyrunc import hooks  # imported by preimport()
 
         try:
-            hooks.run_hooks(config, "startContainer", _hook_state(spec, "created"))
+            hooks.run_hooks(config, "startContainer", _hook_state(spec, "created"),
+                            inherit=prepared.env)
         except HookError as e:
             # `start` reads this instead of the go byte and fails (runtime.md step 7).
             os.write(fd, b"E" + str(e).encode()[:4000])

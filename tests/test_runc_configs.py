@@ -1,0 +1,56 @@
+"""Configurations runc (Debian's 1.1.5) runs, run by both runtimes: pyrunc runs them as
+runc does (or, where runc fails, fails as cleanly)."""
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import Runtime, busybox_path, pyrunc_binary
+from test_lifecycle import one_line_error, wait_for
+
+
+def _cid():
+    return f"t-{uuid.uuid4().hex[:8]}"
+
+
+def _both(rt, runc_rt):
+    return (("pyrunc", rt), ("runc", runc_rt))
+
+
+# ------------------------------------------------------------------ hooks' environment
+
+ENV_HOOK = '#!/bin/sh\nenv > "$1"\n'
+
+
+def test_hooks_without_env_inherit_as_runc(rt, runc_rt, tmp_path):
+    # runc's hooks with no env get Go's exec with a nil Env: the runtime's environment
+    # (for createContainer, run by runc's init: the process's environment by then).
+    hook = tmp_path / "env.sh"
+    hook.write_text(ENV_HOOK)
+    hook.chmod(0o755)
+    env = dict(os.environ, PYRUNC_TEST_HOOKVAR="from-the-runtime")
+    seen = {}
+    for name, r in _both(rt, runc_rt):
+        out = tmp_path / f"env-{name}"
+        out.mkdir()
+
+        def edit(c, out=out):
+            c["process"]["env"].append("CONTAINERVAR=yes")
+            c["hooks"] = {k: [{"path": str(hook), "args": ["env", f"{out}/{k}"]}]
+                          for k in ("prestart", "createRuntime", "createContainer", "poststart",
+                                    "poststop")}
+            c["hooks"]["createRuntime"][0]["env"] = ["ONLY=this"]  # given: exactly that
+
+        r.run(_cid(), r.bundle(["true"], edit=edit), env=env)
+        seen[name] = {k: dict(ln.split("=", 1) for ln in (out / k).read_text().splitlines() if "=" in ln)
+                      for k in ("prestart", "createRuntime", "createContainer", "poststart", "poststop")}
+    for name, s in seen.items():
+        for k in ("prestart", "poststart", "poststop"):
+            assert s[k].get("PYRUNC_TEST_HOOKVAR") == "from-the-runtime", (name, k)
+        assert "PYRUNC_TEST_HOOKVAR" not in s["createRuntime"] and s["createRuntime"]["ONLY"] == "this"
+        assert s["createContainer"].get("CONTAINERVAR") == "yes", name
+        assert "PYRUNC_TEST_HOOKVAR" not in s["createContainer"], name
