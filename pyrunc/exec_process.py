@@ -110,10 +110,12 @@ def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds, preimported, 
         pid = os.fork()
         if pid == 0:
             try:
+                # Its own session and process group, as runc's exec (a new one, since
+                # the runtime's would be 0 as seen from the container's pid namespace).
+                os.setsid()
                 if proc.get("terminal"):
                     from pyrunc import console
 
-                    os.setsid()
                     console.setup_in_container(console_sock, proc.get("consoleSize"))
                 prepared = process.prepare(proc, c.config.get("linux") or {}, listen_fds)
                 process.execute(prepared, preserve_fds)

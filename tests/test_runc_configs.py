@@ -54,3 +54,23 @@ def test_hooks_without_env_inherit_as_runc(rt, runc_rt, tmp_path):
         assert "PYRUNC_TEST_HOOKVAR" not in s["createRuntime"] and s["createRuntime"]["ONLY"] == "this"
         assert s["createContainer"].get("CONTAINERVAR") == "yes", name
         assert "PYRUNC_TEST_HOOKVAR" not in s["createContainer"], name
+
+
+# ------------------------------------------------------------------ exec's process group
+
+
+def test_exec_process_has_its_own_process_group(rt, runc_rt):
+    # runc's exec: the process leads a new session (and process group), so getpgrp() and
+    # getsid() inside the container are its own pid, not 0 (a group outside the pid ns).
+    for name, r in _both(rt, runc_rt):
+        cid = _cid()
+        r.create(cid, r.bundle(["sleep", "30"]))
+        r.cmd("start", cid)
+        f = r.cmd("exec", cid, "cat", "/proc/self/stat").stdout.split()
+        assert f[0] == f[4] == f[5] != "0", (name, f[:6])
+        r.cmd("exec", "--detach", cid, "sh", "-c", "cut -d' ' -f1,5,6 /proc/self/stat > /tmp/st")
+        bundle = Path(r.state(cid)["bundle"])
+        assert wait_for(lambda: (bundle / "rootfs/tmp/st").exists()
+                        and (bundle / "rootfs/tmp/st").read_text().endswith("\n"))
+        pid, pgrp, sid = (bundle / "rootfs/tmp/st").read_text().split()
+        assert pid == pgrp == sid != "0", name
