@@ -8,6 +8,7 @@ import sys
 import time
 
 _path = None
+_fd = None  # the --log file, opened by open_file()
 _format = "text"
 _debug = False
 _pending = []  # json --log: warnings held until the command ends (see finish())
@@ -17,6 +18,22 @@ LEVELS = ("debug", "info", "warning", "error")
 def setup(path=None, fmt="text", debug=False):
     global _path, _format, _debug
     _path, _format, _debug = path, fmt, debug
+
+
+def open_file():
+    """Open the --log file now, as runc does before any command runs: a path that cannot
+    be opened fails the command at once (an error on stderr), even one that would log
+    nothing. Returns False then."""
+    global _fd, _path
+    if not _path or _fd is not None:
+        return True
+    try:
+        _fd = os.open(_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        path, _path = _path, None
+        _write("error", f"opening the --log file {path}: {e.strerror}")
+        return False
+    return True
 
 
 def _line(level, msg):
@@ -32,16 +49,21 @@ def _line(level, msg):
 def _write(level, msg):
     line = _line(level, msg).encode()
     if _path:
-        try:
-            fd = os.open(_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError:
-            fd = None
+        fd = _fd
+        if fd is None:
+            try:
+                fd = os.open(_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError:
+                fd = None
         if fd is not None:
             try:
                 os.write(fd, line)
+                return True
+            except OSError:
+                pass
             finally:
-                os.close(fd)
-            return True
+                if fd is not _fd:
+                    os.close(fd)
     try:
         os.write(2, line)
     except OSError:

@@ -74,3 +74,25 @@ def test_exec_process_has_its_own_process_group(rt, runc_rt):
                         and (bundle / "rootfs/tmp/st").read_text().endswith("\n"))
         pid, pgrp, sid = (bundle / "rootfs/tmp/st").read_text().split()
         assert pid == pgrp == sid != "0", name
+
+
+# ------------------------------------------------------------------ --log
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_log_file_that_cannot_be_opened_fails_at_once(rt, runc_rt, tmp_path, fmt):
+    # runc opens --log before it runs any command: `list` (which logs nothing) fails too
+    bad = tmp_path / "no-such-dir" / "log.json"
+    for name, r in _both(rt, runc_rt):
+        p = r.cmd("--log", bad, "--log-format", fmt, "list", check=False)
+        assert p.returncode == 1, (name, p.stdout)
+        assert p.stdout == ""
+        if name == "pyrunc":
+            err = one_line_error(p)
+            if fmt == "json":
+                err = json.loads(err)
+                assert err["level"] == "error"
+                err = err["msg"]
+            assert str(bad) in err and "No such file or directory" in err
+    assert rt.cmd("--log", bad, "--version").returncode == 0  # as runc
+    assert not bad.parent.exists()

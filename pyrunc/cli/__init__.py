@@ -104,6 +104,8 @@ def run(argv):
     if gopts["version"]:
         sys.stdout.write(_version())
         return 0
+    if not gopts["help"] and not log.open_file():
+        return 1
     if not rest or gopts["help"] or rest[0] in ("help", "h"):
         topic = rest[1] if len(rest) > 1 and rest[0] in ("help", "h") else None
         if topic and topic in COMMANDS:
