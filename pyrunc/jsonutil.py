@@ -47,8 +47,8 @@ def loads(text, parse_constant=None):
             if end == n:
                 _ScanContext.memo.clear()
                 return obj
-        except (StopIteration, ValueError, RecursionError):
-            pass
+        except (StopIteration, ValueError, RecursionError, SystemError):
+            pass  # SystemError: the C scanner's on '{' + a bare word (a CPython quirk)
         _ScanContext.memo.clear()
         parse_constant = _reject_constant
     import json  # the slow path, for its exact error (or a custom parse_constant)

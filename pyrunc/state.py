@@ -106,9 +106,11 @@ class Store:
         except (FileNotFoundError, NotADirectoryError):
             raise ContainerNotFound(cid) from None
         rec = _parse(data)
-        if not (isinstance(rec, dict) and isinstance(rec.get("init_pid"), int)
-                and isinstance(rec.get("bundle"), str) and isinstance(rec.get("config"), dict)):
-            raise CorruptState(f"corrupt state file {path}" + ("" if data else " (empty)"))
+        if not _is_record(rec):
+            # e.g. another runtime's container in a shared root (Docker 20.10 keeps every
+            # runtime's state in one directory), or a damaged file
+            raise CorruptState(f"corrupt state file {path}" + ("" if data else " (empty)") +
+                               " (not a pyrunc state file: another runtime's container, or a damaged one)")
         return rec
 
     def save_early(self, cid, record):
@@ -192,6 +194,13 @@ def _parse(data):
         return loads(data)
     except Exception:  # noqa: BLE001
         return None
+
+
+def _is_record(r):
+    """The shape of what create saves, as far as state, list and the rest rely on it."""
+    return (isinstance(r, dict) and isinstance(r.get("config"), dict)
+            and type(r.get("init_pid")) is int and isinstance(r.get("bundle"), str)
+            and isinstance(r.get("rootfs"), str) and isinstance(r.get("created"), str))
 
 
 def write_pid_file(path, pid):

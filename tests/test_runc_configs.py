@@ -96,3 +96,32 @@ def test_log_file_that_cannot_be_opened_fails_at_once(rt, runc_rt, tmp_path, fmt
             assert str(bad) in err and "No such file or directory" in err
     assert rt.cmd("--log", bad, "--version").returncode == 0  # as runc
     assert not bad.parent.exists()
+
+
+# ------------------------------------------------------------------ a shared --root
+
+
+def test_list_and_state_in_a_root_shared_with_other_runtimes(rt, runc_rt):
+    # Docker 20.10 keeps every runtime's state in one directory: list skips what is not
+    # pyrunc's (with a warning) and exits 0; state of such an id is a one-line error.
+    runc_rt.root = rt.root
+    ours, theirs = _cid(), _cid()
+    rt.create(ours, rt.bundle(["sleep", "30"]))
+    runc_rt.create(theirs, runc_rt.bundle(["sleep", "30"]))
+    root = Path(rt.root)
+    bad = {"corrupt": "{bad", "array": "[1, 2]", "other-shape": '{"id": "x", "init_pid": 1}'}
+    for name, text in bad.items():
+        (root / name).mkdir()
+        (root / name / "state.json").write_text(text)
+    (root / "in-creation").mkdir()  # no state.json yet: skipped without a word
+    p = rt.cmd("list", "--format", "json")
+    assert [c["id"] for c in json.loads(p.stdout)] == [ours]
+    warned = p.stderr.splitlines()
+    assert len(warned) == 4 and all("level=warning" in w for w in warned), p.stderr
+    assert all(any(n in w for w in warned) for n in (theirs, *bad)), p.stderr
+    assert rt.cmd("list", "-q").stdout.split() == [ours]
+    for cid in (theirs, *bad):
+        err = one_line_error(rt.cmd("state", cid, check=False))
+        assert cid in err and "internal error" not in err, err
+    # runc's list in the same root: also 0, also skipping what it cannot read
+    assert json.loads(runc_rt.cmd("list", "--format", "json").stdout)[0]["id"] == theirs

@@ -11,7 +11,7 @@ FLAGS = [
 def run(ctx, opts, args):
     import sys
 
-    from pyrunc.errors import PyruncError
+    from pyrunc.errors import ContainerNotFound, PyruncError
     from pyrunc.state import Store, load_container
 
     if opts["format"] not in ("table", "json"):
@@ -22,8 +22,12 @@ def run(ctx, opts, args):
         try:
             # partial: an interrupted create or a corrupt state.json is listed too.
             rows.append(load_container(store, cid, partial=True).oci_state())
-        except PyruncError:
-            continue  # removed meanwhile, or not a container
+        except ContainerNotFound:
+            continue  # removed meanwhile
+        except PyruncError as e:
+            from pyrunc import log
+
+            log.warning(f"list: skipping {cid}: {e}")  # not ours, or damaged (as runc)
     out = sys.stdout
     if opts["quiet"]:
         out.write("".join(r["id"] + "\n" for r in rows))
