@@ -91,8 +91,8 @@ def start(root, cid, container=None):
                 raise PyruncError("cannot start a container that has stopped")
             raise PyruncError(f"cannot start an already {status} container")
         try:
-            _open_exec_fifo(c, fifo_fd)
-            fifo_fd = None
+            fd, fifo_fd = fifo_fd, None  # _open_exec_fifo owns (and closes) it from here
+            _open_exec_fifo(c, fd)
             if _has_hooks(c.config, "poststart"):
                 from pyrunc.hooks import run_hooks
 

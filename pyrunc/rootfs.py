@@ -253,7 +253,17 @@ def _bind(ctx, dest, source, opts, what, idmap=None, src_fd=None):
     finally:
         if own:
             os.close(src_fd)
+    _mounted(ctx, dest)
     _after_mount(ctx, dest, opts, what, bind=True)
+
+
+def _mounted(ctx, dest):
+    """After a mount on the container's "/" (runc takes a bind there): later mounts, and
+    pivot_root, go on top of it, so the root descriptor is the new mount's."""
+    if _clean(dest) == "/":
+        fd = os.open(ctx.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        os.close(ctx.rootfd)
+        ctx.rootfd = fd
 
 
 def _after_mount(ctx, dest, opts, what, bind=False, fd=None):
@@ -313,6 +323,7 @@ def _fs(ctx, dest, fstype, source, opts, what):
         try:
             try:
                 mounts.mount_fd(source or fstype or "none", fd, fstype or None, flags, ",".join(data))
+                _mounted(ctx, dest)
             except OSError as e:
                 if fstype == "sysfs" and e.errno == errno.EPERM:
                     # a user namespace without its own network namespace cannot mount sysfs:

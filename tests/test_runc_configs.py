@@ -21,6 +21,61 @@ def _both(rt, runc_rt):
     return (("pyrunc", rt), ("runc", runc_rt))
 
 
+# ------------------------------------------------------------------ / and /proc
+
+
+def _altroot(tmp_path):
+    from pyrunc.bundle import make_rootfs
+
+    alt = tmp_path / "altroot"
+    make_rootfs(str(alt), busybox_path())
+    (alt / "marker").write_text("alt\n")
+    return alt
+
+
+def test_bind_mount_on_the_containers_root(rt, runc_rt, tmp_path):
+    # A bind on "/" listed first: the container's root becomes it, and the later mounts
+    # go on top of it (runc); "ro" makes that root read-only.
+    alt = _altroot(tmp_path)
+
+    def edit(c):
+        c["mounts"].insert(0, {"destination": "/", "type": "bind", "source": str(alt),
+                               "options": ["rbind", "ro"]})
+
+    args = ["sh", "-c", "cat /marker; cut -d' ' -f4,5 /proc/self/mountinfo | head -3; "
+                        "ls /dev/null; touch /x 2>/dev/null || echo read-only"]
+    ours, theirs = rt.output_of(args, edit=edit), runc_rt.output_of(args, edit=edit)
+    assert ours == theirs
+    assert ours.splitlines() == ["alt", f"{alt} /", "/ /proc", "/ /dev", "/dev/null", "read-only"]
+    assert not (alt / "dev/null").exists()  # the devices went to the /dev tmpfs above it
+
+
+@pytest.mark.parametrize("case", ["no /proc", "/ bound last"])
+def test_configs_that_hide_proc_fail_at_create_with_one_line(rt, runc_rt, tmp_path, case):
+    # The init reopens exec.fifo through /proc/self/fd (runc reads /proc/self/fd too):
+    # runc fails at create; so does pyrunc, with one line, not a raw EBADF, and not
+    # after create reported success.
+    alt = _altroot(tmp_path)
+
+    def edit(c):
+        if case == "no /proc":
+            c["mounts"] = [m for m in c["mounts"] if m["destination"] != "/proc"]
+        else:
+            c["mounts"] = [m for m in c["mounts"] if m["type"] != "cgroup"]
+            c["mounts"].append({"destination": "/", "type": "bind", "source": str(alt),
+                                "options": ["rbind"]})
+
+    for name, r in _both(rt, runc_rt):
+        for cmd in ("create", "run"):
+            cid = _cid()
+            p = getattr(r, cmd)(cid, r.bundle(["true"], edit=edit), check=False)
+            assert p.returncode != 0, (name, cmd)
+            if name == "pyrunc":
+                err = one_line_error(p)
+                assert "/proc" in err and "Bad file descriptor" not in err, err
+            assert r.cmd("state", cid, check=False).returncode != 0, (name, cmd)
+
+
 # ------------------------------------------------------------------ hooks' environment
 
 ENV_HOOK = '#!/bin/sh\nenv > "$1"\n'
