@@ -141,6 +141,10 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
 
             # Made here, as real root, before the init enters its user namespace.
             idmapped_mounts.prepare_idmapped_mounts(config, bundle)
+        if "user" in spec.nsmap and config.get("mounts"):
+            from pyrunc import idmapped_mounts
+
+            idmapped_mounts.prepare_bind_sources(config, bundle)  # the same, for plain binds
         from pyrunc.cgroups.placement import Placement
 
         spec.placement = placement = Placement(made.cgroup).open()

@@ -9,6 +9,11 @@ Two sides:
   (close_prepared_mounts);
 - the init, for an idmapped bind mount the runtime did not prepare, works out the
   mappings (mappings) and makes the tree itself (detached_tree).
+
+With a user namespace the runtime also clones the source of every other bind mount
+(prepare_bind_sources): the init, once in the user namespace, may not reach a source
+the host's root can (a 0700 parent, say); it then attaches the runtime's tree
+(prepared_source), as current runc does with open_tree(2) mount sources.
 """
 import errno
 import os
@@ -55,8 +60,30 @@ def detached_tree(src_fd, opts, idmap, what, in_userns=False):
 
 
 # Detached idmapped trees made by the runtime before it forks the container's processes
-# (index in config["mounts"] -> fd).
+# (index in config["mounts"] -> fd), and plain clones of bind sources (the same).
 _prepared = {}
+_sources = {}
+
+
+def prepared_source(index):
+    """The clone of config["mounts"][index]'s source the runtime made (an fd), or None."""
+    return _sources.get(index)
+
+
+def prepare_bind_sources(config, bundle):
+    """Runtime side, before fork, for a container with a user namespace: a detached
+    clone (open_tree) of each bind mount's source that is not idmapped. A source that
+    cannot be cloned is left to the init (which names the error)."""
+    for i, m in enumerate(config.get("mounts") or ()):
+        opts = mounts.Options(m.get("options"))
+        if not (opts.is_bind or m.get("type") == "bind") or wanted(m, opts) or i in _prepared:
+            continue
+        source = m.get("source") or ""
+        src = source if os.path.isabs(source) else os.path.join(bundle, source)
+        try:
+            _sources[i] = mounts.cloned_tree(src, opts.recursive)
+        except OSError:
+            continue
 
 
 def prepared_tree(index):
@@ -99,9 +126,10 @@ def prepare_idmapped_mounts(config, bundle):
 def close_prepared_mounts():
     """Runtime side, after the fork (and on failure), and the init once it has attached
     them: this process's copies go."""
-    for fd in _prepared.values():
+    for fd in (*_prepared.values(), *_sources.values()):
         try:
             os.close(fd)
         except OSError:
             pass
     _prepared.clear()
+    _sources.clear()

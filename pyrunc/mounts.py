@@ -394,6 +394,12 @@ def idmapped_tree(src_fd, recursive_bind, recursive_idmap, uid_mappings, gid_map
     return tree
 
 
+def cloned_tree(path, recursive):
+    """A detached bind-mount tree of path (open_tree OPEN_TREE_CLONE), an fd."""
+    flags = sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC
+    return sc.open_tree(-100, path, flags | (sc.AT_RECURSIVE if recursive else 0))  # AT_FDCWD
+
+
 def attach_tree(tree_fd, target_fd):
     sc.move_mount(tree_fd, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
 

@@ -166,7 +166,8 @@ def mount_one(ctx, m, index=None):
             idmap = idmapped_mounts.prepared_tree(index)
             if idmap is None and idmapped_mounts.wanted(m, opts):
                 idmap = idmapped_mounts.mappings(ctx.linux, ctx.nsmap, m, opts, what)
-            _bind(ctx, dest, source, opts, what, idmap)
+            _bind(ctx, dest, source, opts, what, idmap,
+                  fallback=idmapped_mounts.prepared_source(index))
         elif idmapped_mounts.wanted(m, opts):
             raise MountError(f"{what}: idmapped mounts are supported for bind mounts only")
         elif fstype == "cgroup":
@@ -223,16 +224,19 @@ def _fstype_of(fd):
     return None
 
 
-def _bind(ctx, dest, source, opts, what, idmap=None, src_fd=None):
+def _bind(ctx, dest, source, opts, what, idmap=None, src_fd=None, fallback=None):
+    """fallback: the runtime's clone of the source (idmapped_mounts.prepared_source),
+    attached instead when the init (in a user namespace) cannot reach the source."""
+    own = False
     if src_fd is None:
         src = source if os.path.isabs(source) else os.path.join(ctx.bundle, source)
         try:
             src_fd = os.open(src, os.O_PATH | os.O_CLOEXEC)
+            own = True
         except OSError as e:
-            raise MountError(f"{what}: source {src}: {e.strerror}") from None
-        own = True
-    else:
-        own = False
+            if fallback is None or e.errno not in (errno.EACCES, errno.EPERM):
+                raise MountError(f"{what}: source {src}: {e.strerror}") from None
+            src_fd, idmap = fallback, fallback
     try:
         is_dir = stat.S_ISDIR(os.fstat(src_fd).st_mode)
         fd = _target(ctx, dest, "dir" if is_dir else "file", what)

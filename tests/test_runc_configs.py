@@ -76,6 +76,51 @@ def test_configs_that_hide_proc_fail_at_create_with_one_line(rt, runc_rt, tmp_pa
             assert r.cmd("state", cid, check=False).returncode != 0, (name, cmd)
 
 
+# ------------------------------------------------------------------ user namespace binds
+
+
+def test_bind_source_the_container_user_cannot_reach(tmp_path):
+    # The source's parent is 0700 root: the init, root of a user namespace mapped to host
+    # uid 100000, cannot reach it. The runtime clones the source before (open_tree), as
+    # current runc does; Debian's runc 1.1.5 runs this too.
+    base = Path(f"/tmp/pyrunc-usbind-{uuid.uuid4().hex[:8]}")
+    base.mkdir(mode=0o755)
+    os.chmod(base, 0o755)  # the container's root must reach its rootfs
+    secret = base / "secret"
+    (secret / "inner").mkdir(parents=True)
+    os.chmod(secret, 0o700)
+    (secret / "inner/f").write_text("reached\n")
+    runtimes = [("pyrunc", Runtime(pyrunc_binary(), base / "py"))]
+    if shutil.which("runc"):
+        runtimes.append(("runc", Runtime(shutil.which("runc"), base / "runc")))
+
+    def edit(c):
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        c["mounts"] = [m for m in c["mounts"] if m["type"] != "cgroup"]
+        c["mounts"].append({"destination": "/mnt", "type": "bind",
+                            "source": str(secret / "inner"), "options": ["rbind", "ro"]})
+        c["mounts"].append({"destination": "/etc/hostname", "type": "bind",  # a file
+                            "source": str(secret / "inner/f"), "options": ["bind"]})
+
+    leftovers = []
+    try:
+        outs = {}
+        for name, r in runtimes:
+            r.tmp.mkdir()
+            os.chmod(r.tmp, 0o755)
+            outs[name] = r.output_of(["sh", "-c", "cat /mnt/f /etc/hostname; touch /mnt/x 2>/dev/null "
+                                                  "|| echo ro"], edit=edit)
+        assert outs["pyrunc"] == "reached\nreached\nro\n"
+        assert len(set(outs.values())) == 1, outs
+    finally:
+        for _, r in runtimes:
+            leftovers += r.cleanup()
+        shutil.rmtree(base, ignore_errors=True)
+    assert not leftovers
+
+
 # ------------------------------------------------------------------ hooks' environment
 
 ENV_HOOK = '#!/bin/sh\nenv > "$1"\n'
