@@ -337,6 +337,11 @@ def destroy(c):
             if mgr.frozen():
                 mgr.thaw()
         mgr.destroy()
+    hm = c.record.get("host_mounts")
+    if hm:  # a container without a mount namespace: its mounts in ours (hostmounts)
+        from pyrunc import hostmounts
+
+        hostmounts.detach(hm["path"], hm["ids"])
     c.store.remove(c.id)
     if _has_hooks(c.config, "poststop"):
         from pyrunc.hooks import run_hooks

@@ -30,6 +30,7 @@ class _Creation:
         self.pids = []  # stage-1 and init, to kill on failure
         self.rollbacks = []  # undo() callables (e.g. netdevices), run first, newest first
         self.start_fd = None  # exec.fifo's read end when create(to_start=True)
+        self.host_rootfs = None  # (rootfs, its mount's id) without a mount namespace
 
     def undo(self):
         _close_idmapped_mounts()
@@ -46,6 +47,13 @@ class _Creation:
             try:
                 os.waitpid(pid, 0)
             except ChildProcessError:
+                pass
+        if self.host_rootfs is not None:
+            from pyrunc import hostmounts
+
+            try:
+                hostmounts.detach(self.host_rootfs[0], hostmounts.stacked_ids(*self.host_rootfs))
+            except OSError:
                 pass
         if self.cgroup is not None:
             try:
@@ -103,6 +111,11 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         from pyrunc import netdevices
 
         netdevices.check_config(config)
+    host_ns = not any(ns.get("type") == "mount" for ns in linux.get("namespaces") or ())
+    if host_ns and (linux.get("maskedPaths") or linux.get("readonlyPaths")):
+        # runc's words; those paths would be masked in the host's mount namespace
+        raise PyruncError("linux.maskedPaths, linux.readonlyPaths: unable to restrict sys "
+                          "entries without a private MNT namespace (add a mount namespace)")
     made = _Creation(store, cid)
     con_sock = None
     parent_sock = None
@@ -147,6 +160,14 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             idmapped_mounts.prepare_bind_sources(config, bundle)  # the same, for plain binds
         from pyrunc.cgroups.placement import Placement
 
+        if host_ns:
+            from pyrunc.hostmounts import top_mount_id
+
+            rootfs = spec_rootfs(config, bundle)
+            try:
+                made.host_rootfs = (os.path.realpath(rootfs), top_mount_id(rootfs))
+            except OSError as e:
+                raise PyruncError(f"root.path {rootfs}: {e.strerror}") from None
         spec.placement = placement = Placement(made.cgroup).open()
         try:
             pid, parent_sock, direct = _spawn(spec, placement, lockfd)
@@ -192,6 +213,11 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             "cgroup": made.cgroup.to_state(),
             "no_pivot": no_pivot,
         }
+        if made.host_rootfs is not None:
+            from pyrunc.hostmounts import stacked_ids
+
+            path = made.host_rootfs[0]
+            record["host_mounts"] = {"path": path, "ids": stacked_ids(*made.host_rootfs)}
         store.save(cid, record)
         if not to_start and (record["init_start"] is None or
                              process_start_time(init_pid) != record["init_start"]):

@@ -229,12 +229,11 @@ def preimport(spec, warn=None):
         import subprocess  # noqa: F401
 
         from pyrunc import hooks  # noqa: F401
-    if "mount" in spec.nsmap:
-        # Derived from the config alone: made here, while the runtime sets the cgroup
-        # limits, rather than on the init's way to "ready".
-        spec.rootfs_ctx = rootfs.RootfsContext(
-            spec.config, spec.bundle, spec.no_pivot, new_userns=spec.nsmap.get("user", 1) is None,
-            new_netns=spec.nsmap.get("network", 1) is None)
+    # Derived from the config alone: made here, while the runtime sets the cgroup
+    # limits, rather than on the init's way to "ready".
+    spec.rootfs_ctx = rootfs.RootfsContext(
+        spec.config, spec.bundle, spec.no_pivot, new_userns=spec.nsmap.get("user", 1) is None,
+        new_netns=spec.nsmap.get("network", 1) is None, host_ns="mount" not in spec.nsmap)
 
 
 def _init(spec, sock):
@@ -252,9 +251,8 @@ def _init(spec, sock):
             sc.keyctl_join_session_keyring(f"_ses.{spec.container_id}")
         except OSError:
             pass  # keyrings may be unavailable (e.g. a kernel without them): as runc, go on
-    ctx = spec.rootfs_ctx  # made by preimport() when there is a mount namespace
-    if ctx is not None:
-        rootfs.prepare(ctx)
+    ctx = spec.rootfs_ctx  # made by preimport()
+    rootfs.prepare(ctx)
     if (config.get("hooks") or {}).get("prestart") or (config.get("hooks") or {}).get("createRuntime"):
         initpipe.send(sock, "hooks")
         initpipe.recv(sock, "ok")
@@ -266,12 +264,7 @@ def _init(spec, sock):
         # gets process.env.
         hooks.run_hooks(config, "createContainer", _hook_state(spec, "created"),
                         inherit=list(proc.get("env") or ()))
-    if ctx is not None:
-        rootfs.pivot(ctx)
-    else:
-        root = os.path.join(spec.bundle, (config.get("root") or {}).get("path", "rootfs"))
-        os.chroot(root)
-        os.chdir("/")
+    rootfs.pivot(ctx)
     if proc.get("terminal"):
         from pyrunc import console
 
@@ -284,8 +277,7 @@ def _init(spec, sock):
         from pyrunc import sysctl  # already imported by rootfs, before pivot_root
 
         sysctl.apply(linux["sysctl"], nsmap, config.get("hostname"))
-    if ctx is not None:
-        rootfs.finalize(ctx)
+    rootfs.finalize(ctx)
     prepared = process.prepare(proc, linux, spec.listen_fds,
                                warn=(lambda m: initpipe.send(sock, "debug", msg=m))
                                if spec.debug else (lambda m: None))

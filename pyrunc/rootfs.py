@@ -49,8 +49,10 @@ VALID_PROC_MOUNTS = frozenset((
 
 
 class RootfsContext:
-    def __init__(self, config, bundle, no_pivot=False, new_userns=False, new_netns=False):
+    def __init__(self, config, bundle, no_pivot=False, new_userns=False, new_netns=False,
+                 host_ns=False):
         self.config = config
+        self.host_ns = host_ns  # no mount namespace: mounts in the runtime's, then chroot
         self.bundle = bundle
         root = config.get("root") or {}
         self.rootfs = os.path.realpath(os.path.join(bundle, root.get("path") or "rootfs"))
@@ -126,13 +128,16 @@ def prepare(ctx):
     # when it is shared, so that the rootfs bind and all mounted in it stay here.
     # (r)unbindable: runc fails binding the rootfs under an unbindable "/" (EINVAL); the
     # spec text wants an unbindable rootfs mount: rprivate here, unbindable after pivot_root.
+    # Without a mount namespace this is the host's: only the rootfs bind is made private
+    # (below); runc changes the host's / and the rootfs's parent mount too.
     first = (PROPAGATION[prop] if "unbindable" not in prop else sc.MS_PRIVATE | sc.MS_REC) if prop \
         else sc.MS_SLAVE | sc.MS_REC
     try:
-        sc.mount(None, "/", None, first)
+        if not ctx.host_ns:
+            sc.mount(None, "/", None, first)
     except OSError as e:
         raise PyruncError(f"making / {prop or 'rslave'} in the container's mount namespace: {why(e)}") from None
-    if not first & sc.MS_REC or first & sc.MS_SHARED:
+    if (not first & sc.MS_REC or first & sc.MS_SHARED) and not ctx.host_ns:
         _parent_mount_private(ctx.rootfs)
     if not os.path.isdir(ctx.rootfs):
         raise PyruncError(f"root.path {ctx.rootfs}: not a directory" if os.path.exists(ctx.rootfs)
@@ -141,6 +146,8 @@ def prepare(ctx):
         raise PyruncError("root.path must not be the host's /")
     try:
         sc.mount(ctx.rootfs, ctx.rootfs, None, sc.MS_BIND | sc.MS_REC)
+        if ctx.host_ns:  # what is mounted under it stays out of the host's peer groups
+            sc.mount(None, ctx.rootfs, None, sc.MS_PRIVATE | sc.MS_REC)
         ctx.rootfd = os.open(ctx.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
         raise PyruncError(f"bind-mounting root.path {ctx.rootfs} onto itself: {why(e)}") from None
@@ -523,20 +530,25 @@ def _cgroup2(ctx, dest, source, opts, what):
 
 def pivot(ctx):
     try:
-        if ctx.no_pivot:
+        if ctx.host_ns:
+            # no mount namespace, nothing to pivot: runc's chroot()
+            os.chdir(ctx.rootfs)
+            os.chroot(".")
+            os.chdir("/")
+        elif ctx.no_pivot:
             _move_root(ctx)
         else:
             _pivot_root(ctx)
     except OSError as e:
-        raise PyruncError(f"{'--no-pivot: moving' if ctx.no_pivot else 'pivot_root into'} "
-                          f"rootfs {ctx.rootfs}: {why(e)}") from None
+        how = "chroot into" if ctx.host_ns else "--no-pivot: moving" if ctx.no_pivot else "pivot_root into"
+        raise PyruncError(f"{how} rootfs {ctx.rootfs}: {why(e)}") from None
     finally:
         if ctx.rootfd is not None:
             os.close(ctx.rootfd)
             ctx.rootfd = None
     prop = ctx.propagation
     # (r)unbindable goes last (finalize): the read-only and masked paths are binds.
-    if prop and prop not in ("private", "rprivate") and "unbindable" not in prop:
+    if prop and prop not in ("private", "rprivate") and "unbindable" not in prop and not ctx.host_ns:
         try:
             # the rootfs mount only (config-linux.md); the r-forms' recursion is runc's
             # first step in prepare(), which binds below inherit

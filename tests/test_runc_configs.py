@@ -21,6 +21,95 @@ def _both(rt, runc_rt):
     return (("pyrunc", rt), ("runc", runc_rt))
 
 
+# ------------------------------------------------------------------ no namespaces
+
+NO_NS_SCRIPT = r"""
+RT=$1 ROOT=$2 B=$3 ID=$4
+"$RT" --root "$ROOT" create --bundle "$B" "$ID" >"$B/io.out" 2>"$B/io.err"; echo create=$?
+"$RT" --root "$ROOT" start "$ID" 2>>"$B/io.err"; echo start=$?
+i=0; while [ ! -e "$B/rootfs/tmp/done" ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done
+echo "runtime_mntns=$(readlink /proc/self/ns/mnt)"
+echo "mounts_running=$(grep -c " $B/rootfs" /proc/self/mountinfo)"
+"$RT" --root "$ROOT" delete --force "$ID" 2>>"$B/io.err"; echo delete=$?
+echo "mounts_after=$(grep -c " $B/rootfs" /proc/self/mountinfo)"
+"""
+
+
+def _no_namespaces(c):
+    # runc spec's config with every namespace shared with the host; runc refuses masked
+    # and readonly paths (and a hostname) without the namespaces they need
+    c["linux"]["namespaces"] = []
+    for k in ("maskedPaths", "readonlyPaths"):
+        c["linux"].pop(k, None)
+    c.pop("hostname", None)
+
+
+def test_no_namespaces_at_all_creates_and_starts(rt, runc_rt, tmp_path):
+    # Without a mount namespace there is nothing to pivot_root: runc chroots, its mounts
+    # made in the runtime's mount namespace. Each runtime runs in a private mount
+    # namespace of the test's (unshare), so that none of that can reach the machine.
+    if not shutil.which("unshare"):
+        pytest.skip("needs unshare(1)")
+    prog = ["sh", "-c", "readlink /proc/self/ns/mnt > /tmp/ns; readlink /proc/self/ns/pid >> /tmp/ns; "
+            "ls /proc/self/fd > /dev/null && ls /dev > /tmp/dev; echo $$ > /tmp/pid; "
+            "touch /tmp/done; sleep 2"]
+    script = tmp_path / "no-ns.sh"
+    script.write_text(NO_NS_SCRIPT)
+    res = {}
+    for name, r in _both(rt, runc_rt):
+        b = r.bundle(prog, edit=_no_namespaces)
+        cid = _cid()
+        r.ids.add(cid)
+        p = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", str(script),
+                            r.binary, r.root, str(b), cid], capture_output=True, text=True, timeout=120)
+        out = dict(ln.split("=", 1) for ln in p.stdout.split() if "=" in ln)
+        assert out.get("create") == "0" and out.get("start") == "0" and out.get("delete") == "0", \
+            (name, p.stdout, (b / "io.err").read_text())
+        ns = (b / "rootfs/tmp/ns").read_text().split()
+        # the container shares the runtime's mount namespace and the host's pid namespace
+        assert ns == [out["runtime_mntns"], os.readlink("/proc/self/ns/pid")], name
+        assert "null" in (b / "rootfs/tmp/dev").read_text().split(), name  # its /dev mount
+        assert int(out["mounts_running"]) > 0, name
+        res[name] = out
+    # runc leaves its mounts in the runtime's namespace after delete; pyrunc removes them
+    # (runtime.md "delete": the resources create made)
+    assert res["pyrunc"]["mounts_after"] == "0"
+    assert res["runc"]["mounts_after"] != "0"
+
+
+def test_no_mount_namespace_with_masked_paths_fails_as_runc(rt, runc_rt):
+    def edit(c):
+        c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "mount"]
+
+    for name, r in _both(rt, runc_rt):
+        cid = _cid()
+        p = r.create(cid, r.bundle(["true"], edit=edit), check=False)
+        err = p.stderr if name == "runc" else one_line_error(p)
+        assert p.returncode != 0 and "without a private MNT namespace" in err, (name, p.stderr)
+        assert r.cmd("state", cid, check=False).returncode != 0
+
+
+def test_failed_create_without_mount_namespace_leaves_no_mount(rt, tmp_path):
+    if not shutil.which("unshare"):
+        pytest.skip("needs unshare(1)")
+    bad = tmp_path / "bad.sh"
+    bad.write_text("#!/bin/sh\nexit 3\n")
+    bad.chmod(0o755)
+
+    def edit(c):
+        _no_namespaces(c)
+        c["hooks"] = {"createContainer": [{"path": str(bad)}]}
+
+    b = rt.bundle(["true"], edit=edit)
+    cid = _cid()
+    rt.ids.add(cid)
+    p = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                        f'"$0" --root "$1" create --bundle "$2" "$3" 2>/dev/null; echo create=$?; '
+                        f'grep -c " $2/rootfs" /proc/self/mountinfo',
+                        rt.binary, rt.root, str(b), cid], capture_output=True, text=True, timeout=60)
+    assert p.stdout.split() == ["create=1", "0"], p.stdout
+
+
 # ------------------------------------------------------------------ / and /proc
 
 
