@@ -67,7 +67,7 @@ class _Creation:
 @without_gc
 def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False,
            no_new_keyring=False, preserve_fds=0, listen_fds=0, config=None, to_start=False,
-           on_ready=None):
+           on_ready=None, systemd_cgroup=False):
     """Create a container; returns the Container once its init waits on exec.fifo.
     console_socket: a unix socket path (runc's --console-socket), or a connected socket.
     preserve_fds: fds after stdio passed on, of which the first listen_fds are
@@ -76,7 +76,8 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     opened for reading as soon as the init is ready, so that it goes on to exec while
     the runtime saves the state (runc's `run` is create+start too).
     on_ready: called once the init is ready, before it may exec the process (`run` blocks
-    the signals it will forward to the container there)."""
+    the signals it will forward to the container there).
+    systemd_cgroup: the systemd cgroup driver (--systemd-cgroup): a transient scope."""
     from pyrunc import initpipe
     from pyrunc.init import InitSpec, preimport, seccomp_needs_runtime
 
@@ -125,7 +126,8 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         lockfd = store.lock(cid)
         from pyrunc.cgroups import new_manager
 
-        made.cgroup = new_manager(cid, linux.get("cgroupsPath"))
+        made.cgroup = new_manager(cid, linux.get("cgroupsPath"), systemd=systemd_cgroup,
+                                  annotations=config.get("annotations"))
         # Before anything it records is made: should this process die (SIGKILL), what
         # it made is found through it (delete --force; see pyrunc.state).
         store.save_early(cid, {"bundle": bundle, "rootfs": spec_rootfs(config, bundle),

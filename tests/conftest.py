@@ -18,6 +18,20 @@ SHARED_SPEC = REPO.parent / "shared" / "runtime-spec-v1.3.0"
 sys.path.insert(0, str(REPO))
 
 
+def systemd_is_init():
+    """sd_booted(3), and PID 1 is systemd (not a container's init that left the dir)."""
+    try:
+        comm = Path("/proc/1/comm").read_text().strip()
+    except OSError:
+        comm = ""
+    return os.path.isdir("/run/systemd/system") and comm == "systemd"
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("systemd") and not systemd_is_init():
+        pytest.skip("needs systemd as PID 1: run in the systemd guest (docs/SYSTEMD.md)")
+
+
 def pyrunc_binary():
     cand = Path(sys.executable).parent / "pyrunc"
     if cand.exists():

@@ -65,11 +65,6 @@ def test_log_text_default_stderr(tmp_path):
     assert "level=error" in line and "does not exist" in line
 
 
-def test_systemd_cgroup_is_a_clear_error(tmp_path):
-    line = assert_one_line_error(run("--systemd-cgroup", "--root", tmp_path, "state", "x"))
-    assert "systemd" in line and "cgroupfs" in line
-
-
 def test_spec_writes_default_config(tmp_path):
     p = run("spec", "--bundle", tmp_path)
     assert p.returncode == 0, p.stderr

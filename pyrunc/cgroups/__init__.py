@@ -1,5 +1,5 @@
 """cgroups manager: cgroup v1 (``v1.py``) or the unified v2 hierarchy (``v2.py``),
-chosen by the host. The cgroupfs driver only (no systemd).
+chosen by the host (the cgroupfs driver); with --systemd-cgroup, ``systemd.py`` over them.
 
 Typical use on the create path::
 
@@ -140,8 +140,14 @@ class Manager:
         return None
 
 
-def new_manager(container_id, cgroups_path, *, rootless=False):
-    """The manager for this host: v2 if /sys/fs/cgroup is cgroup2, else v1."""
+def new_manager(container_id, cgroups_path, *, rootless=False, systemd=False, annotations=None):
+    """The manager for this host: v2 if /sys/fs/cgroup is cgroup2, else v1; with
+    ``systemd`` (--systemd-cgroup) the systemd driver over either (``annotations``: the
+    config's, for its org.systemd.property.* unit properties)."""
+    if systemd:
+        from pyrunc.cgroups.systemd import SystemdManager
+
+        return SystemdManager(container_id, cgroups_path, rootless=rootless, annotations=annotations)
     if is_unified():
         from pyrunc.cgroups.v2 import V2Manager
 
@@ -158,6 +164,10 @@ def load_manager(saved):
     if not isinstance(saved, dict):
         raise PyruncError("cgroup: invalid saved cgroup state")
     v = saved.get("cgroup_version")
+    if saved.get("driver") == "systemd":
+        from pyrunc.cgroups.systemd import SystemdManager
+
+        return SystemdManager.from_state(saved)
     if v == 1:
         from pyrunc.cgroups.v1 import V1Manager
 

@@ -38,7 +38,7 @@ GLOBAL_FLAGS = [
     Flag("log-format", "str", "text", "set the log format ('text' (default), or 'json')"),
     Flag("root", "str", "/run/pyrunc", "root directory for storage of container state"),
     Flag("criu", "str", "criu", "path to the criu binary (checkpoint/restore is not supported)"),
-    Flag("systemd-cgroup", help="enable systemd cgroup support (not supported: use cgroupfs)"),
+    Flag("systemd-cgroup", help="enable systemd cgroup support, expects cgroupsPath to be of form \"slice:prefix:name\" for e.g. \"system.slice:runc:434234\""),
     Flag("rootless", "str", "auto", "ignore cgroup permission errors ('true', 'false', or 'auto')"),
     Flag("help,h", help="show help"),
     Flag("version,v", help="print the version"),
@@ -127,12 +127,7 @@ def run(argv):
             sys.stdout.write(_command_help(name, mod))
             return 0
         _check_nargs(name, mod, args)
-        ctx = Context(gopts)
-        if ctx.systemd_cgroup:
-            raise PyruncError("--systemd-cgroup is not supported: pyrunc manages cgroups "
-                              "directly (cgroupfs); drop the flag (podman: --cgroup-manager "
-                              "cgroupfs; containerd: SystemdCgroup = false)")
-        return mod.run(ctx, opts, args) or 0
+        return mod.run(Context(gopts), opts, args) or 0
     except PyruncError as e:
         log.error(str(e))
         return e.exit_code

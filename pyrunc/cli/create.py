@@ -34,5 +34,6 @@ def run(ctx, opts, args):
     total, listen = preserved_fds(opts)
     create(ctx.root, args[0], opts["bundle"] or ".", pid_file=opts["pid_file"] or None,
            console_socket=opts["console_socket"] or None, no_pivot=opts["no_pivot"],
-           no_new_keyring=opts["no_new_keyring"], preserve_fds=total, listen_fds=listen)
+           no_new_keyring=opts["no_new_keyring"], preserve_fds=total, listen_fds=listen,
+           systemd_cgroup=ctx.systemd_cgroup)
     return 0

@@ -31,6 +31,7 @@ def run(ctx, opts, args):
                          console_socket=console, no_pivot=opts["no_pivot"],
                          no_new_keyring=opts["no_new_keyring"], preserve_fds=total,
                          listen_fds=listen, config=config, to_start=proxy is None,
+                         systemd_cgroup=ctx.systemd_cgroup,
                          # blocked (to be forwarded) before the process can run
                          on_ready=None if opts["detach"] else signals.block_all)
     try:
