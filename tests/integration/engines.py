@@ -337,8 +337,11 @@ def default_ulimits():
 
 
 class Podman:
-    def __init__(self, base: Path, runtimes, rootfs_tar):
+    def __init__(self, base: Path, runtimes, rootfs_tar, cgroup_manager="cgroupfs"):
+        """cgroup_manager "systemd": podman's default on a systemd host (no cgroup
+        parent of ours: containers go to machine.slice as libpod-<id>.scope)."""
         self.base = base
+        self.cgroup_manager = cgroup_manager
         self.root, self.runroot, self.tmpdir = base / "root", base / "runroot", base / "tmpdir"
         for d in (self.root, self.runroot, self.tmpdir, base / "netconf", base / "volumes"):
             d.mkdir(parents=True, exist_ok=True)
@@ -359,7 +362,7 @@ netns = "none"
 volumes = []
 
 [engine]
-cgroup_manager = "cgroupfs"
+cgroup_manager = "{cgroup_manager}"
 events_logger = "file"
 events_logfile_path = "{base}/events.log"
 volume_path = "{base}/volumes"
@@ -387,7 +390,7 @@ runroot = "{self.runroot}"
     def argv(self, *args, runtime=None):
         a = ["podman", "--root", str(self.root), "--runroot", str(self.runroot),
              "--tmpdir", str(self.tmpdir), "--storage-driver", "overlay",
-             "--cgroup-manager", "cgroupfs", "--events-backend", "file"]
+             "--cgroup-manager", self.cgroup_manager, "--events-backend", "file"]
         if runtime is not None:
             a += ["--runtime", runtime.podman_ref]
         return a + [str(x) for x in args]
@@ -411,8 +414,8 @@ runroot = "{self.runroot}"
 
     def run(self, runtime, *args, **kw):
         """`podman run` with the test's cgroup parent and no network."""
-        return self.cmd("run", "--network", "none", "--cgroup-parent", self.cgroup_parent,
-                        *args, runtime=runtime, **kw)
+        parent = ["--cgroup-parent", self.cgroup_parent] if self.cgroup_manager == "cgroupfs" else []
+        return self.cmd("run", "--network", "none", *parent, *args, runtime=runtime, **kw)
 
     def inspect(self, name, fmt, runtime=None):
         return self.cmd("inspect", "--format", fmt, name, runtime=runtime, check=True).stdout.strip()
