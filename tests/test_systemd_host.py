@@ -163,6 +163,21 @@ def test_systemd_cgroup_path_format_is_runc_error(both):
         assert r.cmd("list", "--quiet").stdout.strip() == "", name
 
 
+def test_systemd_annotations_errors_as_runc(both):
+    """org.systemd.property.* annotations are checked before anything is made, with
+    runc's messages."""
+    for name, r in both.items():
+        for ann, want in (({"org.systemd.property.Foo1": "1"},
+                           "annotation org.systemd.property.Foo1 name incorrect: contains "
+                           "non-alphabetic character"),
+                          ({"org.systemd.property.Foo": "@@@"},
+                           "annotation org.systemd.property.Foo=@@@ value parse error")):
+            b = r.bundle(["true"], edit=lambda c: c.update(annotations=ann))
+            line = _one_line_error(r.cmd("--systemd-cgroup", "create", "--bundle", b, "sd4", check=False))
+            assert want in line, (name, line)
+            assert r.cmd("list", "--quiet").stdout.strip() == "", name
+
+
 def test_systemd_cgroup_help():
     p = subprocess.run([pyrunc_binary(), "--help"], capture_output=True, text=True, timeout=60)
     assert "--systemd-cgroup" in p.stdout and "slice:prefix:name" in p.stdout

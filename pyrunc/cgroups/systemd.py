@@ -174,9 +174,9 @@ class SystemdManager(Manager):
         if rootless:
             raise PyruncError("--systemd-cgroup: rootless containers (a user's systemd manager) "
                               "are not supported")
+        self.extra = sp.annotation_properties(annotations)  # runc checks them first
         self.slice, prefix, self.name = sp.parse_cgroups_path(cgroups_path, container_id)
         self.unit = sp.unit_name(prefix, self.name)
-        self.extra = sp.annotation_properties(annotations)
         self.started = False
         rel = sp.expand_slice(self.slice).rstrip("/") + "/" + self.unit
         if is_unified():

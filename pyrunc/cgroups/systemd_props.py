@@ -281,15 +281,16 @@ def annotation_properties(annotations):
         if not k.startswith(_ANNOTATION):
             continue
         name = k[len(_ANNOTATION):]
-        if not (len(name) >= 3 and name[0].isascii() and name[0].isupper() and name.isascii()
-                and name.isalnum()):
-            raise PyruncError(f"annotation {k}: invalid systemd property name {name!r}")
+        if len(name) < 3:
+            raise PyruncError(f"annotation {k} name incorrect: too short")
+        if not (name.isascii() and name.isalpha()):
+            raise PyruncError(f"annotation {k} name incorrect: contains non-alphabetic character")
         sig, val = parse_gvariant(k, str(v))
         if name.endswith("Sec"):
             name = name[:-3] + "USec"
             if sig not in ("t", "x", "u", "i", "q", "n", "y", "d"):
                 raise PyruncError(f"annotation {k}={v}: want a number of seconds")
-            sig, val = "t", int(round(val * 1000000))
+            sig, val = "t", int(val * 1000000)
         props.append((name, (sig, val)))
     return props
 
