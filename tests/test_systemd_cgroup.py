@@ -336,3 +336,22 @@ def test_annotations_are_unit_properties(both, slice_name, units):
         sd(r, "delete", "--force", cid)
         r.ids.discard(cid)
     assert seen["pyrunc"] == seen["runc"] == {"TimeoutStopUSec": "7s", "CollectMode": "inactive-or-failed"}
+
+
+def test_interrupted_create_is_recovered_by_delete_force(rt, slice_name, units):
+    """pyrunc only (its create.json early record): a create killed after the scope was
+    made (a prestart hook SIGKILLs the runtime) leaves a container that delete --force
+    removes: its processes, its scope and cgroup."""
+    cid = f"pyrunc-{uuid.uuid4().hex[:6]}"
+    unit = units.add(f"pyrunctest-{cid}.scope")
+    b = rt.bundle(["sleep", "100"], edit=lambda c: (
+        c["linux"].update(cgroupsPath=f"{slice_name}:pyrunctest:{cid}"),
+        c.update(hooks={"prestart": [{"path": "/bin/sh", "args": ["sh", "-c", "kill -9 $PPID"]}]})))
+    p = sd(rt, "create", "--bundle", b, cid, check=False)
+    assert p.returncode == -9, (p.returncode, p.stderr)
+    d = scope_dir(slice_name, unit)
+    sd(rt, "delete", "--force", cid)
+    rt.ids.discard(cid)
+    assert wait_for(lambda: gone(unit)), show(unit, "LoadState", "ActiveState")
+    assert not d.exists()
+    assert rt.cmd("list", "--quiet").stdout.strip() == ""
