@@ -11,9 +11,14 @@ What the fixtures isolate and clean up (also when a test fails):
   `podman rm -fa`, the runtimes' state for our container ids, mounts under our tmp dir,
   the tmp dir and the test cgroups are removed;
 - containerd: its own root/state/socket/config, started here and stopped by pid; ctr uses
-  a private --runc-root and --fifo-dir; containers go under `/pyrunc-itest-<rand>-ctr`.
+  a private --runc-root and --fifo-dir; containers go under `/pyrunc-itest-<rand>-ctr`;
+- Docker: dockerd with its own --data-root/--exec-root/--pidfile/socket on a private
+  containerd, no bridge/iptables/ip forwarding, --cgroup-parent `/pyrunc-itest-<rand>-docker`,
+  both runtimes registered with --add-runtime; at the end the containers, dockerd and its
+  containerd and shims (by pid), runtime state, mounts, cgroups and the host paths dockerd
+  wrote that did not exist before (engines_docker.py).
 
-Nothing is installed here: without podman/conmon or containerd/ctr the tests skip.
+Nothing is installed here: without podman/conmon, containerd/ctr or docker.io the tests skip.
 """
 
 import shutil
@@ -25,6 +30,7 @@ import pytest
 
 from .engines import (DELAY_PIDFD_OPEN, RUNTIME_NAMES, Containerd, Podman, WrappedRuntime, need,
                       pyrunc_binary, rootfs_tar_bytes, runc_binary, unmount_under)
+from .engines_docker import Docker, docker_binaries
 
 
 @pytest.fixture(scope="session")
@@ -113,3 +119,18 @@ def containerd(itest_dir, rootfs_tar):
         problems = cd.stop()
         if problems:
             print("containerd cleanup:", *problems, sep="\n  ", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------- Docker
+
+@pytest.fixture(scope="session")
+def docker(itest_dir, wrapped_runtimes, rootfs_tar):
+    docker_binaries()
+    need("containerd", "containerd-shim-runc-v2", apt="containerd")
+    d = Docker(itest_dir / "docker", wrapped_runtimes.values(), rootfs_tar)
+    try:
+        yield d
+    finally:
+        problems = d.stop()
+        if problems:
+            print("docker cleanup:", *problems, sep="\n  ", file=sys.stderr)

@@ -268,6 +268,18 @@ def kill_pid(pid, timeout=10.0):
         pass
 
 
+def stop_child(proc, timeout=10.0):
+    """SIGTERM, then SIGKILL, a daemon we started (a Popen: reaped here, so that its
+    exit is seen at once; kill_pid's probe takes a zombie for alive)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 # ---------------------------------------------------------------------------- runtimes
 
 class WrappedRuntime:
@@ -275,9 +287,10 @@ class WrappedRuntime:
     directory) that logs its command line and execs the real binary.
 
     `start_under`: a command prefix for `start` only (e.g. strace delaying one syscall,
-    to make a scheduling race deterministic)."""
+    to make a scheduling race deterministic); `capture`: a directory where `create` copies
+    the bundle's config.json as <id>.json (runtime-wrapper.sh)."""
 
-    def __init__(self, name, real, base: Path, *, variant="", start_under=None, filename=None):
+    def __init__(self, name, real, base: Path, *, variant="", start_under=None, filename=None, capture=None):
         self.name = name
         self.real = real
         self.variant = variant
@@ -287,6 +300,8 @@ class WrappedRuntime:
         self.calls_log = base / f"calls-{name}{'-' + variant if variant else ''}.log"
         self.calls_log.touch()
         script = ["#!/bin/sh", f"export WRAP_RUNTIME='{real}' WRAP_LOG='{self.calls_log}'"]
+        if capture:
+            script.append(f"export WRAP_CAPTURE='{capture}'")
         if start_under:
             prefix = " ".join(f"'{a}'" for a in start_under)
             script.append(f'for a in "$@"; do [ "$a" = start ] && exec {prefix} \'{WRAPPER}\' "$@"; done')
@@ -494,9 +509,10 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
                      timeout=30, interval=0.2, what="containerd to answer")
             if self.proc.poll() is not None:
                 raise AssertionError("containerd exited:\n" + (base / "containerd.log").read_text()[-3000:])
-            archive = base / "busybox-oci.tar"
-            archive.write_bytes(oci_archive_bytes(Path(rootfs_tar).read_bytes(), IMAGE))
-            self.ctr("images", "import", str(archive), check=True, timeout=120)
+            if rootfs_tar is not None:  # (None: an engine on top brings its own image)
+                archive = base / "busybox-oci.tar"
+                archive.write_bytes(oci_archive_bytes(Path(rootfs_tar).read_bytes(), IMAGE))
+                self.ctr("images", "import", str(archive), check=True, timeout=120)
         except BaseException:
             self.stop()
             raise
@@ -570,11 +586,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             left = self.ctr("containers", "ls", "-q").stdout.split()
             if left:
                 problems.append(f"containers left: {left}")
-            kill_pid(self.proc.pid)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pass
+            stop_child(self.proc)
         for pid in self.shim_pids():
             problems.append(f"shim {pid} still running")
             kill_pid(pid, timeout=3)

@@ -10,6 +10,8 @@
 #   argv: <arg1> <arg2> ...          (each argument shell-quoted when needed)
 #   stdin: <the JSON read from stdin>        (only for `update --resources -`)
 #   resources-file: <the file's JSON>         (only for `update --resources[=| ]FILE`)
+# With $WRAP_CAPTURE set (a directory), `create` also copies the bundle's config.json to
+# $WRAP_CAPTURE/<container id>.json before the runtime runs (what the engine wrote).
 : "${WRAP_RUNTIME:?WRAP_RUNTIME is not set}"
 : "${WRAP_LOG:?WRAP_LOG is not set}"
 
@@ -25,6 +27,22 @@ quote() {
     for a in "$@"; do printf ' '; quote "$a"; done
     printf '\n'
 } >> "$WRAP_LOG"
+
+if [ -n "${WRAP_CAPTURE:-}" ]; then
+    prev= bundle=. create= id=
+    for a in "$@"; do
+        case $a in
+            create) create=1 ;;
+            --bundle=*) bundle=${a#--bundle=} ;;
+            -b=*) bundle=${a#-b=} ;;
+            *) if [ "$prev" = "--bundle" ] || [ "$prev" = "-b" ]; then bundle=$a; fi ;;
+        esac
+        prev=$a id=$a
+    done
+    if [ -n "$create" ] && [ -r "$bundle/config.json" ]; then
+        cp "$bundle/config.json" "$WRAP_CAPTURE/$id.json"
+    fi
+fi
 
 # `update --resources -` (or `-r -`, `--resources=-`): the resources come on stdin:
 # keep a copy. `--resources FILE`: log the file's content.
