@@ -5,9 +5,11 @@
 Writes tests/corpus/<name>.json, sanitised (see README.md): what `runc spec` and
 `runc spec --rootless` write; what podman 4.3 writes into its bundle (`podman init`, then
 the bundle's config.json); what containerd 1.6 stores for `ctr run`-style containers
-(`ctr containers create`, then `ctr containers info --spec`). Podman and containerd run
-privately as the integration tests set them up (tests/integration/engines.py). The
-CRI-style and Docker configs are not captured here (README.md says how they were made).
+(`ctr containers create`, then `ctr containers info --spec`); what Docker 20.10 hands the
+runtime for a typical `docker run` (the logging wrapper copies the bundle's config.json at
+`create`). Podman, containerd and Docker run privately as the integration tests set them
+up (tests/integration/engines.py, engines_docker.py). The CRI-style config is written
+from containerd's source (cri_style below).
 """
 import json
 import re
@@ -22,20 +24,30 @@ sys.path.insert(0, str(HERE.parent.parent))
 
 from integration.engines import (IMAGE, Containerd, Podman, WrappedRuntime,  # noqa: E402
                                  rootfs_tar_bytes, runc_binary)
+from integration.engines_docker import Docker  # noqa: E402
 
 ID64 = re.compile(r"[0-9a-f]{64}")
 
 
 def sanitise(config, host_paths=()):
     """Host-specific values out: root.path "rootfs", no cgroupsPath (the test sets one),
-    namespace paths dropped (a new namespace instead), 64-hex ids replaced, and bind sources
-    under the engine's private dirs replaced by @BUNDLE@/<name> (the test makes them)."""
+    namespace paths dropped (a new namespace instead), 64-hex ids replaced, hooks that run
+    the engine's own binary by pid (/proc/PID/exe: Docker's libnetwork-setkey) dropped, and
+    bind sources under the engine's private dirs replaced by @BUNDLE@/<name> (the test
+    makes them)."""
     config = json.loads(ID64.sub("0" * 64, json.dumps(config)))
     config["root"]["path"] = "rootfs"
     linux = config.get("linux", {})
     linux.pop("cgroupsPath", None)
     for ns in linux.get("namespaces", []):
         ns.pop("path", None)
+    hooks = config.get("hooks", {})
+    for kind in list(hooks):
+        hooks[kind] = [h for h in hooks[kind] if not h.get("path", "").startswith("/proc/")]
+        if not hooks[kind]:
+            del hooks[kind]
+    if "hooks" in config and not hooks:
+        del config["hooks"]
     for m in config.get("mounts", []):
         src = m.get("source", "")
         if any(src.startswith(p) for p in host_paths):
@@ -87,6 +99,29 @@ def ctr_config(tmp, *opts):
         cd.stop()
 
 
+def docker_config(tmp):
+    """`docker run -d --network none -v DIR:/data --memory 64m IMAGE sleep 1000` on a
+    private dockerd (no bridge network: --bridge=none) with the default seccomp profile,
+    capabilities, masked and read-only paths; the config.json the runc shim hands the
+    runtime, copied by the logging wrapper at `create`."""
+    tar = tmp / "rootfs.tar"
+    tar.write_bytes(rootfs_tar_bytes())
+    capture = tmp / "captured"
+    capture.mkdir()
+    rt = WrappedRuntime("runc", runc_binary(), tmp, capture=capture)
+    dk = Docker(tmp / "docker", [rt], tar)
+    try:
+        vol = tmp / "vol-data"
+        vol.mkdir()
+        cid = dk.run(rt, "-d", "-v", f"{vol}:/data", "--memory", "64m", IMAGE, "sleep", "1000",
+                     check=True).stdout.strip()
+        text = (capture / f"{cid}.json").read_text()
+        # the hostname (and HOSTNAME=) is the id's first 12 hex digits
+        return json.loads(text.replace(cid[:12], "0" * 12)), [str(tmp)]
+    finally:
+        dk.stop()
+
+
 def cri_style():
     """By hand from containerd 1.6's CRI plugin source (pkg/cri/opts/spec_linux.go
     WithMounts, WithoutDefaultSecuritySettings' masked/readonly paths, WithOOMScoreAdj,
@@ -125,7 +160,8 @@ def cri_style():
 
 
 def main(names):
-    names = names or ["runc-spec", "runc-spec-rootless", "podman-4.3", "ctr-1.6", "ctr-1.6-seccomp", "cri-style-1.6"]
+    names = names or ["runc-spec", "runc-spec-rootless", "podman-4.3", "ctr-1.6", "ctr-1.6-seccomp", "cri-style-1.6",
+                      "docker-20.10"]
     with tempfile.TemporaryDirectory(prefix="corpus-", dir="/tmp") as d:
         tmp = Path(d)
         for name in names:
@@ -141,6 +177,8 @@ def main(names):
                 write(name, *ctr_config(tmp, "--seccomp", "--read-only"))
             elif name == "cri-style-1.6":
                 write(name, cri_style())
+            elif name == "docker-20.10":
+                write(name, *docker_config(tmp))
             else:
                 raise SystemExit(f"unknown corpus entry {name}")
 
