@@ -70,7 +70,7 @@ def test_detached_exec_stop(docker, runtime):
     assert p.stdout == "1000\n/tmp\ny\n"
     p = docker.cmd("exec", cid, "/nonexistent")
     assert p.returncode == 126 and "OCI runtime exec failed" in p.stdout + p.stderr, (p.stdout, runtime.last_calls())
-    assert any(f" exec --process " in c and " --detach --pid-file " in c for c in runtime.calls()[-3:])
+    assert any(" exec --process " in c and " --detach --pid-file " in c for c in runtime.calls()[-3:])
 
     docker.cmd("exec", "-d", cid, "sleep", "30", check=True)
     top = docker.cmd("top", cid, check=True, runtime=runtime).stdout
@@ -125,7 +125,7 @@ def test_rm_force_running_and_paused(docker, runtime):
         pid = int(docker.inspect(cid, "{{.State.Pid}}"))
         docker.cmd("rm", "-f", cid, check=True, runtime=runtime)
         assert docker.cmd("ps", "-a", "-q", "--filter", f"id={cid}").stdout.strip() == ""
-        assert not os.path.exists(f"/proc/{pid}") or "zombie" in open(f"/proc/{pid}/status").read()
+        wait_for(lambda: not os.path.exists(f"/proc/{pid}"), timeout=5, what=f"the container's pid {pid} to go")
         assert no_state_left(docker, cid)
         assert cgroup_dirs(f"{docker.cgroup_parent}/{cid}") == [], "cgroup left after rm -f"
 
