@@ -194,14 +194,10 @@ def test_run_tty_and_exec_tty(docker, runtime):
     docker.cmd("rm", "-f", cid, check=True)
 
 
-def test_list_and_state_in_the_shared_runtime_root(docker, runtime, wrapped_runtimes, request):
+def test_list_and_state_in_the_shared_runtime_root(docker, runtime, wrapped_runtimes):
     """Docker 20.10 gives every runtime the same --root (exec-root/runtime-runc/moby): `list`
     there meets the other runtime's state directories. runc 1.1.5 skips them with a
     "load container" line on stderr and exits 0; `state` of such an id is a one-line error."""
-    if runtime.name == "pyrunc":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="pyrunc fails with an internal error (KeyError 'bundle') on runc's "
-                                "state.json; fixed on branch spectext (66fa528): drop this marker then"))
     other = next((r for r in wrapped_runtimes.values() if r.name != runtime.name), None)
     if other is None:
         pytest.skip("needs both runtimes")
