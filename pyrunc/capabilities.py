@@ -109,13 +109,41 @@ def usable_mask(names):
     return mask, ignored
 
 
-def warn_ignored(caps):
+def lacking(caps):
+    """The names of a process.capabilities object this process could not give a child
+    of its own (config.md "Linux Process": a runtime "in a restricted environment with
+    limited capabilities", e.g. Docker's --privileged where root lacks some): bounding
+    beyond its bounding set, effective/permitted/ambient beyond its permitted set,
+    inheritable beyond its permitted and inheritable sets (capset(2)'s rules)."""
+    from pyrunc import syscalls as sc
+
+    _, perm, inh = sc.capget()
+    top = last_cap()
+    bnd = 0
+    for c in range(top + 1):
+        if sc.prctl(sc.PR_CAPBSET_READ, c):
+            bnd |= 1 << c
+    have = {"bounding": bnd, "effective": perm, "permitted": perm, "inheritable": perm | inh,
+            "ambient": perm}
+    out = set()
+    for kind in CAP_SETS:
+        for n in caps.get(kind) or ():
+            num = CAPABILITIES.get(n) if isinstance(n, str) else None
+            if num is not None and num <= top and not have[kind] >> num & 1:
+                out.add(n)
+    return out
+
+
+def warn_ignored(caps, userns=False):
     """Runtime side, before fork: log the capabilities of a process.capabilities object
     that cannot be mapped or granted here as one warning (runc's words); the container
-    side leaves them out."""
+    side leaves them out. `userns`: the process runs in a user namespace, where it holds
+    every capability (so only unknown names and those beyond last_cap are lacking)."""
     bad = set()
     for kind in CAP_SETS:
         bad.update(str(n) for n in usable_mask(caps.get(kind))[1])
+    if not userns:
+        bad.update(lacking(caps))
     if bad:
         from pyrunc import log
 

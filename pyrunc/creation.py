@@ -106,7 +106,8 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     if proc.get("capabilities"):
         from pyrunc.capabilities import warn_ignored
 
-        warn_ignored(proc["capabilities"])
+        warn_ignored(proc["capabilities"], userns=any(ns.get("type") == "user" for ns in
+                                                     (config.get("linux") or {}).get("namespaces") or ()))
     linux = config.get("linux") or {}
     if linux.get("netDevices"):
         from pyrunc import netdevices

@@ -139,7 +139,8 @@ def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0, list
     if proc.get("capabilities"):
         from pyrunc.capabilities import warn_ignored
 
-        warn_ignored(proc["capabilities"])
+        warn_ignored(proc["capabilities"], userns=any(ns.get("type") == "user" for ns in
+                                                     (c.config.get("linux") or {}).get("namespaces") or ()))
     preimported = seccomp_needs_runtime(c.config.get("linux"))
     if preimported:
         preimport_process(proc, c.config.get("linux"), _notify_state(c))

@@ -220,6 +220,8 @@ def set_user_and_caps(user, caps, warn=None, keep_extra=0):
 
     uid, gid = user.get("uid", 0), user.get("gid", 0)
     if caps is not None:
+        # what we hold bounds what we can grant (the runtime warned about the rest)
+        _, held, held_inh = sc.capget()
         keep = caps_mask(caps.get("bounding"))
         for c in range(last_cap() + 1):
             if not keep & (1 << c):
@@ -244,8 +246,9 @@ def set_user_and_caps(user, caps, warn=None, keep_extra=0):
     if caps is None:
         return None
     eff, perm, inh = (caps_mask(caps.get(k)) for k in ("effective", "permitted", "inheritable"))
+    eff, perm, inh = eff & held, perm & held, inh & (held | held_inh)
     # (an effective set beyond the permitted one fails here, at create, as without extra)
-    extra = keep_extra & ~(eff & perm) if not eff & ~perm else 0
+    extra = keep_extra & held & ~(eff & perm) if not eff & ~perm else 0
     try:
         sc.capset(eff | extra, perm | extra, inh)
     except OSError as e:

@@ -80,6 +80,82 @@ def test_capabilities_beyond_the_hosts_last_cap_are_left_out(monkeypatch):
                     "[CAP_BPF CAP_PERFMON]"]
 
 
+CAP_SYS_BOOT = 22  # a capability the runtime never needs: dropped for these tests
+
+
+def _runtime_without_sys_boot():
+    """preexec_fn: the runtime runs without CAP_SYS_BOOT (root's permitted set after execve
+    is its bounding set), as in a restricted environment."""
+    from pyrunc import syscalls as sc
+
+    sc.prctl(sc.PR_CAPBSET_DROP, CAP_SYS_BOOT)
+
+
+def _own_bounding():
+    return int(next(ln.split()[1] for ln in Path("/proc/self/status").read_text().splitlines()
+                    if ln.startswith("CapBnd:")), 16)
+
+
+def _all_caps(c):
+    """Every capability in every set, as Docker's --privileged asks."""
+    from pyrunc.capabilities import CAPABILITIES, last_cap
+
+    names = sorted(n for n, v in CAPABILITIES.items() if v <= last_cap())
+    c["process"]["capabilities"] = {k: list(names) for k in ("bounding", "effective", "permitted", "inheritable")}
+
+
+def test_capabilities_the_runtime_lacks_are_a_warning_not_a_failure(rt, runc_rt):
+    # config.md "Linux Process": a capability that "cannot be granted otherwise MUST be
+    # logged as a warning"; "Runtimes SHOULD NOT fail ... for example, if the runtime
+    # operates in a restricted environment with limited capabilities" (Docker's
+    # --privileged on a host whose root lacks some). runc 1.1.5 fails: "unable to apply
+    # caps: operation not permitted".
+    from pyrunc.capabilities import last_cap
+
+    script = "grep -E '^Cap(Eff|Prm|Bnd|Inh)' /proc/self/status"
+    b = rt.bundle(["sh", "-c", script], edit=_all_caps)
+    p = rt.run(_cid(), b, check=False, preexec_fn=_runtime_without_sys_boot)
+    assert p.returncode == 0, p.stderr
+    expect = _own_bounding() & ((1 << (last_cap() + 1)) - 1) & ~(1 << CAP_SYS_BOOT)
+    got = {ln.split()[0]: int(ln.split()[1], 16) for ln in p.stdout.splitlines()}
+    assert got == {"CapInh:": expect, "CapPrm:": expect, "CapEff:": expect, "CapBnd:": expect}, p.stdout
+    warn = [ln for ln in p.stderr.splitlines() if "level=warning" in ln]
+    assert len(warn) == 1 and "CAP_SYS_BOOT" in warn[0] and "unavailable capabilities" in warn[0], p.stderr
+
+    p = runc_rt.run(_cid(), runc_rt.bundle(["true"], edit=_all_caps), check=False,
+                    preexec_fn=_runtime_without_sys_boot)
+    assert p.returncode != 0 and "unable to apply caps" in p.stderr, "runc 1.1.5 fails here"
+
+
+def test_exec_with_a_capability_the_runtime_lacks_warns_and_runs(rt):
+    cid = _cid()
+    rt.create(cid, rt.bundle(["sleep", "30"]))
+    rt.cmd("start", cid)
+    p = rt.cmd("exec", "--cap", "CAP_SYS_BOOT", cid, "grep", "CapEff", "/proc/self/status", check=False,
+               preexec_fn=_runtime_without_sys_boot)
+    assert p.returncode == 0, p.stderr
+    assert not int(p.stdout.split()[1], 16) & (1 << CAP_SYS_BOOT)
+    assert "level=warning" in p.stderr and "CAP_SYS_BOOT" in p.stderr, p.stderr
+
+
+def test_a_user_namespace_grants_what_the_runtime_lacks(rt):
+    # In a new user namespace the init holds every capability (of that namespace): no
+    # warning, nothing left out.
+    from pyrunc.capabilities import last_cap
+
+    def edit(c):
+        _all_caps(c)
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+
+    p = rt.run(_cid(), rt.bundle(["grep", "CapEff", "/proc/self/status"], edit=edit), check=False,
+               preexec_fn=_runtime_without_sys_boot)
+    assert p.returncode == 0, p.stderr
+    assert int(p.stdout.split()[1], 16) == (1 << (last_cap() + 1)) - 1
+    assert "level=warning" not in p.stderr, p.stderr
+
+
 # ------------------------------------------------------------------ hook state
 
 

@@ -214,3 +214,20 @@ def test_list_and_state_in_the_shared_runtime_root(docker, runtime, wrapped_runt
         assert len(p.stderr.strip().splitlines()) == 1 and "internal error" not in p.stderr, p.stderr
     finally:
         docker.cmd("rm", "-f", mine, theirs)
+
+
+def test_privileged(docker, runtime):
+    """--privileged asks for every capability Docker 20.10.24 knows (up to CAP_AUDIT_READ,
+    37) and no seccomp filter. Where the host's root lacks some
+    (this test machine: CAP_SYS_RESOURCE), runc 1.1.5 fails "unable to apply caps";
+    pyrunc grants what it holds and warns, as config.md "Linux Process" asks."""
+    from pyrunc.capabilities import last_cap
+
+    own = int(next(ln.split()[1] for ln in open("/proc/self/status") if ln.startswith("CapBnd:")), 16)
+    asked = (1 << (min(last_cap(), 37) + 1)) - 1
+    p = docker.run(runtime, "--rm", "--privileged", IMAGE, "grep", "-E", "^(CapEff|Seccomp):", "/proc/self/status")
+    if runtime.name == "runc" and asked & ~own:
+        assert p.returncode == 125 and "unable to apply caps" in p.stderr, (p.stdout, p.stderr)
+        return
+    assert p.returncode == 0, (p.stdout, p.stderr, runtime.last_calls())
+    assert p.stdout.split() == ["CapEff:", f"{asked & own:016x}", "Seccomp:", "0"], p.stdout
