@@ -252,7 +252,7 @@ def set_user_and_caps(user, caps, warn=None, keep_extra=0):
     try:
         sc.capset(eff | extra, perm | extra, inh)
     except OSError as e:
-        raise PyruncError(f"process.capabilities: capset: {e.strerror}") from None
+        raise PyruncError(f"process.capabilities: {e.strerror}") from None
     for n in caps.get("ambient") or ():
         num = CAPABILITIES.get(n) if isinstance(n, str) else None
         if num is None or num > last_cap():
@@ -275,7 +275,7 @@ def set_final_caps(masks):
     try:
         sc.capset(*masks)
     except OSError as e:
-        raise PyruncError(f"process.capabilities: capset: {e.strerror}") from None
+        raise PyruncError(f"process.capabilities: {e.strerror}") from None
 
 
 def reset_signals():

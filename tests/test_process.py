@@ -47,6 +47,23 @@ def test_capabilities(rt):
     assert int(status_field(status, "CapPrm"), 16) == expect
 
 
+def test_effective_beyond_permitted_is_one_clear_error(rt, runc_rt):
+    """capset(2) refuses an effective set beyond the permitted one; both runtimes fail
+    create (runc: "unable to apply caps: operation not permitted"); pyrunc's one line names
+    the field and the call once."""
+    def edit(c):
+        caps = c["process"]["capabilities"]
+        caps["effective"] = caps["effective"] + ["CAP_SYS_ADMIN"]
+        caps["permitted"] = [n for n in caps["permitted"] if n != "CAP_SYS_ADMIN"]
+
+    p = runc_rt.run("c-caps", runc_rt.bundle(["true"], edit=edit), check=False)
+    assert p.returncode != 0 and "unable to apply caps" in p.stderr
+    p = rt.run("c-caps", rt.bundle(["true"], edit=edit), check=False)
+    assert p.returncode == 1 and p.stdout == ""
+    assert p.stderr.count("\n") == 1 and "process.capabilities: capset:" in p.stderr, p.stderr
+    assert p.stderr.count("capset") == 1 and "Operation not permitted" in p.stderr, p.stderr
+
+
 def test_ambient_capabilities_for_non_root(rt):
     caps = ["CAP_NET_BIND_SERVICE"]
 
