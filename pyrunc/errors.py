@@ -1,5 +1,19 @@
 """Errors that reach the user as one line on stderr (and in the --log file), exit 1."""
 
+_CONTROL = {i: f"\\x{i:02x}" for i in list(range(0x20)) + [0x7F]}
+_CONTROL.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x85: "\\x85", 0x2028: "\\u2028",
+                 0x2029: "\\u2029"})
+
+
+def one_line(text):
+    """``text`` with control characters written as escapes, and lone surrogates (JSON
+    allows "\\ud800"; undecodable bytes of argv become them) as \\udXXX: one line that
+    can be written out as UTF-8."""
+    text = text.translate(_CONTROL)
+    if not text.isascii():
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
 
 class PyruncError(Exception):
     """A user-facing error: the message is one line naming what is wrong and where."""

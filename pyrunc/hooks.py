@@ -33,11 +33,20 @@ def run_hooks(config, kind, state, *, warn_only=False, inherit=None):
             log.warning(msg)
 
 
+# A timeout beyond this (136 years) is no timeout: the clocks' arithmetic overflows.
+_MAX_TIMEOUT = 1 << 32
+
+
 def run_hook(hook, stdin_data, inherit=None):
     import subprocess
 
     path = hook["path"]
     args = hook.get("args") or [path]
+    for where, value in [("path", path)] + [(f"args[{i}]", a) for i, a in enumerate(args)] + \
+            [(f"env[{i}]", e) for i, e in enumerate(hook.get("env") or ())]:
+        if "\0" in value:
+            # execve(2) cannot pass it (runc: "invalid argument").
+            raise PyruncError(f"{where} contains a NUL byte")
     env = hook.get("env")  # an empty list is an empty environment
     if env is None:
         env = inherit
@@ -45,12 +54,16 @@ def run_hook(hook, stdin_data, inherit=None):
         env = dict(e.split("=", 1) for e in env if "=" in e)
     # "_timeout": below 1 s, kept by spec/compat.py (runc: already expired at the start)
     timeout = hook.get("timeout", hook.get("_timeout"))
+    if timeout is not None and timeout >= _MAX_TIMEOUT:
+        timeout = None
     try:
         p = subprocess.Popen(args, executable=path, env=env, stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, close_fds=True,
                              restore_signals=True, start_new_session=False)
     except OSError as e:
-        raise PyruncError(f"{e.strerror}") from None
+        raise PyruncError(f"starting {path}: {e.strerror}") from None
+    except ValueError as e:  # e.g. an env name Python's exec refuses ("=x")
+        raise PyruncError(f"cannot run it: {e}") from None
     try:
         out, err = p.communicate(stdin_data, timeout=timeout)
     except subprocess.TimeoutExpired:

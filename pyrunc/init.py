@@ -7,7 +7,7 @@ import errno
 import os
 
 from pyrunc import initpipe, log, namespaces
-from pyrunc.errors import HookError, PyruncError
+from pyrunc.errors import HookError, PyruncError, one_line
 
 
 class InitSpec:
@@ -74,13 +74,15 @@ def report_failure(sock, err):
         msg = str(err)
     elif isinstance(err, OSError):
         msg = str(err.strerror if not err.args[1:] else err.args[1])
+        if err.filename is not None:  # an os.* call: name its file at least
+            msg = f"{msg}: {err.filename}"
     else:
         msg = f"internal error: {type(err).__name__}: {err}"
     try:
         initpipe.send(sock, "error", msg=msg, kind=kind)
     except Exception:  # noqa: BLE001 - the runtime is gone: last resort
         try:
-            os.write(2, f"pyrunc: container init: {msg}\n".encode())
+            os.write(2, f"pyrunc: container init: {one_line(msg)}\n".encode())
         except OSError:
             pass
     os._exit(1)

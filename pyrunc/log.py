@@ -7,6 +7,8 @@ import os
 import sys
 import time
 
+from pyrunc.errors import one_line
+
 _path = None
 _fd = None  # the --log file, opened by open_file()
 _format = "text"
@@ -41,13 +43,18 @@ def _line(level, msg):
     if _format == "json":
         from pyrunc.jsonutil import dumps
 
-        return dumps({"level": level, "msg": msg, "time": now}) + "\n"
-    esc = msg.replace("\\", "\\\\").replace('"', '\\"')
+        # One line in the message too: engines show it to users (containerd: the last
+        # error line's msg) and it may quote anything from a config or argv.
+        return dumps({"level": level, "msg": one_line(msg), "time": now}) + "\n"
+    # As logrus' %q: backslash and quote escaped, then control characters (whatever a
+    # message quotes from a config or argv, the line stays one line).
+    esc = one_line(msg.replace("\\", "\\\\").replace('"', '\\"'))
     return f'time="{now}" level={level} msg="{esc}"\n'
 
 
 def _write(level, msg):
-    line = _line(level, msg).encode()
+    # json: the encoder escapes control characters and lone surrogates itself.
+    line = _line(level, msg).encode("utf-8", "backslashreplace")
     if _path:
         fd = _fd
         if fd is None:
@@ -60,7 +67,7 @@ def _write(level, msg):
                 os.write(fd, line)
                 return True
             except OSError:
-                pass
+                pass  # a full or failing log file: the line still goes to stderr
             finally:
                 if fd is not _fd:
                     os.close(fd)
@@ -75,7 +82,7 @@ def error(msg):
     """One line in the log; with a --log file, the plain message on stderr too (as runc)."""
     if _write("error", msg):
         try:
-            os.write(2, (msg + "\n").encode())
+            os.write(2, (one_line(msg) + "\n").encode())
         except OSError:
             pass
 

@@ -17,14 +17,16 @@ def run(ctx, opts, args):
     import os
     import sys
 
-    from pyrunc.errors import PyruncError
+    from pyrunc.errors import PyruncError, one_line
     from pyrunc.spec.compat import runc_compat
     from pyrunc.spec.config import load_config
+    from pyrunc.spec.problems import sort_problems
     from pyrunc.spec.validate import schema_problems, semantic_problems
 
     bundle = os.path.abspath(opts["bundle"] or ".")
     path = os.path.join(bundle, "config.json")
-    config = load_config(bundle)
+    surrogates = []
+    config = load_config(bundle, surrogates)
     if opts["schema_only"]:
         problems, warnings = schema_problems(config), []
     else:
@@ -32,6 +34,11 @@ def run(ctx, opts, args):
         # what create does: runc's reading of the config, then the checks
         warnings = runc_compat(taken, bundle)
         problems = schema_problems(taken) + semantic_problems(taken, bundle, strict=False)
+    if surrogates:
+        # Not Unicode (RFC 8259 section 8.2): runc and create read each as U+FFFD.
+        problems = sort_problems(problems + [
+            one_line(f"{ptr}: contains a lone UTF-16 surrogate escape, which is not Unicode "
+                     "text (read as U+FFFD)") for ptr in surrogates])
     out = [p + "\n" for p in problems]
     for w in warnings:
         ptr, _, message = w.partition(": ")

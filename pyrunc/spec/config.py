@@ -7,7 +7,7 @@ traceback reach the user.  Only the standard library is used (hot path).
 import os
 import stat
 
-from pyrunc.errors import ConfigError
+from pyrunc.errors import ConfigError, one_line
 
 CONFIG_NAME = "config.json"
 
@@ -16,16 +16,9 @@ CONFIG_NAME = "config.json"
 MAX_CONFIG_BYTES = 16 * 1024 * 1024
 
 
-_CONTROL = {i: f"\\x{i:02x}" for i in list(range(0x20)) + [0x7F, 0x85, 0x2028, 0x2029]}
-_CONTROL.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"})
-
-
 def _error(message):
     """A ConfigError whose message is guaranteed to be one line (paths may hold anything)."""
-    message = message.translate(_CONTROL)
-    if not message.isascii():
-        message = message.encode("utf-8", "backslashreplace").decode("utf-8")
-    return ConfigError(message)
+    return ConfigError(one_line(message))
 
 
 def _kind_of(value):
@@ -44,12 +37,13 @@ def config_path(bundle_dir: str) -> str:
     return os.path.join(bundle_dir, CONFIG_NAME)
 
 
-def load_config(bundle_dir: str) -> dict:
+def load_config(bundle_dir: str, surrogates=None) -> dict:
     """Read and parse ``<bundle_dir>/config.json``; the result is always a dict.
 
     Raises ConfigError (one line, naming the file) when the bundle or file is
     missing, unreadable, not a regular file, empty, too large, not UTF-8, not
     JSON, or not a JSON object.  Validation is done by pyrunc.spec.validate.
+    ``surrogates``: see parse_config.
     """
     bundle_dir = os.fspath(bundle_dir)
     path = config_path(bundle_dir)
@@ -63,6 +57,21 @@ def load_config(bundle_dir: str) -> dict:
         raise _error(f"{path}: {bundle_dir} is not a directory") from None
     except (OSError, ValueError) as e:
         raise _error(f"{path}: cannot open: {_reason(e)}") from None
+    return parse_config(_read(fd, path), path, surrogates)
+
+
+def load_json_object(path: str, surrogates=None) -> dict:
+    """load_config for any JSON object file (exec --process): a dict, or a one-line
+    ConfigError naming the file."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+    except (OSError, ValueError) as e:
+        raise _error(f"{path}: cannot open: {_reason(e)}") from None
+    return parse_config(_read(fd, path), path, surrogates)
+
+
+def _read(fd, path):
+    """The bytes of the open file ``fd`` (closed here), refused beyond MAX_CONFIG_BYTES."""
     try:
         try:
             st = os.fstat(fd)
@@ -89,12 +98,16 @@ def load_config(bundle_dir: str) -> dict:
             chunks.append(chunk)
     finally:
         os.close(fd)
-    data = b"".join(chunks)
-    return parse_config(data, path)
+    return b"".join(chunks)
 
 
-def parse_config(data: bytes, path: str = CONFIG_NAME) -> dict:
-    """Parse config.json bytes (``path`` is only used in messages)."""
+def parse_config(data: bytes, path: str = CONFIG_NAME, surrogates=None) -> dict:
+    """Parse config.json bytes (``path`` is only used in messages).
+
+    Lone UTF-16 surrogates ("\\ud800": JSON allows them, Unicode text cannot hold them)
+    become U+FFFD, as Go's decoder (runc) reads them; the JSON pointer of each string
+    holding one is appended to the list ``surrogates`` when given (validate reports them).
+    """
     if not data.strip():
         raise _error(f"{path}: file is empty")
     if data.startswith(b"\xef\xbb\xbf"):
@@ -117,7 +130,42 @@ def parse_config(data: bytes, path: str = CONFIG_NAME) -> dict:
         raise _error(f"{path}: not valid JSON: {_one_line(str(e))}") from None
     if not isinstance(value, dict):
         raise _error(f"{path}: must contain a JSON object, not {_kind_of(value)}")
+    # Surrogates only come from \u escapes (the text is valid UTF-8): look only then.
+    if "\\ud" in text or "\\uD" in text:
+        value = _no_surrogates(value, (), surrogates if surrogates is not None else [])
     return value
+
+
+def _fix(s):
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in s)
+
+
+def _has_surrogate(s):
+    return not s.isascii() and any("\ud800" <= c <= "\udfff" for c in s)
+
+
+def _no_surrogates(value, parts, found):
+    """``value`` with lone surrogates replaced (iteratively: any depth the parser took)."""
+    from pyrunc.spec.problems import pointer
+
+    root = [value]
+    stack = [(root, 0, parts)]
+    while stack:
+        container, key, where = stack.pop()
+        v = container[key]
+        if isinstance(v, str):
+            if _has_surrogate(v):
+                found.append(pointer(*where))
+                container[key] = _fix(v)
+        elif isinstance(v, list):
+            stack.extend((v, i, where + (i,)) for i in range(len(v)))
+        elif isinstance(v, dict):
+            if any(_has_surrogate(k) for k in v):
+                for k in [k for k in v if _has_surrogate(k)]:
+                    found.append(pointer(*where, k))
+                    v[_fix(k)] = v.pop(k)
+            stack.extend((v, k, where + (k,)) for k in v)
+    return root[0]
 
 
 def _reason(e):

@@ -1,6 +1,6 @@
 """Problems as one-line strings ``"<JSON pointer>: <message>"`` (the root is ``/``),
 shared by the schema and the semantic checks."""
-
+from pyrunc.errors import one_line  # noqa: F401 - re-exported
 
 
 def _escape(token):
@@ -22,19 +22,6 @@ def _pointer_key(problem):
 
 def sort_problems(problems):
     return sorted(set(problems), key=_pointer_key)
-
-
-_CONTROL = {i: f"\\x{i:02x}" for i in list(range(0x20)) + [0x7F]}
-_CONTROL.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x85: "\\x85", 0x2028: "\\u2028", 0x2029: "\\u2029"})
-
-
-def one_line(text):
-    """``text`` with control characters (from keys or paths) written as escapes."""
-    text = text.translate(_CONTROL)
-    if not text.isascii():
-        # Lone surrogates (JSON allows "\ud800") cannot be written out as UTF-8.
-        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
 
 
 def show(value, limit=72):

@@ -53,6 +53,7 @@ _IDMAP_OPTIONS = ("idmap", "ridmap")
 _MAX_ID = 1 << 32
 _MAX_ID_MAP_LINES = 340  # kernel limit for uid_map/gid_map (since 4.15)
 _IFNAMSIZ = 16
+_DEV_MAX = {"major": (1 << 12) - 1, "minor": (1 << 20) - 1}  # MINORBITS 20 (linux/kdev_t.h)
 
 
 def _is_int(x):
@@ -423,6 +424,10 @@ def _check_linux(config, p):
             for key in ("major", "minor"):
                 if key not in dev:
                     p.add(L + ("devices", i), f'"{key}" is required unless type is "p"')
+                elif _is_int(dev[key]) and not 0 <= dev[key] <= _DEV_MAX[key]:
+                    # mknod(2) would make a node with other numbers (runc truncates).
+                    p.add(L + ("devices", i, key), f"{dev[key]} is outside the kernel's {key} "
+                                                   f"numbers, 0 to {_DEV_MAX[key]}")
 
     # network devices
     net_devices = linux.get("netDevices")
