@@ -37,12 +37,27 @@ def equal(a, b):
     return _unbool(a) == _unbool(b)
 
 
+def _key(x):
+    """A hashable key, equal for values equal() calls equal (1 and 1.0; not True)."""
+    if isinstance(x, str):
+        return ("s", x)
+    if isinstance(x, bool) or x is None:
+        return ("c", x)
+    if isinstance(x, list):
+        return ("l", tuple(_key(v) for v in x))
+    if isinstance(x, dict):
+        return ("d", frozenset((k, _key(v)) for k, v in x.items()))
+    return ("n", x)  # numbers: 1 == 1.0 and hash(1) == hash(1.0)
+
+
 def unique(items):
-    n = len(items)
-    for i in range(n):
-        for j in range(i + 1, n):
-            if equal(items[i], items[j]):
-                return False
+    """uniqueItems in O(n) (a pairwise equal() would be quadratic in the array)."""
+    seen = set()
+    for x in items:
+        k = _key(x)
+        if k in seen:
+            return False
+        seen.add(k)
     return True
 
 

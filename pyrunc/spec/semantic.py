@@ -51,7 +51,7 @@ _DEADLINE_FIELDS = ("runtime", "deadline", "period")
 _CLOCKS = ("monotonic", "boottime")
 _IDMAP_OPTIONS = ("idmap", "ridmap")
 _MAX_ID = 1 << 32
-_MAX_ID_MAP_LINES = 340  # kernel limit for uid_map/gid_map (since 4.15)
+_MAX_ID_MAP_LINES = 340  # UID_GID_MAP_MAX_EXTENTS (since Linux 4.15; 5 before)
 _IFNAMSIZ = 16
 _DEV_MAX = {"major": (1 << 12) - 1, "minor": (1 << 20) - 1}  # MINORBITS 20 (linux/kdev_t.h)
 
@@ -291,8 +291,11 @@ def _check_id_mappings(maps, parts, p):
     if not isinstance(maps, list):
         return
     if len(maps) > _MAX_ID_MAP_LINES:
+        # Refused at once: the checks below would only add noise.
         p.add(parts, f"has {len(maps)} entries; the kernel accepts at most {_MAX_ID_MAP_LINES}")
+        return
     ranges = []
+    text_size = 0
     for i, m in enumerate(maps):
         if not isinstance(m, dict):
             continue
@@ -305,12 +308,31 @@ def _check_id_mappings(maps, parts, p):
         if cid + size > _MAX_ID or hid + size > _MAX_ID:
             p.add(parts + (i,), f"range goes beyond the largest id {_MAX_ID - 1}")
             continue
-        for j, (c2, h2, s2) in ranges:
-            if cid < c2 + s2 and c2 < cid + size:
-                p.add(parts + (i,), f"containerID range overlaps entry {j}")
-            elif hid < h2 + s2 and h2 < hid + size:
-                p.add(parts + (i,), f"hostID range overlaps entry {j}")
-        ranges.append((i, (cid, hid, size)))
+        ranges.append((cid, hid, size, i))
+        text_size += len(f"{cid} {hid} {size}\n")
+    if text_size >= _page_size():
+        # user_namespaces(7): the map is written at once, in less than a page.
+        p.add(parts, f"written out, the {len(ranges)} entries take {text_size} bytes; the "
+                     f"kernel takes less than {_page_size()} (a page)")
+    for axis, name in ((0, "containerID"), (1, "hostID")):
+        _overlaps(ranges, axis, name, parts, p)
+
+
+def _overlaps(ranges, axis, name, parts, p):
+    """Report each entry whose range on ``axis`` overlaps another's, naming the earlier
+    entry: a sweep over the ranges sorted by start, O(n log n)."""
+    reach, owner = None, None  # the furthest end so far, and its entry
+    for r in sorted(ranges, key=lambda r: (r[axis], r[3])):
+        start, end, i = r[axis], r[axis] + r[2], r[3]
+        if owner is not None and start < reach:
+            first, later = sorted((i, owner))
+            p.add(parts + (later,), f"{name} range overlaps entry {first}")
+        if owner is None or end > reach:
+            reach, owner = end, i
+
+
+def _page_size():
+    return os.sysconf("SC_PAGE_SIZE")
 
 
 def _check_mounts(config, userns, p):

@@ -114,7 +114,9 @@ def schema_problems(config, schema="config") -> list:
     ``schema`` is "config", "state" or "features".  Each problem is
     ``"<pointer>: <message>"``; the list is sorted and free of duplicates.
     """
-    v = _jsonschema_validator(schema)
+    v = _jsonschema_validator(schema)  # (ValueError for an unknown schema)
+    if is_valid_fast(config, schema):
+        return []  # the same verdict, without jsonschema's ~0.25 ms an array entry
     problems = []
     for error in v.iter_errors(config):
         for path, message in _describe(error):
