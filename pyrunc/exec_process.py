@@ -29,23 +29,26 @@ def build_process(config_process, opts):
         proc["args"] = opts["args"]
         proc["terminal"] = bool(opts.get("tty"))
         proc.pop("consoleSize", None)
+    # The command line's changes are checked here; the rest was checked at create (or,
+    # with --process, by the caller: the checks of config.json's process).
     if opts.get("cwd"):
+        if not opts["cwd"].startswith("/"):
+            raise PyruncError(f"invalid --cwd {opts['cwd']}: must be an absolute path")
         proc["cwd"] = opts["cwd"]
     if opts.get("env"):
+        for e in opts["env"]:
+            if not e.partition("=")[0] or "=" not in e:
+                raise PyruncError(f"invalid --env {e}: not of the form NAME=value")
         proc["env"] = list(proc.get("env") or ()) + list(opts["env"])
     if opts.get("user"):
         uid, _, gid = opts["user"].partition(":")
-        try:
-            proc.setdefault("user", {})["uid"] = int(uid)
-            if gid:
-                proc["user"]["gid"] = int(gid)
-        except ValueError:
-            raise PyruncError(f"invalid --user {opts['user']!r}: expected UID[:GID]") from None
+        user = proc.setdefault("user", {})
+        user["uid"] = _id(uid, f"--user {opts['user']}")
+        if gid:
+            user["gid"] = _id(gid, f"--user {opts['user']}")
     if opts.get("additional_gids"):
-        try:
-            proc.setdefault("user", {})["additionalGids"] = [int(g) for g in opts["additional_gids"]]
-        except ValueError:
-            raise PyruncError("invalid --additional-gids: expected numbers") from None
+        proc.setdefault("user", {})["additionalGids"] = [
+            _id(g, f"--additional-gids {g}") for g in opts["additional_gids"]]
     if opts.get("cap"):
         caps = proc.setdefault("capabilities", {})
         for kind in ("bounding", "effective", "permitted", "ambient"):
@@ -60,6 +63,17 @@ def build_process(config_process, opts):
     if not proc.get("args"):
         raise PyruncError("exec: process.args must not be empty")
     return proc
+
+
+def _id(text, what):
+    """A uid/gid from the command line (runc: "uids and gids must be in range")."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise PyruncError(f"invalid {what}: expected UID[:GID], numbers") from None
+    if not 0 <= n < 0xFFFFFFFF:  # (uid_t)-1 means "no change" to the kernel
+        raise PyruncError(f"invalid {what}: uids and gids must be in range 0-4294967294")
+    return n
 
 
 def _join_namespaces(init_pid, types):

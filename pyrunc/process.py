@@ -219,6 +219,10 @@ def set_user_and_caps(user, caps, warn=None, keep_extra=0):
     from pyrunc.capabilities import CAPABILITIES, last_cap
 
     uid, gid = user.get("uid", 0), user.get("gid", 0)
+    for what, n in (("uid", uid), ("gid", gid)):
+        # Validation refuses these; a last guard: -1 would mean "no change" (stay root).
+        if not isinstance(n, int) or isinstance(n, bool) or not 0 <= n < 0xFFFFFFFF:
+            raise PyruncError(f"process.user.{what}: {n!r} is not a uid/gid (0 to 4294967294)")
     if caps is not None:
         # what we hold bounds what we can grant (the runtime warned about the rest)
         _, held, held_inh = sc.capget()

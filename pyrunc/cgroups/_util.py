@@ -50,9 +50,12 @@ def write_file(controller, dirpath, name, value):
     except OSError as e:
         raise error(controller, f'writing "{data}" to {name}: {_strerror(e)}', e.errno) from None
     try:
-        os.write(fd, data.encode())
+        # surrogateescape: the bytes of a command-line value that is not UTF-8
+        os.write(fd, data.encode("utf-8", "surrogateescape"))
     except OSError as e:
         raise error(controller, f'writing "{data}" to {name}: {_strerror(e)}', e.errno) from None
+    except UnicodeEncodeError:
+        raise error(controller, f'writing "{data}" to {name}: not valid text') from None
     finally:
         os.close(fd)
 

@@ -28,7 +28,7 @@ def run(ctx, opts, args):
     from pyrunc.cli.create import preserved_fds
     from pyrunc.container import open_container
     from pyrunc.errors import PyruncError, UsageError
-    from pyrunc.exec_process import build_process, exec_in
+    from pyrunc.exec_process import exec_in
 
     c = open_container(ctx.root, args[0])
     status = c.status()
@@ -38,22 +38,13 @@ def run(ctx, opts, args):
         raise PyruncError("cannot exec in a paused container (use --ignore-paused to override)")
     if opts["cgroup"]:
         raise PyruncError("exec --cgroup: sub-cgroups are not supported on cgroup v1")
-    if opts["process"]:
-        import json
-
-        try:
-            with open(opts["process"]) as f:
-                opts["process"] = json.load(f)
-        except OSError as e:
-            raise PyruncError(f"reading process file {opts['process']}: {e.strerror}") from None
-        except ValueError as e:
-            raise PyruncError(f"process file {opts['process']}: invalid JSON: {e}") from None
-        if not isinstance(opts["process"], dict):
-            raise PyruncError("process file: must be a JSON object")
-    elif len(args) < 2:
+    if not opts["process"] and len(args) < 2:
         raise UsageError('pyrunc: "exec" requires a minimum of 2 arguments')
     opts["args"] = args[1:]
-    proc = build_process(c.config.get("process"), opts)
+    try:
+        proc = _process(c, opts)
+    except PyruncError as e:
+        raise _exec_failed(e) from None
     if not opts["detach"]:
         signals.block_all()
     total, listen = preserved_fds(opts)
@@ -61,10 +52,33 @@ def run(ctx, opts, args):
         pid = exec_in(c, proc, console_socket=opts["console_socket"] or None,
                       pid_file=opts["pid_file"] or None, preserve_fds=total, listen_fds=listen)
     except PyruncError as e:
-        # runc's wording and exit code for a process that could not be started
-        err = PyruncError(f"exec failed: {e}")
-        err.exit_code = 255
-        raise err from None
+        raise _exec_failed(e) from None
     if opts["detach"]:
         return 0
     return signals.supervise(pid)
+
+
+def _exec_failed(e):
+    """runc's wording and exit code for a process that could not be started."""
+    from pyrunc.errors import PyruncError
+
+    err = PyruncError(f"exec failed: {e}")
+    err.exit_code = 255
+    return err
+
+
+def _process(c, opts):
+    """The process to run: --process FILE, which passes the checks of config.json's
+    process at create (runc too refuses what its JSON decoding cannot take, such as
+    "uid": -1 or true), or the container's, checked at create, with the command line's
+    changes (build_process checks those)."""
+    from pyrunc.exec_process import build_process
+
+    if opts["process"]:
+        from pyrunc.spec.config import load_json_object
+        from pyrunc.spec.process_checks import check_process
+
+        path = opts["process"]
+        opts["process"] = load_json_object(path)
+        check_process(opts["process"], path)
+    return build_process(c.config.get("process"), opts)

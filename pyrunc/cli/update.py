@@ -57,27 +57,23 @@ def parse_bytes(text, flag):
 
 
 def run(ctx, opts, args):
-    import json
     import sys
 
     from pyrunc.container import update
     from pyrunc.errors import PyruncError, UsageError
+    from pyrunc.spec.config import load_json_object, parse_config
 
     resources = {}
-    if opts["resources"]:
+    source = opts["resources"] or "resources"
+    if opts["resources"] == "-":
+        source = "resources (standard input)"
         try:
-            if opts["resources"] == "-":
-                data = sys.stdin.read()
-            else:
-                with open(opts["resources"]) as f:
-                    data = f.read()
-            resources = json.loads(data)
+            data = sys.stdin.buffer.read()
         except OSError as e:
-            raise PyruncError(f"reading resources {opts['resources']}: {e.strerror}") from None
-        except ValueError as e:
-            raise PyruncError(f"resources {opts['resources']}: invalid JSON: {e}") from None
-        if not isinstance(resources, dict):
-            raise PyruncError(f"resources {opts['resources']}: must be a JSON object")
+            raise PyruncError(f"reading {source}: {e.strerror}") from None
+        resources = parse_config(data, source)
+    elif opts["resources"]:
+        resources = load_json_object(opts["resources"])
     for dest, (section, key, kind) in _FIELDS.items():
         val = opts[dest]
         if val == "":
@@ -92,5 +88,12 @@ def run(ctx, opts, args):
         else:
             v = val
         resources.setdefault(section, {})[key] = v
+    from pyrunc.spec.validate import is_valid_fast, schema_problems
+
+    # As config.json's linux.resources (runc's JSON decoding refuses wrong types too).
+    if not is_valid_fast(resources, "resources"):
+        problems = schema_problems(resources, "resources")
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise PyruncError(f"{source}: {problems[0]}{more}")
     update(ctx.root, args[0], resources)
     return 0

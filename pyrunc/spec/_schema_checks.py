@@ -1219,4 +1219,4 @@ _t244 = (('enabled', _v238), ('actions', _v239), ('operators', _v240), ('archs',
 _t248 = (('namespaces', _v226), ('capabilities', _v227), ('cgroup', _v230), ('seccomp', _v237), ('apparmor', _v245), ('selinux', _v245), ('intelRdt', _v245), ('netDevices', _v245), ('mountExtensions', _v247), )
 _t250 = (('ociVersionMin', _v2), ('ociVersionMax', _v2), ('hooks', _v10), ('mountOptions', _v10), ('annotations', _v66), ('potentiallyUnsafeConfigAnnotations', _v10), ('linux', _v225), )
 
-CHECKS = {'config': _v1, 'state': _v217, 'features': _v224}
+CHECKS = {'config': _v1, 'state': _v217, 'features': _v224, 'process': _v18, 'resources': _v92}

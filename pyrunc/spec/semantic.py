@@ -5,6 +5,8 @@ import os
 import stat
 
 from pyrunc.spec.problems import one_line, pointer, show, sort_problems  # noqa: F401
+from pyrunc.spec.process_checks import (_Problems, _abs_path, _dict, _is_int, _list,
+                                        _typed_entries, add_process_problems, parse_id_list)
 from pyrunc.sysctl import problem as sysctl_problem
 
 SUPPORTED_VERSIONS = "1.0.0 to 1.3.x"
@@ -38,83 +40,13 @@ def _parse_semver(v):
 
 _HOOK_STAGES = ("prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop")
 
-_RLIMITS = frozenset(
-    "RLIMIT_" + n
-    for n in (
-        "AS CORE CPU DATA FSIZE LOCKS MEMLOCK MSGQUEUE NICE NOFILE NPROC RSS RTPRIO RTTIME SIGPENDING STACK".split()
-    )
-)
-
-
 _ERRNO_ACTIONS = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
-_DEADLINE_FIELDS = ("runtime", "deadline", "period")
 _CLOCKS = ("monotonic", "boottime")
 _IDMAP_OPTIONS = ("idmap", "ridmap")
 _MAX_ID = 1 << 32
 _MAX_ID_MAP_LINES = 340  # UID_GID_MAP_MAX_EXTENTS (since Linux 4.15; 5 before)
 _IFNAMSIZ = 16
 _DEV_MAX = {"major": (1 << 12) - 1, "minor": (1 << 20) - 1}  # MINORBITS 20 (linux/kdev_t.h)
-
-
-def _is_int(x):
-    return isinstance(x, int) and not isinstance(x, bool)
-
-
-def _list(x):
-    return x if isinstance(x, list) else []
-
-
-def _typed_entries(entries):
-    """(index, type, index of an earlier entry of the same type or None) for the dict
-    entries of a list that have a string "type"."""
-    seen = {}
-    for i, entry in enumerate(_list(entries)):
-        t = entry.get("type") if isinstance(entry, dict) else None
-        if isinstance(t, str):
-            yield i, t, seen.get(t)
-            seen.setdefault(t, i)
-
-
-def _dict(x):
-    return x if isinstance(x, dict) else {}
-
-
-class _Problems:
-    def __init__(self):
-        self.items = []
-
-    def add(self, parts, message):
-        self.items.append(one_line(f"{pointer(*parts)}: {message}"))
-
-
-def _abs_path(p, parts, value, what="must be an absolute path", allow_empty=False):
-    """Absolute path check shared by several fields (strings only)."""
-    if not isinstance(value, str):
-        return
-    if value == "":
-        if not allow_empty:
-            p.add(parts, "must not be empty")
-        return
-    if "\0" in value:
-        p.add(parts, "must not contain a NUL byte")
-    elif not value.startswith("/"):
-        p.add(parts, f"{show(value)} {what}")
-
-
-def _parse_id_list(text):
-    """Whether ``text`` is a list like ``0-3,7`` (empty allowed)."""
-    text = text.strip()
-    if not text:
-        return True
-    for item in text.split(","):
-        item = item.strip()
-        lo, dash, hi = item.partition("-")
-        lo, hi = lo.strip(), hi.strip()
-        if not (lo.isascii() and lo.isdigit()) or len(lo) > 9:
-            return False
-        if dash and (not (hi.isascii() and hi.isdigit()) or len(hi) > 9 or int(hi) < int(lo)):
-            return False
-    return True
 
 
 def _bad_ifname(name):
@@ -180,101 +112,6 @@ def _check_root(config, bundle_dir, p):
     else:
         if not stat.S_ISDIR(st.st_mode):
             p.add(("root", "path"), f"{full} is not a directory")
-
-
-def _check_process(config, p):
-    proc = config.get("process")
-    if not isinstance(proc, dict):
-        return
-    P = ("process",)
-    cwd = proc.get("cwd")
-    _abs_path(p, P + ("cwd",), cwd)
-
-    if "args" not in proc:
-        p.add(P, '"args" is required: it must contain at least one entry')
-    elif isinstance(proc["args"], list):
-        args = proc["args"]
-        if not args:
-            p.add(P + ("args",), "must contain at least one entry")
-        elif args[0] == "":
-            p.add(P + ("args", 0), "the program to run must not be empty")
-        for i, a in enumerate(args):
-            if isinstance(a, str) and "\0" in a:
-                p.add(P + ("args", i), "must not contain a NUL byte")
-
-    for i, e in enumerate(_list(proc.get("env"))):
-        if not isinstance(e, str):
-            continue
-        name, eq, _ = e.partition("=")
-        if "\0" in e:
-            p.add(P + ("env", i), "must not contain a NUL byte")
-        elif not eq or not name:
-            p.add(P + ("env", i), f"{show(e)} is not of the form NAME=value")
-
-    user = proc.get("user")
-    if isinstance(user, dict):
-        for key in ("uid", "gid"):
-            if key not in user:
-                p.add(P + ("user",), f'"{key}" is required')
-
-    for i, t, first in _typed_entries(proc.get("rlimits")):
-        if first is not None:
-            p.add(P + ("rlimits", i, "type"), f"duplicate rlimit {show(t)} (also at index {first})")
-        elif t not in _RLIMITS and t.startswith("RLIMIT_"):
-            p.add(P + ("rlimits", i, "type"), f"unknown rlimit {show(t)}")
-    for i, rl in enumerate(_list(proc.get("rlimits"))):
-        soft, hard = (rl.get("soft"), rl.get("hard")) if isinstance(rl, dict) else (None, None)
-        if _is_int(soft) and _is_int(hard) and soft > hard:
-            p.add(P + ("rlimits", i), f"soft limit {soft} is greater than the hard limit {hard}")
-
-    oom = proc.get("oomScoreAdj")
-    if _is_int(oom) and not -1000 <= oom <= 1000:
-        p.add(P + ("oomScoreAdj",), f"{oom} is outside -1000 to 1000")
-
-    iop = proc.get("ioPriority")
-    if isinstance(iop, dict):
-        if "priority" not in iop:
-            p.add(P + ("ioPriority",), '"priority" is required')
-        elif _is_int(iop["priority"]) and not 0 <= iop["priority"] <= 7:
-            p.add(P + ("ioPriority", "priority"), f"{iop['priority']} is outside 0 (highest) to 7 (lowest)")
-
-    _check_scheduler(proc.get("scheduler"), P + ("scheduler",), p)
-
-    aff = proc.get("execCPUAffinity")
-    if isinstance(aff, dict):
-        for key in ("initial", "final"):
-            v = aff.get(key)
-            if isinstance(v, str) and not _parse_id_list(v):
-                p.add(P + ("execCPUAffinity", key), f"{show(v)} is not a CPU list such as 0-3,7")
-
-
-def _check_scheduler(s, parts, p):
-    if not isinstance(s, dict):
-        return
-    policy = s.get("policy")
-    nice = s.get("nice")
-    if _is_int(nice) and not -20 <= nice <= 19:
-        p.add(parts + ("nice",), f"{nice} is outside -20 to 19")
-    if not isinstance(policy, str):
-        return
-    prio = s.get("priority")
-    if _is_int(prio):
-        if policy in ("SCHED_FIFO", "SCHED_RR"):
-            if not 1 <= prio <= 99:
-                p.add(parts + ("priority",), f"{prio} is outside 1 to 99 for {policy}")
-        elif prio != 0:
-            p.add(parts + ("priority",), f"must be 0 for {show(policy)} (only SCHED_FIFO and SCHED_RR use a priority)")
-    values = {k: s.get(k) for k in _DEADLINE_FIELDS if _is_int(s.get(k))}
-    if policy != "SCHED_DEADLINE":
-        for k, v in values.items():
-            if v != 0:
-                p.add(parts + (k,), f"is only used by SCHED_DEADLINE, not {show(policy)}")
-    else:
-        rt, dl, per = values.get("runtime", 0), values.get("deadline", 0), values.get("period", 0)
-        if dl and rt > dl:
-            p.add(parts + ("runtime",), f"runtime {rt} is greater than deadline {dl}")
-        if per and dl and dl > per:
-            p.add(parts + ("deadline",), f"deadline {dl} is greater than period {per}")
 
 
 def _namespaces(linux):
@@ -544,7 +381,7 @@ def _check_linux(config, p):
             p.add(L + ("memoryPolicy",), '"mode" is required')
         nodes = mp.get("nodes")
         has_nodes = isinstance(nodes, str) and nodes.strip() != ""
-        if isinstance(nodes, str) and not _parse_id_list(nodes):
+        if isinstance(nodes, str) and not parse_id_list(nodes):
             p.add(L + ("memoryPolicy", "nodes"), f"{show(nodes)} is not a node list such as 0-3,7")
         if mode in ("MPOL_DEFAULT", "MPOL_LOCAL") and has_nodes:
             p.add(L + ("memoryPolicy", "nodes"), f"must be empty for {mode}")
@@ -610,7 +447,7 @@ def semantic_problems(config, bundle_dir=None, strict=True) -> list:
     if strict:
         _check_version(config, p)
     _check_root(config, bundle_dir, p)
-    _check_process(config, p)
+    add_process_problems(config.get("process"), ("process",), p)
     _check_hooks(config, p)
     _check_string_map(config.get("annotations"), ("annotations",), p, what="annotation keys", empty_ok=not strict)
     linux = config.get("linux")

@@ -34,7 +34,9 @@ _SPEC_FILES = (
     "features-schema.json",
     "features-linux.json",
 )
-_ROOTS = {"config": "config-schema.json", "state": "state-schema.json", "features": "features-schema.json"}
+_ROOTS = {"config": "config-schema.json", "state": "state-schema.json", "features": "features-schema.json",
+          "process": "config-schema.json#/definitions/process",
+          "resources": "config-linux.json#/definitions/resources"}
 
 
 # ---------------------------------------------------------------------------
@@ -67,7 +69,9 @@ def _jsonschema_validator(schema):
     registry = Registry().with_resources(
         (name, Resource.from_contents(doc, default_specification=DRAFT4)) for name, doc in docs.items()
     )
-    v = _validators[schema] = Draft4Validator(docs[_ROOTS[schema]], registry=registry)
+    root = _ROOTS[schema]
+    root = {"$ref": root} if "#" in root else docs[root]
+    v = _validators[schema] = Draft4Validator(root, registry=registry)
     return v
 
 
@@ -111,7 +115,8 @@ def _describe(error):
 def schema_problems(config, schema="config") -> list:
     """Problems of ``config`` under the project's JSON schema ``schema``.
 
-    ``schema`` is "config", "state" or "features".  Each problem is
+    ``schema`` is "config", "state", "features", "process" (exec --process) or
+    "resources" (update --resources).  Each problem is
     ``"<pointer>: <message>"``; the list is sorted and free of duplicates.
     """
     v = _jsonschema_validator(schema)  # (ValueError for an unknown schema)
