@@ -135,9 +135,12 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
                                "created": _now_rfc3339nano(),
                                "cgroup": made.cgroup.planned_state()})
         fifo = os.path.join(made.state_dir, EXEC_FIFO)
-        os.mkfifo(fifo, 0o622)
-        os.chmod(fifo, 0o622)
-        fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+        try:
+            os.mkfifo(fifo, 0o622)
+            os.chmod(fifo, 0o622)
+            fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+        except OSError as e:
+            raise PyruncError(f"creating {fifo}: {e.strerror}") from None
         made.cgroup.create()
         if isinstance(console_socket, str):
             from pyrunc.console import connect_socket

@@ -80,8 +80,10 @@ class Store:
         """Exclusive flock on the container dir; returns the fd (close it to unlock)."""
         try:
             return _dirfd_lock(self.dir(cid))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             raise ContainerNotFound(cid) from None
+        except OSError as e:
+            raise PyruncError(f"locking the state of container {cid}: {self.dir(cid)}: {e.strerror}") from None
 
     def busy(self, cid):
         """Whether another command holds the container's lock (e.g. create, until done)."""
@@ -105,6 +107,8 @@ class Store:
             data = read_bytes(path)
         except (FileNotFoundError, NotADirectoryError):
             raise ContainerNotFound(cid) from None
+        except OSError as e:
+            raise PyruncError(f"reading the state of container {cid}: {path}: {e.strerror}") from None
         rec = _parse(data)
         if not _is_record(rec):
             # e.g. another runtime's container in a shared root (Docker 20.10 keeps every
@@ -142,17 +146,30 @@ class Store:
 
     def save(self, cid, state):
         d = self.dir(cid)
+        path = os.path.join(d, STATE_FILE)
         tmp = os.path.join(d, f".{STATE_FILE}.tmp{os.getpid()}")
         data = dumps(state).encode()
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        step = f"creating {tmp}"
         try:
-            # Atomic (rename), not durable: no fsync, as runc. A state that outlived a
-            # crash of the machine would describe processes that are gone anyway, and an
-            # fsync costs ~0.5 ms of every create on a disk-backed --root.
-            os.write(fd, data)
-        finally:
-            os.close(fd)
-        os.rename(tmp, os.path.join(d, STATE_FILE))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+            try:
+                # Atomic (rename), not durable: no fsync, as runc. A state that outlived a
+                # crash of the machine would describe processes that are gone anyway, and
+                # an fsync costs ~0.5 ms of every create on a disk-backed --root.
+                step = f"writing {tmp}"
+                if os.write(fd, data) != len(data):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            finally:
+                os.close(fd)
+            step = f"renaming {tmp} to {path}"
+            os.rename(tmp, path)
+        except OSError as e:
+            if not step.startswith("creating"):
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+            raise PyruncError(f"saving the state of container {cid}: {step}: {e.strerror}") from None
 
     def remove(self, cid):
         """Remove the container's dir; never follows a symlink planted in its place."""
@@ -184,6 +201,8 @@ class Store:
             names = os.listdir(self.root)
         except FileNotFoundError:
             return []
+        except OSError as e:
+            raise PyruncError(f"listing the containers in {self.root}: {e.strerror}") from None
         return sorted(n for n in names if _valid_id(n))
 
 

@@ -134,16 +134,32 @@ def run(argv):
     except KeyboardInterrupt:
         return 130
     except OSError as e:
-        # A syscall failure that no lower layer turned into a PyruncError: still one line.
-        log.error(str(e))
+        # A syscall failure that no lower layer turned into a PyruncError (each should
+        # name its file and operation): still one line, naming what the error holds.
+        _debug_traceback(log)
+        log.error(f"{name}: {os_error(e)}")
         return 1
     except Exception as e:  # noqa: BLE001 - a bug, but never a traceback for the user
-        if log.is_debug():
-            import traceback
-
-            log.debug(traceback.format_exc())
+        _debug_traceback(log)
         log.error(f"internal error: {type(e).__name__}: {e} (run with --debug for details)")
         return 1
+
+
+def _debug_traceback(log):
+    if log.is_debug():
+        import traceback
+
+        log.debug(traceback.format_exc())
+
+
+def os_error(e):
+    """An OSError as "strerror: file[ -> file2]" (no "[Errno N]")."""
+    text = e.strerror or str(e)
+    if e.filename is not None:
+        text += f": {e.filename}"
+        if e.filename2 is not None:
+            text += f" -> {e.filename2}"
+    return text
 
 
 def main(fast_exit=False):
