@@ -64,9 +64,68 @@ def mountinfo(text):
     return out
 
 
+def cgroup_v2_host():
+    """True on a pure cgroup v2 host (/sys/fs/cgroup is cgroup2), independently of pyrunc."""
+    return os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+
+
+def pytest_collection_modifyitems(config, items):
+    """cgroup_v1 tests skip on a cgroup v2 host, cgroup_v2 tests on a v1/hybrid one
+    (markers registered in setup.cfg); each with the reason."""
+    v2 = cgroup_v2_host()
+    skip_v1 = pytest.mark.skip(reason="cgroup v1 only: this host is cgroup v2 (no v1 hierarchies)")
+    skip_v2 = pytest.mark.skip(reason="cgroup v2 only: this host has cgroup v1 hierarchies "
+                               "(run it in the cgroup v2 guest: README, Tests)")
+    for item in items:
+        if v2 and item.get_closest_marker("cgroup_v1"):
+            item.add_marker(skip_v1)
+        elif not v2 and item.get_closest_marker("cgroup_v2"):
+            item.add_marker(skip_v2)
+
+
+# The cgroup v2 comparison (tests marked cgroup_v2 record what runc and pyrunc did);
+# with PYRUNC_V2_TABLE=FILE the session writes it as a markdown table (docs/CGROUP-V2.md).
+V2_TABLE = []
+
+
+@pytest.fixture
+def v2_table(request):
+    def record(feature, runc_result, pyrunc_result, note="", same=None):
+        """same: whether the two agree, when that is not plain equality (e.g. both fail,
+        each with its own message)."""
+        if same is None:
+            same = str(runc_result) == str(pyrunc_result)
+        V2_TABLE.append((feature, str(runc_result), str(pyrunc_result), note, same,
+                         request.node.nodeid))
+    return record
+
+
+def pytest_sessionfinish(session, exitstatus):
+    path = os.environ.get("PYRUNC_V2_TABLE")
+    if not path or not V2_TABLE:
+        return
+    failed = {r.nodeid for r in session.config.pluginmanager.getplugin("terminalreporter")
+              .stats.get("failed", [])} if session.config.pluginmanager.getplugin(
+        "terminalreporter") else set()
+
+    def cell(s):
+        return s.replace("|", "\\|").replace("\n", "<br>")
+
+    lines = ["| feature | runc 1.1.5 | pyrunc | same | test |", "|---|---|---|---|---|"]
+    for feature, theirs, ours, note, same, nodeid in V2_TABLE:
+        same = "yes" if same else "no"
+        if note:
+            same += f" ({note})"
+        test = nodeid.split("::")[-1] + (" **FAILED**" if nodeid in failed else "")
+        lines.append(f"| {cell(feature)} | {cell(theirs)} | {cell(ours)} | {cell(same)} | {test} |")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
 def prefix_dirs(prefix):
     """Where a relative cgroupsPath under `prefix` lands: below this process's own cgroup
-    in every mounted hierarchy (runc's cgroupfs placement)."""
+    in every mounted hierarchy (runc's cgroupfs placement); on a cgroup v2 host below its
+    parent (runc's fs2: our own cgroup has processes, so no controllers for children)."""
     own = {}
     for line in Path("/proc/self/cgroup").read_text().splitlines():
         _, ctls, path = line.split(":", 2)
@@ -86,8 +145,10 @@ def prefix_dirs(prefix):
             key = keys[0]
         else:
             continue
-        rel = own.get(key, "/").lstrip("/")
-        out.append(Path(fields[4]) / rel / prefix)
+        rel = own.get(key, "/")
+        if fstype == "cgroup2" and fields[4] == "/sys/fs/cgroup":
+            rel = os.path.dirname(rel.rstrip("/")) or "/"
+        out.append(Path(fields[4]) / rel.lstrip("/") / prefix)
     return out
 
 

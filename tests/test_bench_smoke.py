@@ -24,7 +24,7 @@ def test_bench_run_smoke(tmp_path):
          "--rounds", "1", "--floor-rounds", "1", "--list-size", "5", "--list-real", "2",
          "--concurrent", "3", "--concurrent-rounds", "1", "--json", str(out), "--tmp", str(work),
          "--quiet"],
-        capture_output=True, text=True, timeout=55)
+        capture_output=True, text=True, timeout=300)  # (minutes under QEMU TCG: the v2 guest)
     assert p.returncode == 0, p.stdout + p.stderr
     res = json.loads(out.read_text())
     assert res["complete"] and not res["errors"] and not res["cleanup_problems"], res

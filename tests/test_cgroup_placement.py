@@ -8,16 +8,21 @@ import uuid
 
 import pytest
 
-from conftest import Runtime, pyrunc_binary
+from conftest import Runtime, cgroup_v2_host, pyrunc_binary
 from test_process import open_path_for_userns
+
+pytestmark = pytest.mark.cgroups
 
 
 def _expected(rt, name):
     """/proc/PID/cgroup lines of a process in `rt`'s container cgroup `name` (relative
-    cgroupsPath: below the runtime's own cgroup, which is this test's, per hierarchy)."""
+    cgroupsPath: below the runtime's own cgroup, which is this test's, per hierarchy; on a
+    cgroup v2 host below its parent, as runc's fs2)."""
     out = {}
     for line in open("/proc/self/cgroup").read().splitlines():
         key, own = line.rsplit(":", 1)
+        if cgroup_v2_host():
+            own = os.path.dirname(own.rstrip("/")) or "/"
         out[key] = os.path.normpath(f"{own.rstrip('/')}/{rt.cgroup_prefix}/{name}")
     return out
 

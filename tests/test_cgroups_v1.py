@@ -24,7 +24,7 @@ from pyrunc.errors import PyruncError
 
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
-    pytest.mark.skipif(is_unified(), reason="host is pure cgroup v2"),
+    pytest.mark.cgroup_v1,
 ]
 
 V1 = None

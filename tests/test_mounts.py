@@ -307,6 +307,7 @@ def test_sysfs_readonly_without_network_namespace(rt):
     assert "rw" in by_mountpoint(own, "/sys")["opts"]
 
 
+@pytest.mark.cgroup_v1  # one mount per v1 hierarchy; cgroup v2: test_cgroups_v2_live.py
 def test_cgroup_mount_with_cgroup_namespace_matches_runc(rt, runc_rt):
     def edit(c):
         c["linux"]["namespaces"].append({"type": "cgroup"})
@@ -319,6 +320,7 @@ def test_cgroup_mount_with_cgroup_namespace_matches_runc(rt, runc_rt):
     assert all(m["root"] == "/" and "ro" in m["opts"] for m in ours)
 
 
+@pytest.mark.cgroup_v1  # one bind per v1 hierarchy; cgroup v2: test_cgroups_v2_live.py
 @pytest.mark.parametrize("options", [None, ["nosuid", "noexec", "nodev", "relatime", "rw", "rslave"]])
 def test_cgroup_binds_without_cgroup_namespace_match_runc(rt, runc_rt, options):
     """Without a cgroup namespace each hierarchy is a bind of the container's own cgroup

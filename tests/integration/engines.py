@@ -182,12 +182,13 @@ def remove_cgroup_tree(parent):
         for d, subdirs, _ in os.walk(top, onerror=lambda e: None):
             dirs.append(Path(d))
     for d in dirs:
-        st = d / "freezer.state"
-        if st.exists() and st.read_text().strip() != "THAWED":
-            try:
-                st.write_text("THAWED")
-            except OSError:
-                pass
+        for name, thawed in (("freezer.state", "THAWED"), ("cgroup.freeze", "0")):
+            st = d / name
+            if st.exists() and st.read_text().strip() != thawed:
+                try:
+                    st.write_text(thawed)
+                except OSError:
+                    pass
     for d in dirs:
         procs = d / "cgroup.procs"
         try:

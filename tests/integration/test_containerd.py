@@ -10,12 +10,24 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
+from conftest import cgroup_v2_host
+
 from .engines import IMAGE, wait_for
+
+pytestmark = pytest.mark.cgroups
 
 LOOP = 'trap "exit 0" TERM; echo started; while :; do sleep 0.1; done'
 
 
+V2 = cgroup_v2_host()
+
+
 def host_cgroup(containerd, controller, cid):
+    """The container's cgroup of a v1 controller; on a cgroup v2 host its one directory."""
+    if V2:
+        return Path("/sys/fs/cgroup") / containerd.cgroup_parent.strip("/") / cid
     return Path("/sys/fs/cgroup") / controller / containerd.cgroup_parent.strip("/") / cid
 
 
@@ -143,13 +155,13 @@ def test_pause_resume(containerd, runtime):
     try:
         containerd.ctr("run", "-d", *containerd.run_opts(runtime, cid), IMAGE, cid, "sh", "-c", LOOP,
                        check=True, runtime=runtime)
-        freezer = host_cgroup(containerd, "freezer", cid) / "freezer.state"
+        freezer = host_cgroup(containerd, "freezer", cid) / ("cgroup.freeze" if V2 else "freezer.state")
         containerd.ctr("tasks", "pause", cid, check=True, runtime=runtime)
         assert containerd.task_status(cid) == "PAUSED"
-        assert freezer.read_text().strip() == "FROZEN"
+        assert freezer.read_text().strip() == ("1" if V2 else "FROZEN")
         containerd.ctr("tasks", "resume", cid, check=True, runtime=runtime)
         assert containerd.task_status(cid) == "RUNNING"
-        assert freezer.read_text().strip() == "THAWED"
+        assert freezer.read_text().strip() == ("0" if V2 else "THAWED")
         p = containerd.ctr("tasks", "exec", "--exec-id", "after", cid, "echo", "alive", runtime=runtime)
         assert p.stdout == "alive\n", (p.stdout, p.stderr)
     finally:
@@ -162,10 +174,11 @@ def test_memory_limit(containerd, runtime):
         containerd.ctr("run", "-d", "--memory-limit", str(64 * 1024 * 1024),
                        *containerd.run_opts(runtime, cid), IMAGE, cid, "sleep", "60",
                        check=True, runtime=runtime)
-        limit = host_cgroup(containerd, "memory", cid) / "memory.limit_in_bytes"
+        limit = host_cgroup(containerd, "memory", cid) / ("memory.max" if V2 else "memory.limit_in_bytes")
         assert limit.read_text().strip() == str(64 * 1024 * 1024)
         p = containerd.ctr("tasks", "exec", "--exec-id", "cg", cid, "cat", "/proc/self/cgroup", check=True)
-        assert f"memory:{containerd.cgroup_parent}/{cid}" in p.stdout, p.stdout
+        want = f"0::{containerd.cgroup_parent}/{cid}" if V2 else f"memory:{containerd.cgroup_parent}/{cid}"
+        assert want in p.stdout, p.stdout
     finally:
         containerd.remove(cid)
 

@@ -6,7 +6,15 @@ Each check runs for both runtimes (`runtime` fixture). The container ids podman 
 import os
 import re
 
+import pytest
+
+from conftest import cgroup_v2_host
+
 from .engines import IMAGE, wait_for
+
+pytestmark = pytest.mark.cgroups
+
+V2 = cgroup_v2_host()
 
 LOOP = 'trap "echo got-term; exit 0" TERM; trap "echo got-usr1" USR1; echo started; while :; do sleep 0.1; done'
 
@@ -131,6 +139,8 @@ def test_exec_tty(podman, runtime):
 
 
 def test_memory_and_pids_limit_visible_inside(podman, runtime):
+    if V2:
+        return _memory_and_pids_limit_v2(podman, runtime)
     p = podman.run(runtime, "--rm", "--memory", "64m", "--pids-limit", "57", IMAGE, "sh", "-c",
                    "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max; "
                    "grep -E ':(memory|pids):' /proc/self/cgroup")
@@ -141,13 +151,31 @@ def test_memory_and_pids_limit_visible_inside(podman, runtime):
     assert f":memory:{podman.cgroup_parent}/libpod-" in p.stdout, p.stdout
 
 
+def _memory_and_pids_limit_v2(podman, runtime):
+    """cgroup v2: podman gives the container its own cgroup namespace (it sees its cgroup
+    at /); where it is on the host is read from its init's /proc/PID/cgroup."""
+    name = podman.name("m")
+    podman.run(runtime, "-d", "--name", name, "--memory", "64m", "--pids-limit", "57", IMAGE,
+               "sleep", "60", check=True)
+    try:
+        p = podman.cmd("exec", name, "sh", "-c", "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max "
+                       "/proc/self/cgroup", check=True)
+        assert p.stdout.split() == [str(64 * 1024 * 1024), "57", "0::/"], p.stdout
+        pid = podman.cmd("inspect", "--format", "{{.State.Pid}}", name, check=True).stdout.strip()
+        where = open(f"/proc/{pid}/cgroup").read()
+        assert f"0::{podman.cgroup_parent}/libpod-" in where, where
+    finally:
+        podman.cmd("rm", "-f", "-t", "0", name)
+
+
 def test_update_memory(podman, runtime):
     """podman update: `RT update --resources=FILE ID`."""
     name = podman.name("u")
     podman.run(runtime, "-d", "--name", name, "--memory", "64m", IMAGE, "sleep", "60", check=True)
     try:
         podman.cmd("update", "--memory", "96m", name, runtime=runtime, check=True)
-        p = podman.cmd("exec", name, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes", check=True)
+        p = podman.cmd("exec", name, "cat", "/sys/fs/cgroup/memory.max" if V2 else
+                       "/sys/fs/cgroup/memory/memory.limit_in_bytes", check=True)
         assert p.stdout.strip() == str(96 * 1024 * 1024)
         assert any(c.startswith("update --resources=") for c in runtime.calls())
     finally:
