@@ -39,6 +39,14 @@ ffibuilder.cdef(
                              uint64_t userns_fd);
     long pyrunc_clone_fork(uint64_t flags, int cgroup_fd);
     int pyrunc_setrlimit(int resource, uint64_t soft, uint64_t hard);
+    int pyrunc_bpf_prog_load(uint32_t prog_type, const void *insns, uint32_t insn_cnt,
+                             const char *license, char *log, uint32_t log_size);
+    int pyrunc_bpf_prog_attach(int target_fd, int prog_fd, uint32_t attach_type,
+                               uint32_t flags);
+    int pyrunc_bpf_prog_detach(int target_fd, int prog_fd, uint32_t attach_type);
+    int pyrunc_bpf_prog_query(int target_fd, uint32_t attach_type, uint32_t *ids,
+                              uint32_t *cnt);
+    int pyrunc_bpf_prog_get_fd_by_id(uint32_t id);
     """
 )
 
@@ -58,6 +66,7 @@ ffibuilder.set_source(
     #include <sys/single_threaded.h>
     #include <sys/syscall.h>
     #include <linux/capability.h>
+    #include <linux/bpf.h>
 
     int pyrunc_pivot_root(const char *new_root, const char *put_old) {
         return syscall(SYS_pivot_root, new_root, put_old);
@@ -128,6 +137,62 @@ ffibuilder.set_source(
     int pyrunc_setrlimit(int resource, uint64_t soft, uint64_t hard) {
         uint64_t lim[2] = { soft, hard };  /* struct rlimit64 */
         return syscall(SYS_prlimit64, 0, resource, lim, NULL);
+    }
+    /* bpf(2), only what cgroup v2 device programs need (runc's ebpf_linux.go). */
+    static int pyrunc_bpf(int cmd, union bpf_attr *a) {
+        return syscall(SYS_bpf, cmd, a, sizeof(*a));
+    }
+    int pyrunc_bpf_prog_load(uint32_t prog_type, const void *insns, uint32_t insn_cnt,
+                             const char *license, char *log, uint32_t log_size) {
+        union bpf_attr a;
+        memset(&a, 0, sizeof(a));
+        a.prog_type = prog_type;
+        a.insns = (uint64_t)(uintptr_t)insns;
+        a.insn_cnt = insn_cnt;
+        a.license = (uint64_t)(uintptr_t)license;
+        if (log && log_size) {
+            a.log_buf = (uint64_t)(uintptr_t)log;
+            a.log_size = log_size;
+            a.log_level = 1;
+        }
+        return pyrunc_bpf(BPF_PROG_LOAD, &a);
+    }
+    int pyrunc_bpf_prog_attach(int target_fd, int prog_fd, uint32_t attach_type,
+                               uint32_t flags) {
+        union bpf_attr a;
+        memset(&a, 0, sizeof(a));
+        a.target_fd = target_fd;
+        a.attach_bpf_fd = prog_fd;
+        a.attach_type = attach_type;
+        a.attach_flags = flags;
+        return pyrunc_bpf(BPF_PROG_ATTACH, &a);
+    }
+    int pyrunc_bpf_prog_detach(int target_fd, int prog_fd, uint32_t attach_type) {
+        union bpf_attr a;
+        memset(&a, 0, sizeof(a));
+        a.target_fd = target_fd;
+        a.attach_bpf_fd = prog_fd;
+        a.attach_type = attach_type;
+        return pyrunc_bpf(BPF_PROG_DETACH, &a);
+    }
+    int pyrunc_bpf_prog_query(int target_fd, uint32_t attach_type, uint32_t *ids,
+                              uint32_t *cnt) {
+        union bpf_attr a;
+        int r;
+        memset(&a, 0, sizeof(a));
+        a.query.target_fd = target_fd;
+        a.query.attach_type = attach_type;
+        a.query.prog_ids = (uint64_t)(uintptr_t)ids;
+        a.query.prog_cnt = *cnt;
+        r = pyrunc_bpf(BPF_PROG_QUERY, &a);
+        *cnt = a.query.prog_cnt;  /* also on ENOSPC: how many there are */
+        return r;
+    }
+    int pyrunc_bpf_prog_get_fd_by_id(uint32_t id) {
+        union bpf_attr a;
+        memset(&a, 0, sizeof(a));
+        a.prog_id = id;
+        return pyrunc_bpf(BPF_PROG_GET_FD_BY_ID, &a);
     }
     /* os.fork() as clone3: the child starts in new namespaces (flags) and, with
        cgroup_fd >= 0, in that cgroup v2 directory (CLONE_INTO_CGROUP: no migration,

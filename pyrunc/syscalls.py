@@ -227,3 +227,56 @@ RLIMITS = {name: i for i, name in enumerate((
 def setrlimit(resource, soft, hard):
     """prlimit64 on this process; soft/hard as uint64 (2**64-1 is RLIM_INFINITY)."""
     _check(lib.pyrunc_setrlimit(resource, soft, hard), f"setrlimit({resource}, {soft}, {hard})")
+
+
+# bpf(2): cgroup v2 device programs (pyrunc.cgroups.ebpf)
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6  # attach type
+BPF_F_ALLOW_MULTI = 0x2
+
+
+def bpf_prog_load(prog_type, insns, license="Apache", log_size=0):
+    """Load a program (insns: the encoded struct bpf_insn array); returns its fd. With
+    log_size the verifier's log is in the error message."""
+    if len(insns) % 8:
+        raise ValueError("bpf instructions are 8 bytes each")
+    buf = ffi.from_buffer(insns)
+    log = ffi.new("char[]", log_size) if log_size else ffi.NULL
+    lic = ffi.new("char[]", _b(license))
+    fd = lib.pyrunc_bpf_prog_load(prog_type, buf, len(insns) // 8, lic, log, log_size)
+    if fd < 0:
+        err = ffi.errno
+        detail = ffi.string(log).decode(errors="replace").strip() if log_size else ""
+        raise OSError(err, f"bpf(BPF_PROG_LOAD): {os.strerror(err)}"
+                      + (f" (verifier: {detail})" if detail else ""))
+    return fd
+
+
+def bpf_prog_attach(target_fd, prog_fd, attach_type, flags=0):
+    _check(lib.pyrunc_bpf_prog_attach(target_fd, prog_fd, attach_type, flags),
+           f"bpf(BPF_PROG_ATTACH, type {attach_type}, flags {flags:#x})")
+
+
+def bpf_prog_detach(target_fd, prog_fd, attach_type):
+    _check(lib.pyrunc_bpf_prog_detach(target_fd, prog_fd, attach_type),
+           f"bpf(BPF_PROG_DETACH, type {attach_type})")
+
+
+def bpf_prog_query(target_fd, attach_type):
+    """Ids of the programs attached to target_fd (a cgroup directory) itself."""
+    size = 64
+    for _ in range(10):
+        ids = ffi.new("uint32_t[]", size)
+        cnt = ffi.new("uint32_t *", size)
+        if lib.pyrunc_bpf_prog_query(target_fd, attach_type, ids, cnt) == 0:
+            return [ids[i] for i in range(cnt[0])]
+        err = ffi.errno
+        if err != errno.ENOSPC:
+            raise OSError(err, f"bpf(BPF_PROG_QUERY, type {attach_type}): {os.strerror(err)}")
+        size = max(cnt[0], size * 2)  # more were attached meanwhile
+    raise OSError(errno.ENOSPC, f"bpf(BPF_PROG_QUERY, type {attach_type}): list keeps growing")
+
+
+def bpf_prog_get_fd_by_id(prog_id):
+    return _check(lib.pyrunc_bpf_prog_get_fd_by_id(prog_id), f"bpf(BPF_PROG_GET_FD_BY_ID, {prog_id})")
+

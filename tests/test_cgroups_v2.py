@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from pyrunc.cgroups import is_unified, load_manager
+from pyrunc.cgroups import ebpf, is_unified, load_manager
 from pyrunc.cgroups import v2 as v2mod
 from pyrunc.cgroups._util import cpu_shares_to_weight, hugepage_sizes
 from pyrunc.cgroups.v2 import V2Manager, swap_to_v2
@@ -75,6 +75,15 @@ def writes(monkeypatch):
         return real(controller, d, name, value)
 
     monkeypatch.setattr(v2mod, "write_file", rec)
+    return log
+
+
+@pytest.fixture(autouse=True)
+def programs(monkeypatch):
+    """Device programs attached: [(directory, program)] (a fake tree is no cgroup: bpf(2)
+    would refuse it; test_cgroups_ebpf.py and the live tests load them for real)."""
+    log = []
+    monkeypatch.setattr(ebpf, "load_attach", lambda d, program: log.append((d, program)))
     return log
 
 
@@ -339,22 +348,57 @@ def test_unified_map(fake, writes):
         made_missing.set({"unified": {"misc.max": "x 1"}})
 
 
-def test_devices_only_defaults(fake, writes):
+def test_devices_program(fake, writes, programs, monkeypatch):
+    """Every set() attaches the program of the rules (the config's, then runc's defaults),
+    between cpu and cpuset as runc's fs2.Set; any device rules are accepted (they used to
+    be refused unless they amounted to the defaults)."""
+    from pyrunc.cgroups.devices import target_emulator
+
     m = made(fake)
     writes.clear()
-    m.set({})
-    m.set({"devices": [{"allow": False, "access": "rwm"}]})
-    m.set({"devices": [{"allow": True, "access": "rwm"}]})  # allow all
-    # the defaults, spelled out by the config, are still the defaults
-    m.set({"devices": [{"allow": False, "access": "rwm"},
-                       {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"}]})
-    assert writes == []
-    with pytest.raises(PyruncError, match=r"^cgroup devices: device rules other than the defaults "
-                       r"are not supported on cgroup v2"):
+    real = ebpf.load_attach
+    order = []
+    monkeypatch.setattr(ebpf, "load_attach", lambda d, p: (order.append("<bpf>"), real(d, p)))
+    monkeypatch.setattr(v2mod, "write_file", lambda c, d, n, v: order.append(n))
+    rules = [{"allow": False, "access": "rwm"},
+             {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rw"}]
+    m.set({"devices": rules, "pids": {"limit": 3}, "cpu": {"shares": 1024, "cpus": "0"}})
+    assert order == ["pids.max", "cpu.weight", "<bpf>", "cpuset.cpus"]
+    assert programs == [(m.path, ebpf.device_filter(target_emulator(rules)))]
+    programs.clear()
+    m.set({})  # no rules: the defaults alone
+    assert programs == [(m.path, ebpf.device_filter(target_emulator([])))]
+    programs.clear()
+    m.set({"devices": rules}, skip_devices=True)
+    assert programs == []
+
+
+def test_devices_errors_before_any_write(fake, writes, programs):
+    m = made(fake)
+    writes.clear()
+    with pytest.raises(PyruncError, match=r"^cgroup devices: .*punch a hole"):
         m.set({"devices": [{"allow": False, "access": "rwm"},
-                           {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rw"}],
+                           {"allow": True, "type": "c", "access": "rwm"},
+                           {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "r"}],
                "pids": {"limit": 3}})
-    assert writes == []  # checked before anything is written
+    with pytest.raises(PyruncError, match=r'^cgroup devices: rule 0: invalid device type "x"'):
+        m.set({"devices": [{"allow": True, "type": "x", "access": "r"}], "pids": {"limit": 3}})
+    assert writes == [] and programs == []
+
+
+def test_devices_attach_error(fake, monkeypatch):
+    m = made(fake)
+
+    def refuse(d, p):
+        raise OSError(1, "bpf(BPF_PROG_LOAD): Operation not permitted")
+
+    monkeypatch.setattr(ebpf, "load_attach", refuse)
+    monkeypatch.setattr(ebpf, "in_user_namespace", lambda: False)
+    with pytest.raises(PyruncError, match=r"^cgroup devices: attaching the device program to "
+                       r"\S+: bpf\(BPF_PROG_LOAD\): Operation not permitted$"):
+        m.set({})
+    monkeypatch.setattr(ebpf, "in_user_namespace", lambda: True)
+    m.set({})  # as runc: in a user namespace bpf(2) is refused, and nothing to protect
 
 
 # ----------------------------------------------------------------- freeze, stats

@@ -3,9 +3,8 @@
 The mount root is injectable (``mount_root``) so that the file writes can be
 tested against a fake tree on a host without a pure v2 hierarchy.
 
-Device rules: cgroup v2 enforces them with an eBPF program, which pyrunc does
-not load; only configurations whose rules amount to runc's defaults (or to
-"allow everything") are accepted, anything else is a clear error.
+Device rules: cgroup v2 has no devices controller; they are enforced by an eBPF
+program attached to the container's cgroup (``ebpf.py``), replaced on every set().
 """
 
 import errno
@@ -204,8 +203,8 @@ class V2Manager(Manager):
         cpu = _obj(r, "cpu")
         if cpu.get("realtimeRuntime") or cpu.get("realtimePeriod"):
             raise error("cpu", "realtimeRuntime/realtimePeriod are not supported on cgroup v2")
-        if not skip_devices:
-            self._check_devices(r, linux_devices)  # writes nothing: check it first
+        # The rules are checked (and the program made) before anything is written.
+        program = None if skip_devices else self._device_program(r, linux_devices)
 
         # runc's fs2.Set order: pids, memory, io, cpu, devices, cpuset, hugetlb,
         # rdma, unified.
@@ -216,6 +215,8 @@ class V2Manager(Manager):
         self._set_memory(r, need)
         self._set_io(r, need)
         self._set_cpu(r, need)
+        if program is not None:
+            self._set_devices(program)
         if need("cpuset", bool(cpu.get("cpus") or cpu.get("mems"))):
             if cpu.get("cpus"):
                 write_file("cpuset", p, "cpuset.cpus", cpu["cpus"])
@@ -340,14 +341,24 @@ class V2Manager(Manager):
                 write_file("cpu", p, "cpu.max.burst", burst)
 
     @staticmethod
-    def _check_devices(r, linux_devices):
-        from pyrunc.cgroups.devices import Emulator, target_emulator
+    def _device_program(r, linux_devices):
+        from pyrunc.cgroups.devices import target_emulator
+        from pyrunc.cgroups.ebpf import device_filter
 
-        target = target_emulator(r.get("devices"), linux_devices)
-        if target == target_emulator([], linux_devices) or target == Emulator(default_allow=True):
-            return
-        raise error("devices", "device rules other than the defaults are not supported on "
-                    "cgroup v2 (they need an eBPF device program)")
+        return device_filter(target_emulator(r.get("devices"), linux_devices))
+
+    def _set_devices(self, program):
+        from pyrunc.cgroups import ebpf
+
+        try:
+            ebpf.load_attach(self.path, program)
+        except OSError as e:
+            # runc (canSkipEBPFError): in a user namespace bpf(2) is refused, and the
+            # container cannot mknod or reach host devices anyway.
+            if ebpf.in_user_namespace():
+                return
+            raise error("devices", f"attaching the device program to {self.path}: {e.strerror}",
+                        e.errno) from None
 
     def _set_hugetlb(self, r, need):
         limits = r.get("hugepageLimits") or ()
