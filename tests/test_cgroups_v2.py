@@ -446,3 +446,15 @@ def test_pids_recursive(fake):
     os.mkdir(sub)
     wr(os.path.join(sub, "cgroup.procs"), "12\n")
     assert m.pids() == [10, 11, 12]
+
+
+def test_state_says_paused_from_cgroup_freeze(fake):
+    """`state`/`list` read cgroup.freeze of the saved v2 path (they looked for a v1-style
+    "paths" entry, found none, and said "running" for a paused container)."""
+    from pyrunc.cgroups import frozen_from_state
+
+    m = made(fake)
+    saved = json.loads(json.dumps(m.to_state()))
+    assert frozen_from_state(saved) is False
+    wr(os.path.join(m.path, "cgroup.freeze"), "1\n")
+    assert frozen_from_state(saved) is True

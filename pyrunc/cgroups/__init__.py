@@ -182,11 +182,10 @@ def load_manager(saved):
 def frozen_from_state(saved):
     """Whether a container's cgroup is frozen, from its saved state: the `state` and
     `list` paths read one file instead of importing and building a manager."""
-    paths = saved.get("paths") or {}
     if saved.get("cgroup_version") == 2:
-        path, name, frozen = paths.get(""), "cgroup.freeze", "1"
+        path, name, frozen = saved.get("path"), "cgroup.freeze", "1"  # V2Manager.to_state
     else:
-        path, name, frozen = paths.get("freezer"), "freezer.state", None
+        path, name, frozen = (saved.get("paths") or {}).get("freezer"), "freezer.state", None
     if not path:
         return False
     try:
