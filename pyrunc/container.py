@@ -201,6 +201,17 @@ def parse_signal(text):
 
 def _kill_all(c, sig):
     mgr = c.cgroup_manager()
+    if sig == signal.SIGKILL and mgr is not None and mgr.kill_all():
+        # cgroup v2's cgroup.kill: every process of the subtree at once, none escapes by
+        # forking meanwhile (runc 1.2 uses it; 1.1 freezes the cgroup while it signals)
+        if c.init_alive():  # (an init a rootless runtime could not place)
+            try:
+                os.kill(c.record["init_pid"], sig)
+            except ProcessLookupError:
+                pass
+        if mgr.frozen():
+            mgr.thaw()
+        return
     pids = set(mgr.pids()) if mgr is not None else set()
     if c.init_alive():
         pids.add(c.record["init_pid"])

@@ -458,3 +458,11 @@ def test_state_says_paused_from_cgroup_freeze(fake):
     assert frozen_from_state(saved) is False
     wr(os.path.join(m.path, "cgroup.freeze"), "1\n")
     assert frozen_from_state(saved) is True
+
+
+def test_kill_all_through_cgroup_kill(fake):
+    m = made(fake, **{"cgroup.kill": ""})
+    assert m.kill_all() is True
+    assert rd(m.path, "cgroup.kill") == "1"
+    os.unlink(os.path.join(m.path, "cgroup.kill"))
+    assert m.kill_all() is False  # Linux < 5.14: the runtime signals each pid

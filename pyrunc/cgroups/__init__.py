@@ -118,6 +118,11 @@ class Manager:
         """[(mount point, container's directory)]"""
         raise NotImplementedError
 
+    def kill_all(self) -> bool:
+        """SIGKILL every process in the cgroup subtree at once if the kernel can
+        (cgroup v2's cgroup.kill, Linux >= 5.14); False if it cannot."""
+        return False
+
     def stats(self) -> dict:
         raise NotImplementedError
 

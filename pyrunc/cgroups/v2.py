@@ -177,6 +177,18 @@ class V2Manager(Manager):
     def pids(self):
         return sorted(set(u.read_procs(self.path)))
 
+    def kill_all(self):
+        try:
+            write_file("unified", self.path, "cgroup.kill", "1")
+        except CgroupError as e:
+            if e.errno == errno.ENOENT:
+                # no cgroup left: nothing to kill; no cgroup.kill (Linux < 5.14): signal pids
+                return not os.path.isdir(self.path)
+            if self.rootless and e.errno in ROOTLESS_JOIN_ERRNOS:
+                return False
+            raise
+        return True
+
     # -- resources -------------------------------------------------------------
 
     def _controllers(self):
