@@ -47,6 +47,8 @@ ffibuilder.cdef(
     int pyrunc_bpf_prog_query(int target_fd, uint32_t attach_type, uint32_t *ids,
                               uint32_t *cnt);
     int pyrunc_bpf_prog_get_fd_by_id(uint32_t id);
+    int inotify_init1(int flags);
+    int inotify_add_watch(int fd, const char *pathname, uint32_t mask);
     """
 )
 
@@ -67,6 +69,7 @@ ffibuilder.set_source(
     #include <sys/syscall.h>
     #include <linux/capability.h>
     #include <linux/bpf.h>
+    #include <sys/inotify.h>
 
     int pyrunc_pivot_root(const char *new_root, const char *put_old) {
         return syscall(SYS_pivot_root, new_root, put_old);

@@ -280,3 +280,13 @@ def bpf_prog_query(target_fd, attach_type):
 def bpf_prog_get_fd_by_id(prog_id):
     return _check(lib.pyrunc_bpf_prog_get_fd_by_id(prog_id), f"bpf(BPF_PROG_GET_FD_BY_ID, {prog_id})")
 
+
+IN_MODIFY = 0x2
+
+
+def inotify_init():
+    return _check(lib.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK), "inotify_init1")
+
+
+def inotify_add_watch(fd, path, mask):
+    return _check(lib.inotify_add_watch(fd, _b(path), mask), f"inotify_add_watch({path})")

@@ -466,3 +466,26 @@ def test_kill_all_through_cgroup_kill(fake):
     assert rd(m.path, "cgroup.kill") == "1"
     os.unlink(os.path.join(m.path, "cgroup.kill"))
     assert m.kill_all() is False  # Linux < 5.14: the runtime signals each pid
+
+
+def test_oom_watch_counts_oom_kills(fake):
+    """`events` on v2: inotify on memory.events; each increase of oom_kill is reported once,
+    other changes are not; cgroup.events saying "populated 0" ends the watch (the kernel
+    modifies these files in place: here the test does)."""
+    import select
+
+    m = made(fake)
+    w = m.oom_watch()
+    try:
+        def changed(name, text):
+            wr(os.path.join(m.path, name), text)
+            assert select.select([w], [], [], 5)[0], "no inotify event"
+            return w.read()
+
+        assert changed("memory.events", "low 0\nhigh 1\nmax 3\noom 0\noom_kill 0\n") == 0
+        assert changed("memory.events", "low 0\nhigh 1\nmax 4\noom 1\noom_kill 1\n") == 1
+        assert changed("memory.events", "low 0\nhigh 2\nmax 4\noom 1\noom_kill 1\n") == 0
+        assert changed("memory.events", "low 0\nhigh 2\nmax 6\noom 3\noom_kill 3\n") == 2
+        assert changed("cgroup.events", "populated 0\nfrozen 0\n") is None
+    finally:
+        w.close()

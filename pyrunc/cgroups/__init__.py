@@ -144,6 +144,15 @@ class Manager:
     def oom_eventfd(self):
         return None
 
+    def oom_watch(self):
+        """OOM notifications for `events` (cgroups/oomwatch.py), or None."""
+        fd = self.oom_eventfd()
+        if fd is None:
+            return None
+        from pyrunc.cgroups.oomwatch import EventfdWatch
+
+        return EventfdWatch(self, fd)
+
 
 def new_manager(container_id, cgroups_path, *, rootless=False, systemd=False, annotations=None):
     """The manager for this host: v2 if /sys/fs/cgroup is cgroup2, else v1; with

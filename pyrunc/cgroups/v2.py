@@ -454,7 +454,17 @@ class V2Manager(Manager):
         s = u.try_read(self.path, "cgroup.freeze")
         return s is not None and s.strip() == "1"
 
-    # -- stats -----------------------------------------------------------------
+    # -- events / stats ----------------------------------------------------------
+
+    def oom_watch(self):
+        if not os.path.exists(os.path.join(self.path, "memory.events")):
+            return None
+        from pyrunc.cgroups.oomwatch import MemoryEventsWatch
+
+        try:
+            return MemoryEventsWatch(self.path)
+        except OSError as e:
+            raise error("memory", f"watching memory.events: {os.strerror(e.errno)}") from None
 
     def stats(self):
         from pyrunc.cgroups import stats as st

@@ -26,9 +26,9 @@ def parse_duration(text):
 
 def run(ctx, opts, args):
     import json
-    import os
     import select
     import sys
+    import time
 
     from pyrunc.container import open_container
     from pyrunc.errors import PyruncError
@@ -62,23 +62,27 @@ def run(ctx, opts, args):
     if opts["stats"]:
         emit("stats", stats())
         return 0
-    efd = mgr.oom_eventfd()
+    watch = mgr.oom_watch()
     try:
+        due = time.monotonic() + interval
         while c.status() != "stopped":
-            ready = select.select([efd] if efd is not None else [], [], [], interval)[0]
+            wait = max(due - time.monotonic(), 0)
+            ready = select.select([watch] if watch is not None else [], [], [], wait)[0]
             if ready:
-                os.read(efd, 8)
-                # The eventfd also fires when the cgroup is removed: that is no OOM (runc).
-                if not mgr.exists():
+                n = watch.read()
+                if n is None:  # the cgroup is gone or empty
                     break
-                emit("oom")
+                for _ in range(n):
+                    emit("oom")
                 continue
             emit("stats", stats())
+            due = time.monotonic() + interval
         else:
             # Stopped: an OOM that killed it may have come after the last select.
-            if efd is not None and select.select([efd], [], [], 0)[0] and mgr.exists():
-                emit("oom")
+            if watch is not None and select.select([watch], [], [], 0)[0]:
+                for _ in range(watch.read() or 0):
+                    emit("oom")
     finally:
-        if efd is not None:
-            os.close(efd)
+        if watch is not None:
+            watch.close()
     return 0
