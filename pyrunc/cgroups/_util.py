@@ -31,6 +31,21 @@ def error(controller, msg, err=None):
     return CgroupError(f"cgroup {controller}: {msg}", err)
 
 
+def warn(msg):
+    """A warning in runc's log format (--log/--log-format; json: held until the command
+    succeeds, see pyrunc.log)."""
+    from pyrunc import log
+
+    log.warning(msg)
+
+
+def note(msg):
+    """What runc ignores silently (a value with no file on this cgroup version): --debug only."""
+    from pyrunc import log
+
+    log.debug(msg)
+
+
 def _strerror(e):
     return os.strerror(e.errno) if e.errno else str(e)
 

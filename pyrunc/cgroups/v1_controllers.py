@@ -14,10 +14,7 @@ from pyrunc.cgroups import _util as u
 from pyrunc.cgroups._util import CgroupError, error, write_file
 
 
-def _warn(msg):
-    import logging
-
-    logging.getLogger("pyrunc").warning(msg)
+_warn = u.warn
 
 
 def _num(controller, field, v):

@@ -17,10 +17,10 @@ from pyrunc.cgroups._util import CgroupError, error, write_file
 from pyrunc.errors import PyruncError
 
 
-def _warn(msg):
-    import logging
-
-    logging.getLogger("pyrunc").warning(msg)
+# runc 1.1 warns about kernel memory only; the other values with no v2 file it ignores
+# silently (a warning line would also break a failed command's one-line error).
+_warn = u.warn
+_note = u.note
 
 
 def _obj(r, key):
@@ -248,11 +248,11 @@ class V2Manager(Manager):
         if m.get("kernel") is not None or m.get("kernelTCP") is not None:
             _warn("memory.kernel/kernelTCP are ignored: no kernel memory limits on cgroup v2")
         if m.get("swappiness") not in (None, -1):
-            _warn("memory.swappiness is ignored on cgroup v2")
+            _note("memory.swappiness is ignored on cgroup v2")
         if m.get("disableOOMKiller"):
-            _warn("memory.disableOOMKiller is ignored on cgroup v2")
+            _note("memory.disableOOMKiller is ignored on cgroup v2")
         if m.get("useHierarchy") is False:
-            _warn("memory.useHierarchy=false is ignored: cgroup v2 is always hierarchical")
+            _note("memory.useHierarchy=false is ignored: cgroup v2 is always hierarchical")
         limit = _int("memory", "limit", m.get("limit") or 0)
         swap = _int("memory", "swap", m.get("swap") or 0)
         low = _int("memory", "reservation", m.get("reservation") or 0)
@@ -285,7 +285,7 @@ class V2Manager(Manager):
         p = self.path
         if b.get("leafWeight") or any(isinstance(w, dict) and w.get("leafWeight")
                                       for w in b.get("weightDevice") or ()):
-            _warn("blockIO leafWeight is ignored on cgroup v2")
+            _note("blockIO leafWeight is ignored on cgroup v2")
         throttles = (("throttleReadBpsDevice", "rbps"), ("throttleWriteBpsDevice", "wbps"),
                      ("throttleReadIOPSDevice", "riops"), ("throttleWriteIOPSDevice", "wiops"))
         wdevs = [w for w in b.get("weightDevice") or () if isinstance(w, dict) and w.get("weight")]
@@ -305,7 +305,7 @@ class V2Manager(Manager):
                 write_file("io", p, "io.weight", str(u.blkio_weight_to_io_weight(w)))
         if wdevs:
             if not per_dev:
-                _warn("blockIO weightDevice is ignored: no per-device BFQ weights on this kernel")
+                _note("blockIO weightDevice is ignored: no per-device BFQ weights on this kernel")
             else:
                 for w in wdevs:
                     ma = _int("io", "weightDevice major", w.get("major"))
