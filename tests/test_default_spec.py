@@ -14,6 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pyrunc.cgroups import is_unified
 from pyrunc import capabilities
 from pyrunc.errors import ConfigError, PyruncError
 from pyrunc.spec.default import (
@@ -91,7 +92,8 @@ def test_default_config_content():
     assert c["root"] == {"path": "rootfs", "readonly": True}
     assert [m["destination"] for m in c["mounts"]] == [
         "/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup"]
-    assert [ns["type"] for ns in c["linux"]["namespaces"]] == ["pid", "network", "ipc", "uts", "mount"]
+    v2 = ["cgroup"] if is_unified() else []
+    assert [ns["type"] for ns in c["linux"]["namespaces"]] == ["pid", "network", "ipc", "uts", "mount"] + v2
     assert c["linux"]["resources"] == {"devices": [{"allow": False, "access": "rwm"}]}
     assert "/proc/kcore" in c["linux"]["maskedPaths"]
     assert "/proc/sys" in c["linux"]["readonlyPaths"]
@@ -99,6 +101,20 @@ def test_default_config_content():
     for caps_list in p["capabilities"].values():
         for name in caps_list:
             capabilities.cap_number(name)
+
+
+@pytest.mark.cgroups
+def test_cgroup_namespace_on_cgroup_v2():
+    """runc's specconv.Example adds a cgroup namespace when the host is cgroup v2; with
+    --rootless it stays before the user namespace (ToRootless appends that last).
+    test_matches_runc_spec checks it against `runc spec` on the host it runs on."""
+    types = [ns["type"] for ns in default_config(cgroupns=True)["linux"]["namespaces"]]
+    assert types == ["pid", "network", "ipc", "uts", "mount", "cgroup"]
+    types = [ns["type"] for ns in default_config(rootless=True, cgroupns=True)["linux"]["namespaces"]]
+    assert types == ["pid", "ipc", "uts", "mount", "cgroup", "user"]
+    types = [ns["type"] for ns in default_config(cgroupns=False)["linux"]["namespaces"]]
+    assert types == ["pid", "network", "ipc", "uts", "mount"]
+    assert ("cgroup" in [ns["type"] for ns in default_config()["linux"]["namespaces"]]) == is_unified()
 
 
 def test_rootless_config_content():
@@ -210,10 +226,10 @@ def _strip_version_dependent(cfg):
     cfg["process"].get("capabilities", {}).pop("ambient", None)  # gone in runc 1.2
     linux = cfg["linux"]
     linux["maskedPaths"] = [p for p in linux["maskedPaths"] if p != "/sys/devices/virtual/tpm"]  # 1.2
-    linux["namespaces"] = [ns for ns in linux["namespaces"] if ns["type"] != "cgroup"]  # 1.2 on cgroup v2
     return cfg
 
 
+@pytest.mark.cgroups  # runc spec adds a cgroup namespace on cgroup v2
 @pytest.mark.parametrize("rootless", [False, True])
 def test_matches_runc_spec(tmp_path, rootless):
     runc_text, runc_version = _runc_spec(tmp_path, rootless)

@@ -27,9 +27,11 @@ def _mount(destination, type_, source, options=None):
     return m
 
 
-def default_config(rootless: bool = False, seccomp: bool = False) -> dict:
+def default_config(rootless: bool = False, seccomp: bool = False, cgroupns=None) -> dict:
     """A fresh config.json document as ``runc spec [--rootless]`` writes it; with
     ``seccomp`` also linux.seccomp = default_seccomp() (what ``pyrunc spec`` writes).
+    ``cgroupns`` (default: whether this host is cgroup v2, as runc's specconv.Example
+    decides) adds a cgroup namespace after the others (before the rootless user one).
 
     Keys are in runc's (Go struct) order. With ``rootless``: no network namespace, a
     user namespace mapping container root to the current euid/egid, /sys rbind-mounted
@@ -47,6 +49,12 @@ def default_config(rootless: bool = False, seccomp: bool = False) -> dict:
         _mount("/sys/fs/cgroup", "cgroup", "cgroup", ["nosuid", "noexec", "nodev", "relatime", "ro"]),
     ]
     namespaces = ["pid", "network", "ipc", "uts", "mount"]
+    if cgroupns is None:
+        from pyrunc.cgroups import is_unified
+
+        cgroupns = is_unified()
+    if cgroupns:
+        namespaces.append("cgroup")
     linux = {}
     if rootless:
         namespaces = [ns for ns in namespaces if ns not in ("network", "user")] + ["user"]
