@@ -16,6 +16,13 @@ OCI_VERSION_MIN = "1.0.0"
 OCI_VERSION_MAX = OCI_VERSION
 
 ANNOTATION_VERSION = "io.github.pyrunc.version"
+# This host's cgroups (features-linux.md makes linux.cgroup the runtime's implementation
+# status, "irrelevant to the cgroup version of the host"; what applies here goes here):
+# the hierarchy ("v2", "hybrid", "v1" or "none"), the manager and driver pyrunc uses on
+# it, and how device rules are enforced ("ebpf", "v1 devices controller" or "none: why").
+ANNOTATION_CGROUP_HOST = "io.github.pyrunc.cgroup.host"
+ANNOTATION_CGROUP_MANAGER = "io.github.pyrunc.cgroup.manager"
+ANNOTATION_CGROUP_DEVICES = "io.github.pyrunc.cgroup.devices"
 ANNOTATION_LIBSECCOMP_VERSION = "io.github.pyrunc.libseccomp.version"
 # runc's key for the same value (the libseccomp project's namespace): tools reading
 # runc's features document find it under this name.
@@ -151,6 +158,35 @@ def selinux_enabled():
     return os.path.exists("/sys/fs/selinux/enforce")
 
 
+def cgroup_host():
+    """{annotation: value} for this host's cgroups (see ANNOTATION_CGROUP_*)."""
+    from pyrunc.cgroups import is_unified
+
+    if is_unified():
+        from pyrunc.cgroups import ebpf
+
+        try:
+            ebpf.probe()
+            devices = "ebpf"
+        except OSError as e:
+            devices = f"none: cannot load a device program ({e.strerror})"
+        return {ANNOTATION_CGROUP_HOST: "v2", ANNOTATION_CGROUP_MANAGER: "cgroupfs v2",
+                ANNOTATION_CGROUP_DEVICES: devices}
+    from pyrunc.cgroups._util import v1_mounts
+
+    try:
+        mounts = v1_mounts()
+    except OSError:
+        mounts = {}
+    if not [k for k in mounts if k]:
+        return {ANNOTATION_CGROUP_HOST: "none", ANNOTATION_CGROUP_MANAGER: "none",
+                ANNOTATION_CGROUP_DEVICES: "none: no cgroup hierarchy"}
+    return {ANNOTATION_CGROUP_HOST: "hybrid" if "" in mounts else "v1",
+            ANNOTATION_CGROUP_MANAGER: "cgroupfs v1",
+            ANNOTATION_CGROUP_DEVICES: "v1 devices controller" if "devices" in mounts
+            else "none: no devices hierarchy"}
+
+
 def _package_version():
     try:
         import pyrunc
@@ -195,6 +231,7 @@ def features() -> dict:
     kernel = kernel_version()
     libseccomp = libseccomp_version()
     annotations = {ANNOTATION_VERSION: _package_version()}
+    annotations.update(cgroup_host())
     if libseccomp is not None and libseccomp != (0, 0, 0):
         v = "%d.%d.%d" % libseccomp
         annotations[ANNOTATION_LIBSECCOMP_VERSION] = v
@@ -207,6 +244,7 @@ def features() -> dict:
         "linux": {
             "namespaces": list(NAMESPACES),
             "capabilities": known_names(),
+            # implemented (v2 with its eBPF device programs); the systemd driver is not
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
             "seccomp": _seccomp(libseccomp, kernel),
             "apparmor": {"enabled": apparmor_enabled()},

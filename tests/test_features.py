@@ -12,6 +12,8 @@ from pyrunc import capabilities, features as features_mod
 from pyrunc.features import features, features_json
 from pyrunc.spec.default import OCI_VERSION, default_config
 
+pytestmark = pytest.mark.cgroups
+
 SPEC_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "runtime-spec-v1.3.0"
 SCHEMA_DIR = SPEC_DIR / "schema"
 
@@ -250,3 +252,52 @@ def test_compared_to_runc(feat, runc_features):
         lib = theirs.get("annotations", {}).get("io.github.seccomp.libseccomp.version")
         if lib is not None:
             assert feat["annotations"]["io.github.seccomp.libseccomp.version"] == lib
+
+
+# ---------------------------------------------------------------- this host's cgroups
+
+
+def _host_hierarchy():
+    """Told apart from /proc/self/mountinfo, independently of pyrunc."""
+    types = set()
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        post = line.split(" - ", 1)[1].split()
+        mountpoint = line.split(" - ", 1)[0].split()[4]
+        if post[0] == "cgroup2" and mountpoint == "/sys/fs/cgroup":
+            return "v2"
+        if post[0] in ("cgroup", "cgroup2"):
+            types.add(post[0])
+    return {frozenset({"cgroup", "cgroup2"}): "hybrid", frozenset({"cgroup"}): "v1"}.get(
+        frozenset(types), "none")
+
+
+def test_cgroup_annotations_tell_this_host(feat):
+    """features-linux.md: linux.cgroup is the implementation ("irrelevant to the cgroup
+    version of the host"): v1 and v2 (with eBPF device rules) yes, the systemd driver
+    no. What this host has and how pyrunc manages it there is in the annotations."""
+    assert feat["linux"]["cgroup"] == {"v1": True, "v2": True, "systemd": False,
+                                       "systemdUser": False, "rdma": True}
+    ann = feat["annotations"]
+    host = _host_hierarchy()
+    assert ann["io.github.pyrunc.cgroup.host"] == host
+    if host == "v2":
+        assert ann["io.github.pyrunc.cgroup.manager"] == "cgroupfs v2"
+        assert ann["io.github.pyrunc.cgroup.devices"] == "ebpf"  # as root on a stock kernel
+    elif host in ("hybrid", "v1"):
+        assert ann["io.github.pyrunc.cgroup.manager"] == "cgroupfs v1"
+        assert ann["io.github.pyrunc.cgroup.devices"] == "v1 devices controller"
+
+
+def test_cgroup_devices_annotation_when_bpf_fails(monkeypatch):
+    from pyrunc import cgroups
+    from pyrunc.cgroups import ebpf
+
+    def refused():
+        raise OSError(1, "bpf(BPF_PROG_LOAD): Operation not permitted")
+
+    monkeypatch.setattr(cgroups, "is_unified", lambda root=None: True)
+    monkeypatch.setattr(ebpf, "probe", refused)
+    ann = features()["annotations"]
+    assert ann["io.github.pyrunc.cgroup.host"] == "v2"
+    assert ann["io.github.pyrunc.cgroup.devices"] == \
+        "none: cannot load a device program (bpf(BPF_PROG_LOAD): Operation not permitted)"
