@@ -9,11 +9,15 @@ def readme_commands():
     return re.findall(r"```sh\n(.*?)\n```", text, re.S)
 
 
-def test_readme_has_two_commands_and_ci_runs_the_test_one():
+def test_readme_has_three_commands_and_ci_runs_the_test_ones():
+    """The quick start, the test command and the cgroup v2 guest job: .ci/run runs the
+    last two verbatim, in that order."""
     cmds = readme_commands()
-    assert len(cmds) == 2, cmds
-    install, test = cmds
+    assert len(cmds) == 3, cmds
+    install, test, guest = cmds
     assert "pyrunc run" in install and "pyrunc.bundle" in install
     assert "pytest" in test
-    ci = (REPO / ".ci" / "run").read_text()
-    assert test in ci.splitlines()
+    assert "run-in-v2-guest.sh" in guest and "ci-in-guest.sh" in guest
+    ci = (REPO / ".ci" / "run").read_text().splitlines()
+    assert test in ci and guest in ci
+    assert ci.index(test) < ci.index(guest)
