@@ -305,7 +305,9 @@ def test_kubernetes_style_propagation(containerd, runtime, tmp_path):
         out = in_ctr("wc -c < /proc/kcore 2>/dev/null || echo masked; touch /proc/sys/x 2>/dev/null || echo ro;"
                      "awk '$5==\"/data\" || $5==\"/host\" {print $5, $7}' /proc/self/mountinfo", "x3")
         lines = out.splitlines()
-        assert lines[:2] == ["masked", "ro"], out
+        # masked: absent where the host has no /proc/kcore (this project's machines), or
+        # /dev/null bound over it (0 bytes) where it has one (the cgroup v2 guest)
+        assert lines[0] in ("masked", "0") and lines[1] == "ro", out
         kinds = {ln.split()[0]: ln.split()[1].split(":")[0] for ln in lines[2:]}
         assert kinds == {"/data": "shared", "/host": "master"}, out
     finally:
