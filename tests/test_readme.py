@@ -9,15 +9,16 @@ def readme_commands():
     return re.findall(r"```sh\n(.*?)\n```", text, re.S)
 
 
-def test_readme_has_three_commands_and_ci_runs_the_test_ones():
-    """The quick start, the test command and the cgroup v2 guest job: .ci/run runs the
-    last two verbatim, in that order."""
+def test_readme_has_four_commands_and_ci_runs_the_test_ones():
+    """The quick start, the test command and the two guest jobs (cgroup v2, systemd):
+    .ci/run runs the last three verbatim, in that order."""
     cmds = readme_commands()
-    assert len(cmds) == 3, cmds
-    install, test, guest = cmds
+    assert len(cmds) == 4, cmds
+    install, test, guest, sd_guest = cmds
     assert "pyrunc run" in install and "pyrunc.bundle" in install
     assert "pytest" in test
     assert "run-in-v2-guest.sh" in guest and "ci-in-guest.sh" in guest
+    assert "run-in-systemd-guest.sh" in sd_guest and "ci-in-guest.sh" in sd_guest
     ci = (REPO / ".ci" / "run").read_text().splitlines()
-    assert test in ci and guest in ci
-    assert ci.index(test) < ci.index(guest)
+    assert test in ci and guest in ci and sd_guest in ci
+    assert ci.index(test) < ci.index(guest) < ci.index(sd_guest)
