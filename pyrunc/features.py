@@ -23,6 +23,7 @@ ANNOTATION_VERSION = "io.github.pyrunc.version"
 ANNOTATION_CGROUP_HOST = "io.github.pyrunc.cgroup.host"
 ANNOTATION_CGROUP_MANAGER = "io.github.pyrunc.cgroup.manager"
 ANNOTATION_CGROUP_DEVICES = "io.github.pyrunc.cgroup.devices"
+ANNOTATION_CGROUP_SYSTEMD = "io.github.pyrunc.cgroup.systemd"
 ANNOTATION_LIBSECCOMP_VERSION = "io.github.pyrunc.libseccomp.version"
 # runc's key for the same value (the libseccomp project's namespace): tools reading
 # runc's features document find it under this name.
@@ -160,6 +161,14 @@ def selinux_enabled():
 
 def cgroup_host():
     """{annotation: value} for this host's cgroups (see ANNOTATION_CGROUP_*)."""
+    out = _cgroupfs_host()
+    # The systemd driver (--systemd-cgroup) needs a running systemd (sd_booted(3)'s test).
+    out[ANNOTATION_CGROUP_SYSTEMD] = ("available (systemd is running)" if os.path.isdir("/run/systemd/system")
+                                      else "unavailable: systemd is not running on this host")
+    return out
+
+
+def _cgroupfs_host():
     from pyrunc.cgroups import is_unified
 
     if is_unified():
@@ -244,8 +253,9 @@ def features() -> dict:
         "linux": {
             "namespaces": list(NAMESPACES),
             "capabilities": known_names(),
-            # implemented (v2 with its eBPF device programs); the systemd driver is not
-            "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True},
+            # implemented: v2 with its eBPF device programs, the systemd driver (not the
+            # user's systemd: rootless); what this host has is in the annotations
+            "cgroup": {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": True},
             "seccomp": _seccomp(libseccomp, kernel),
             "apparmor": {"enabled": apparmor_enabled()},
             "selinux": {"enabled": selinux_enabled()},

@@ -111,7 +111,7 @@ def test_linux(feat):
     assert linux["namespaces"] == ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]
     assert linux["capabilities"] == capabilities.known_names()
     assert linux["capabilities"][-1] == "CAP_CHECKPOINT_RESTORE"
-    assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": False, "systemdUser": False, "rdma": True}
+    assert linux["cgroup"] == {"v1": True, "v2": True, "systemd": True, "systemdUser": False, "rdma": True}
     assert linux["intelRdt"] == {"enabled": False}
     assert linux["netDevices"] == {"enabled": True}
     assert linux["mountExtensions"] == {"idmap": {"enabled": features_mod.kernel_version() >= (5, 12)}}
@@ -273,11 +273,14 @@ def _host_hierarchy():
 
 def test_cgroup_annotations_tell_this_host(feat):
     """features-linux.md: linux.cgroup is the implementation ("irrelevant to the cgroup
-    version of the host"): v1 and v2 (with eBPF device rules) yes, the systemd driver
-    no. What this host has and how pyrunc manages it there is in the annotations."""
-    assert feat["linux"]["cgroup"] == {"v1": True, "v2": True, "systemd": False,
+    version of the host"): v1 and v2 (with eBPF device rules) and the systemd driver yes,
+    the user's systemd (rootless) no. What this host has and how pyrunc manages it there
+    is in the annotations, the systemd driver's availability included."""
+    assert feat["linux"]["cgroup"] == {"v1": True, "v2": True, "systemd": True,
                                        "systemdUser": False, "rdma": True}
     ann = feat["annotations"]
+    systemd = os.path.isdir("/run/systemd/system")
+    assert ann["io.github.pyrunc.cgroup.systemd"].startswith("available" if systemd else "unavailable")
     host = _host_hierarchy()
     assert ann["io.github.pyrunc.cgroup.host"] == host
     if host == "v2":
