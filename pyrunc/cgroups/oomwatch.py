@@ -1,7 +1,9 @@
 """OOM notifications for `events` (off the hot paths).
 
 A watch has fileno() (poll it) and read(): how many OOM kills happened since the last
-read, or None once the container's cgroup is gone or empty (the watch is over).
+read, or None once the container's cgroup is gone or empty (the watch is over);
+final(): how many OOM kills not yet reported, without waiting (called once the container
+has stopped).
 
 - cgroup v1: an eventfd registered on memory.oom_control (cgroup.event_control).
 - cgroup v2: inotify on memory.events and cgroup.events, as runc's registerMemoryEventV2:
@@ -25,6 +27,13 @@ class EventfdWatch:
         os.read(self.fd, 8)
         # The eventfd also fires when the cgroup is removed: that is no OOM (runc).
         return 1 if self.manager.exists() else None
+
+    def final(self):
+        import select
+
+        if select.select([self.fd], [], [], 0)[0]:
+            return self.read() or 0
+        return 0
 
     def close(self):
         os.close(self.fd)
@@ -81,6 +90,16 @@ class MemoryEventsWatch:
             count, self.seen = max(now - self.seen, 0), max(now, self.seen)
         if self.cg_wd in wds and not _keyed(self.cgevents, "populated"):
             return count or None
+        return count
+
+    def final(self):
+        # cgroup_file_notify() rate-limits: the inotify event for the oom_kill increase
+        # may still be on a timer (up to 10 ms) when the killed init is already reaped.
+        # The kernel raises the counter before it sends SIGKILL, so read it directly.
+        now = _keyed(self.events, "oom_kill")
+        if now is None:
+            return 0
+        count, self.seen = max(now - self.seen, 0), max(now, self.seen)
         return count
 
     def close(self):

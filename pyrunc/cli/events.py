@@ -79,8 +79,8 @@ def run(ctx, opts, args):
             due = time.monotonic() + interval
         else:
             # Stopped: an OOM that killed it may have come after the last select.
-            if watch is not None and select.select([watch], [], [], 0)[0]:
-                for _ in range(watch.read() or 0):
+            if watch is not None:
+                for _ in range(watch.final()):
                     emit("oom")
     finally:
         if watch is not None:
