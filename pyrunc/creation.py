@@ -203,6 +203,8 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
                                init_pid=pid if direct else None)
         if on_ready is not None:
             on_ready()
+        # Before the fifo opens: after that the init may exec, exit and be reaped (run).
+        init_start = process_start_time(init_pid)
         if to_start:
             # Only now: the init may exec the process at once, and all the runtime does
             # for the container (hooks, netDevices) is done.
@@ -214,7 +216,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             "created": _now_rfc3339nano(),
             "owner": "",
             "init_pid": init_pid,
-            "init_start": process_start_time(init_pid),
+            "init_start": init_start,
             "config": config,
             "cgroup": made.cgroup.to_state(),
             "no_pivot": no_pivot,
@@ -225,8 +227,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             path = made.host_rootfs[0]
             record["host_mounts"] = {"path": path, "ids": stacked_ids(*made.host_rootfs)}
         store.save(cid, record)
-        if not to_start and (record["init_start"] is None or
-                             process_start_time(init_pid) != record["init_start"]):
+        if init_start is None or (not to_start and process_start_time(init_pid) != init_start):
             # Killed after "ready" (nothing of its own fails after it): never report
             # a created container whose init is dead. (run's may have run already.)
             raise PyruncError("container init exited before create completed")

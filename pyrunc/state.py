@@ -293,7 +293,8 @@ class Container:
 
     def init_alive(self):
         pid = self.record.get("init_pid") or 0
-        return pid > 0 and process_start_time(pid) == self.record.get("init_start")
+        start = self.record.get("init_start")
+        return pid > 0 and start is not None and process_start_time(pid) == start
 
     def status(self):
         if self.problem is not None:

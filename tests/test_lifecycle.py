@@ -212,6 +212,26 @@ def test_run_keep_and_detach(rt):
     assert rt.state("det")["status"] == "running"
 
 
+def test_run_keep_process_that_exits_while_run_saves_state(rt):
+    """The init may exec and exit as soon as `run` opens exec.fifo; `state` must still
+    say "stopped" afterwards, never "running" (the start time was read from a zombie).
+    strace delays run's opening of the fifo so that the process is sure to have exited."""
+    import shutil
+    import subprocess
+
+    if not shutil.which("strace"):
+        pytest.skip("strace is not installed")
+    b = rt.bundle(["true"])
+    fifo = os.path.join(rt.root, "k", "exec.fifo")
+    rt.ids.add("k")
+    subprocess.run(["strace", "-qq", "-o", "/dev/null", "-P", fifo, "-e", "trace=openat",
+                    "-e", "inject=openat:delay_exit=300000",
+                    rt.binary, "--root", rt.root, "run", "--keep", "--bundle", str(b), "k"],
+                   check=True, timeout=60)
+    st = rt.state("k")
+    assert (st["status"], st["pid"]) == ("stopped", 0)
+
+
 def test_kill_signal_zero_checks_liveness(rt):
     """runc accepts signal 0 (a liveness check); unknown names are runc's error."""
     b = rt.bundle(["sleep", "30"])
