@@ -67,6 +67,66 @@ def test_compiled_checks_are_current():
     assert current == fastschema.generate_module(SPECS)
 
 
+def _specs_copy(tmp_path, add_property=None):
+    """A copy of specs/ in tmp_path; add_property: (name, schema) added to
+    config-linux.json's linux.resources."""
+    out = tmp_path / "specs"
+    out.mkdir(parents=True)
+    for f in Path(SPECS).iterdir():
+        (out / f.name).write_bytes(f.read_bytes())
+    if add_property:
+        doc = json.loads((out / "config-linux.json").read_text())
+        doc["definitions"]["resources"]["properties"][add_property[0]] = add_property[1]
+        (out / "config-linux.json").write_text(json.dumps(doc, indent=4))
+    return out
+
+
+def _check_command(*args):
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    return subprocess.run([sys.executable, "-m", "pyrunc.spec.fastschema", "--check", *args],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_check_command_says_whether_the_compiled_checks_are_current(tmp_path):
+    r = _check_command()
+    assert (r.returncode, r.stdout, r.stderr) == (0, "", "")
+    # specs that differ from the ones compiled: exit 1 and one line saying so
+    changed = _specs_copy(tmp_path, ("newKnob", {"$ref": "defs.json#/definitions/u64"}))
+    r = _check_command(str(changed))
+    assert r.returncode == 1 and r.stdout == ""
+    assert r.stderr.count("\n") == 1 and "_schema_checks.py is not current" in r.stderr, r.stderr
+    assert "python -m pyrunc.spec.fastschema > pyrunc/spec/_schema_checks.py" in r.stderr
+
+
+@pytest.mark.parametrize("schema", [
+    {"$ref": "defs.json#/definitions/u64"},
+    {"type": "object", "properties": {"limit": {"$ref": "defs.json#/definitions/u64"},
+                                      "mode": {"type": "string", "enum": ["a", "b"]}}},
+])
+def test_one_new_property_is_a_small_diff(tmp_path, schema):
+    """Names derive from the schema node's JSON pointer, not from the order nodes are
+    met: adding one property to specs/ changes a few lines, not every name after it
+    (the generator before this numbered its functions: ~1000 changed lines)."""
+    import difflib
+
+    before = fastschema.generate_module(_specs_copy(tmp_path / "a"))
+    assert before == fastschema.generate_module(SPECS)
+    after = fastschema.generate_module(_specs_copy(tmp_path / "b", ("newKnob", schema)))
+    changed = [ln for ln in difflib.unified_diff(before.splitlines(), after.splitlines(), lineterm="", n=0)
+               if ln[:1] in "+-" and ln[:3] not in ("+++", "---")]
+    assert 0 < len(changed) < 30, "\n".join(changed)
+    assert any("_check__linux__resources__newKnob" in ln for ln in changed) or \
+        any("('newKnob', _check__defs__u64)" in ln for ln in changed), "\n".join(changed)
+
+
+def test_names_follow_the_json_pointer():
+    source = (REPO / "pyrunc" / "spec" / "_schema_checks.py").read_text()
+    # config-linux.json#/definitions/resources/properties/pids
+    assert "\ndef _check__linux__resources__pids(x):\n" in source or \
+        "\n_check__linux__resources__pids = " in source
+    assert "_check__config = " in source or "\ndef _check__config(x):\n" in source
+
+
 @pytest.mark.parametrize("kind", oracle.KINDS)
 def test_runtime_compiled_validator_agrees_on_full_documents(kind):
     """The same generator, compiled at run time for a schema directory (the engine the

@@ -2,10 +2,12 @@
 
 ``jsonschema`` costs ~120 ms to import, too much for ``pyrunc create``.  This module
 compiles schemas into Python source: one function per schema node, straight-line
-checks. The project's ``specs/`` are compiled once, ahead of time, into
-``pyrunc/spec/_schema_checks.py`` (regenerate with ``python -m pyrunc.spec.fastschema``;
-tests/test_fastschema.py checks that it is current), so ``create`` neither reads nor
-compiles a schema. Other schema directories are compiled when first used. When the
+checks, each named after the node's file and JSON pointer (so that one new property
+in specs/ is a small diff). The project's ``specs/`` are compiled once, ahead of time,
+into ``pyrunc/spec/_schema_checks.py`` (regenerate with ``python -m pyrunc.spec.fastschema
+> pyrunc/spec/_schema_checks.py``; ``python -m pyrunc.spec.fastschema --check`` exits 1
+when it is not current, and a test runs it), so ``create`` neither reads nor compiles a
+schema. Other schema directories are compiled when first used. When the
 answer is "invalid", callers ask ``pyrunc.spec.validate.schema_problems``
 (jsonschema) for the messages.
 
@@ -18,6 +20,8 @@ additionalItems, minItems/maxItems, uniqueItems, enum, pattern (``re.search``),
 minLength/maxLength, minimum/maximum with boolean exclusiveMinimum/Maximum,
 allOf/anyOf/oneOf/not.  Any other validation keyword is refused (``SchemaError``),
 so an unsupported keyword can never be silently ignored.
+
+(Over 400 lines: one compiler, keyword by keyword; splitting it would only scatter it.)
 """
 
 import os
@@ -36,6 +40,9 @@ SCHEMA_FILES = {
     # update --resources: config.json's linux.resources
     "resources": "config-linux.json#/definitions/resources",
 }
+
+CHECKS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_schema_checks.py")
+_REGENERATE = "python -m pyrunc.spec.fastschema > pyrunc/spec/_schema_checks.py"
 
 # Keywords that carry no validation meaning in draft-04.
 _ANNOTATIONS = frozenset({"$schema", "id", "description", "title", "default", "definitions", "$comment", "examples"})
@@ -64,6 +71,53 @@ def _guarded(schema, type_name, test, lines):
 
 def _unescape_pointer_token(token):
     return token.replace("~1", "/").replace("~0", "~")
+
+
+# Generated names are derived from where the schema node is (its file and JSON pointer),
+# never from the order the generator meets it: adding one property to specs/ changes a
+# few lines of _schema_checks.py, not the name of every function after it.
+
+def _ident(text):
+    return "".join(c if c.isascii() and (c.isalnum() or c == "_") else "_" for c in text)
+
+
+def _digest(text):
+    import hashlib
+
+    return hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+
+
+def _file_tag(file):
+    """config-schema.json -> config, config-linux.json -> linux, defs-linux.json -> defs_linux."""
+    stem = file[:-5] if file.endswith(".json") else file
+    stem = stem.removesuffix("-schema")
+    if stem.startswith("config-"):
+        stem = stem[len("config-"):]
+    return _ident(stem)
+
+
+def _node_name(file, pointer):
+    """_check__linux__resources__memory for config-linux.json#/definitions/resources/
+    properties/memory: the "properties" and "definitions" keywords are left out."""
+    parts = [_file_tag(file)]
+    tokens = [_unescape_pointer_token(t) for t in pointer[1:].split("/")] if pointer else []
+    i = 0
+    while i < len(tokens):
+        t = tokens[i]
+        if t in ("properties", "definitions") and i + 1 < len(tokens):
+            parts.append(_ident(tokens[i + 1]))
+            i += 2
+        elif t == "patternProperties" and i + 1 < len(tokens):
+            parts.append("pattern_" + _ident(tokens[i + 1]))
+            i += 2
+        else:
+            parts.append(_ident(t))
+            i += 1
+    return "_check__" + "__".join(parts)
+
+
+def _pointer_token(token):
+    return str(token).replace("~", "~0").replace("/", "~1")
 
 
 class _Schemas:
@@ -119,22 +173,25 @@ class _Generator:
 
     def __init__(self, schemas):
         self.schemas = schemas
-        self.functions = []  # finished function sources
-        self.constants = []  # module-level constant definitions
+        self.functions = {}  # name -> source of a function used by one node
+        self.constants = {}  # name -> module-level constant definition
         self.by_ref = {}  # (file, pointer) -> function name
+        self.owners = {}  # generated name -> the (file, pointer) or pattern it stands for
         self.patterns = {}  # pattern -> predicate name
-        self.bodies = {}  # function body -> the function defined with it
-        self.aliases = []  # "name = other": same body
-        self.tables = []  # property tables: (key, function) pairs
-        self.count = 0
+        self.bodies = {}  # function body -> names of the nodes checked by it
+        self.tables = {}  # name -> property table: (key, function) pairs
 
-    def _name(self, prefix):
-        self.count += 1
-        return f"_{prefix}{self.count}"
+    def _unique(self, name, owner):
+        """name, or (when another node's name came out the same) name + a digest of owner."""
+        known = self.owners.setdefault(name, owner)
+        if known != owner:
+            name = f"{name}_{_digest(repr(owner))}"
+            self.owners[name] = owner
+        return name
 
-    def _constant(self, prefix, value_source):
-        name = self._name(prefix)
-        self.constants.append(f"{name} = {value_source}")
+    def _constant(self, node, kind, value_source):
+        name = f"_{kind}{node[len('_check'):]}"
+        self.constants[name] = f"{name} = {value_source}"
         return name
 
     def _pattern(self, pattern):
@@ -147,7 +204,9 @@ class _Generator:
                     re.compile(pattern)
                 except re.error as e:
                     raise SchemaError(f"bad pattern {pattern!r}: {e}") from None
-            name = self.patterns[pattern] = self._constant("p", f"_search({pattern!r})")
+            tag = _ident(pattern).strip("_") or _digest(pattern)
+            name = self.patterns[pattern] = self._unique(f"_pattern__{tag}", ("pattern", pattern))
+            self.constants[name] = f"{name} = _search({pattern!r})"
         return name
 
     def at(self, file, pointer):
@@ -155,21 +214,23 @@ class _Generator:
         key = (file, pointer)
         name = self.by_ref.get(key)
         if name is None:
-            name = self.by_ref[key] = self._name("v")  # first: recursive schemas end
+            # named first: recursive schemas end
+            name = self.by_ref[key] = self._unique(_node_name(file, pointer), key)
             try:
                 schema = self.schemas.node(file, pointer)
             except SchemaError as e:
                 return self._failing(name, e)
-            self._emit(name, schema, file)
+            self._emit(name, schema, file, pointer)
         return name
 
     def _failing(self, name, error):
         """As jsonschema: a reference that cannot be resolved fails only when reached."""
-        self.constants.append(f"_E_{name} = {str(error)!r}")
-        self.functions.append(f"def {name}(x):\n    raise _SchemaError(_E_{name})\n")
+        self.constants[f"_E{name}"] = f"_E{name} = {str(error)!r}"
+        self.functions[name] = f"def {name}(x):\n    raise _SchemaError(_E{name})\n"
         return name
 
-    def sub(self, schema, file):
+    def sub(self, schema, file, pointer):
+        """The function checking ``schema``, found at file#pointer."""
         if isinstance(schema, dict) and "$ref" in schema:
             ref = schema["$ref"]  # its siblings are ignored (draft-04)
             try:
@@ -177,18 +238,28 @@ class _Generator:
                     raise SchemaError(f"bad $ref in {file}: {ref!r}")
                 target = self.schemas.resolve(file, ref)
             except SchemaError as e:
-                return self._failing(self._name("v"), e)
+                key = (file, pointer)
+                return self._failing(self._unique(_node_name(file, pointer), key), e)
             return self.at(*target)
-        name = self._name("v")
-        self._emit(name, schema, file)
+        return self.at_inline(schema, file, pointer)
+
+    def at_inline(self, schema, file, pointer):
+        key = (file, pointer)
+        name = self.by_ref.get(key)
+        if name is None:
+            name = self.by_ref[key] = self._unique(_node_name(file, pointer), key)
+            self._emit(name, schema, file, pointer)
         return name
 
-    def _emit(self, name, schema, file):
+    def _emit(self, name, schema, file, pointer):
         if not isinstance(schema, dict):
             raise SchemaError(f"schema in {file} is not an object: {schema!r}")
         if "$ref" in schema:
-            self.functions.append(f"def {name}(x):\n    return {self.sub(schema, file)}(x)\n")
+            self._define(name, f"    return {self.sub(schema, file, pointer)}(x)\n", returns=False)
             return
+
+        def sub(sub_schema, *tokens):
+            return self.sub(sub_schema, file, pointer + "".join("/" + _pointer_token(t) for t in tokens))
         handled = set(_ANNOTATIONS) | _COMPANIONS
         body = []
 
@@ -211,10 +282,10 @@ class _Generator:
         if "enum" in schema:
             values = kw("enum")
             if values and all(isinstance(v, str) for v in values):
-                c = self._constant("e", f"frozenset({sorted(set(values))!r})")
+                c = self._constant(name, "enum", f"frozenset({sorted(set(values))!r})")
                 fail_if(f"not (isinstance(x, str) and x in {c})")
             else:
-                c = self._constant("e", repr(list(values)))
+                c = self._constant(name, "enum", repr(list(values)))
                 fail_if(f"not any(_equal(x, v) for v in {c})")
 
         obj_keys = ("properties", "patternProperties", "additionalProperties", "required",
@@ -222,14 +293,14 @@ class _Generator:
         if any(k in schema for k in obj_keys):
             if "dependencies" in schema:
                 raise SchemaError(f"keyword 'dependencies' not supported (in {file})")
-            props = {k: self.sub(s, file) for k, s in kw("properties").items()} \
+            props = {k: sub(s, "properties", k) for k, s in kw("properties").items()} \
                 if "properties" in schema else {}
-            patterns = [(self._pattern(p), self.sub(s, file))
+            patterns = [(self._pattern(p), sub(s, "patternProperties", p))
                         for p, s in kw("patternProperties").items()] \
                 if "patternProperties" in schema else []
             additional = kw("additionalProperties") if "additionalProperties" in schema else True
             if isinstance(additional, dict):
-                additional = self.sub(additional, file)
+                additional = sub(additional, "additionalProperties")
             elif additional is not True and additional is not False:
                 raise SchemaError(f"bad additionalProperties in {file}")
             lines = []
@@ -237,7 +308,7 @@ class _Generator:
             if len(required) == 1:
                 lines.append(f"if {required[0]!r} not in x:\n            return False")
             elif required:
-                c = self._constant("r", repr(tuple(required)))
+                c = self._constant(name, "required", repr(tuple(required)))
                 lines.append(f"for r in {c}:\n            if r not in x:\n                return False")
             if "minProperties" in schema:
                 lines.append(f"if len(x) < {kw('minProperties')!r}:\n            return False")
@@ -248,8 +319,8 @@ class _Generator:
                 lines.append(f"if {key!r} in x and not {fn}(x[{key!r}]):\n            return False")
             elif props:
                 # A table (defined after the functions it names) rather than a check each.
-                table = self._name("t")
-                self.tables.append(f"{table} = ({''.join(f'({k!r}, {fn}), ' for k, fn in props.items())})")
+                table = f"_properties{name[len('_check'):]}"
+                self.tables[table] = f"{table} = ({''.join(f'({k!r}, {fn}), ' for k, fn in props.items())})"
                 lines.append(f"for k, f in {table}:\n            if k in x and not f(x[k]):\n"
                              f"                return False")
             if patterns:
@@ -257,7 +328,7 @@ class _Generator:
                                    for p, fn in patterns)
                 lines.append(f"for k, v in x.items():\n{checks}")
             if additional is not True:
-                known = self._constant("k", f"frozenset({sorted(props)!r})")
+                known = self._constant(name, "known", f"frozenset({sorted(props)!r})")
                 matched = "".join(f" or {p}(k)" for p, _ in patterns)
                 verdict = "return False" if additional is False \
                     else f"if not {additional}(v):\n                return False"
@@ -275,10 +346,10 @@ class _Generator:
                 lines.append(f"if len(x) > {kw('maxItems')!r}:\n            return False")
             items = kw("items") if "items" in schema else None
             if isinstance(items, dict):
-                lines.append(f"for v in x:\n            if not {self.sub(items, file)}(v):\n"
+                lines.append(f"for v in x:\n            if not {sub(items, 'items')}(v):\n"
                              f"                return False")
             elif isinstance(items, list):
-                fns = [self.sub(s, file) for s in items]
+                fns = [sub(s, "items", i) for i, s in enumerate(items)]
                 if fns:
                     lines.append(f"for f, v in zip(({', '.join(fns)},), x):\n"
                                  f"            if not f(v):\n                return False")
@@ -286,7 +357,7 @@ class _Generator:
                 if extra is False:
                     lines.append(f"if len(x) > {len(fns)}:\n            return False")
                 elif isinstance(extra, dict):
-                    lines.append(f"for v in x[{len(fns)}:]:\n            if not {self.sub(extra, file)}(v):\n"
+                    lines.append(f"for v in x[{len(fns)}:]:\n            if not {sub(extra, 'additionalItems')}(v):\n"
                                  f"                return False")
             elif items is not None:
                 raise SchemaError(f"bad items in {file}")
@@ -311,35 +382,49 @@ class _Generator:
             fail_if(f"{is_num} and x {op} {kw('maximum')!r}")
 
         if "allOf" in schema:
-            for s in kw("allOf"):
-                fail_if(f"not {self.sub(s, file)}(x)")
+            for i, s in enumerate(kw("allOf")):
+                fail_if(f"not {sub(s, 'allOf', i)}(x)")
         if "anyOf" in schema:
-            fns = [self.sub(s, file) for s in kw("anyOf")]
+            fns = [sub(s, "anyOf", i) for i, s in enumerate(kw("anyOf"))]
             fail_if(f"not ({' or '.join(f'{fn}(x)' for fn in fns) or 'False'})")
         if "oneOf" in schema:
-            fns = [self.sub(s, file) for s in kw("oneOf")]
+            fns = [sub(s, "oneOf", i) for i, s in enumerate(kw("oneOf"))]
             fail_if(f"sum(({''.join(f'{fn}(x), ' for fn in fns)})) != 1")
         if "not" in schema:
-            fail_if(f"{self.sub(kw('not'), file)}(x)")
+            fail_if(f"{sub(kw('not'), 'not')}(x)")
 
         unknown = set(schema) - handled
         if unknown:
             raise SchemaError(f"unsupported keyword(s) {sorted(unknown)} in {file}")
         self._define(name, "".join(b + "\n" for b in body))
 
-    def _define(self, name, body):
-        """def name(x) with that body; a body already defined makes name an alias."""
-        same = self.bodies.get(body)
-        if same is not None:
-            self.aliases.append(f"{name} = {same}")
-        else:
-            self.bodies[body] = name
-            self.functions.append(f"def {name}(x):\n{body}    return True\n")
+    def _define(self, name, body, returns=True):
+        """def name(x) with that body (and return True after it)."""
+        if returns:
+            body += "    return True\n"
+        self.bodies.setdefault(body, []).append(name)
+
+    def _function_sources(self):
+        """Sources of the functions, and the aliases: a body shared by several nodes is
+        one function named after the body (so that which node came first does not
+        matter), and each node's name is an alias of it."""
+        functions = dict(self.functions)
+        aliases = []
+        for body, names in self.bodies.items():
+            if len(names) == 1:
+                functions[names[0]] = f"def {names[0]}(x):\n{body}"
+                continue
+            shared = self._unique(f"_same_{_digest(body)}", ("body", body))
+            functions[shared] = f"def {shared}(x):\n{body}"
+            aliases.extend(f"{n} = {shared}" for n in names)
+        return [functions[n] for n in sorted(functions)], sorted(aliases)
 
     def module(self, roots, doc):
         """Module source defining CHECKS = {key: root function} for roots {key: file}
-        (or file#pointer)."""
+        (or file#pointer). Every part is sorted by name: the order the nodes were met
+        in does not show."""
         entries = {key: self.at(*root.partition("#")[::2]) for key, root in roots.items()}
+        functions, aliases = self._function_sources()
         return "\n".join([
             f'"""{doc}"""',
             "from pyrunc.spec.schema_runtime import SchemaError as _SchemaError  # noqa: F401",
@@ -347,14 +432,14 @@ class _Generator:
             "from pyrunc.spec.schema_runtime import search as _search  # noqa: F401",
             "from pyrunc.spec.schema_runtime import unique as _unique  # noqa: F401",
             "",
-            *self.constants,
+            *(self.constants[n] for n in sorted(self.constants)),
             "",
             "",
-            "\n\n".join(self.functions),
+            "\n\n".join(functions),
             "",
-            *self.aliases,
+            *aliases,
             "",
-            *self.tables,
+            *(self.tables[n] for n in sorted(self.tables)),
             "",
             "CHECKS = {" + ", ".join(f"{k!r}: {v}" for k, v in entries.items()) + "}",
             "",
@@ -368,7 +453,8 @@ def generate_module(schema_dir, roots=None):
     roots = dict(roots or SCHEMA_FILES)
     return _Generator(_Schemas(schema_dir)).module(
         roots, "Generated by pyrunc.spec.fastschema from specs/*.json: do not edit.\n\n"
-               "python -m pyrunc.spec.fastschema > pyrunc/spec/_schema_checks.py\n")
+               f"{_REGENERATE}\n"
+               "python -m pyrunc.spec.fastschema --check    (exits 1 when this file is not current)\n")
 
 
 class Validator:
@@ -392,7 +478,7 @@ class Validator:
         and inline schemas) became functions (for tests)."""
         gen = _Generator(_Schemas(self._dir))
         gen.module({"root": self._root_file}, "")
-        return len(gen.functions)
+        return len(gen.by_ref)
 
 
 _validators = {}
@@ -426,9 +512,44 @@ def is_valid(instance, schema="config") -> bool:
     return check(instance)
 
 
-if __name__ == "__main__":
+def main(argv):
+    """python -m pyrunc.spec.fastschema [--check] [SCHEMA_DIR]: write the module for
+    SCHEMA_DIR (default: the project's specs/) to standard output, or with --check exit 1,
+    saying so in one line, when pyrunc/spec/_schema_checks.py is not that module."""
     import sys
 
     from pyrunc.spec import specs_dir
 
-    sys.stdout.write(generate_module(sys.argv[1] if len(sys.argv) > 1 else specs_dir()))
+    check = "--check" in argv
+    rest = [a for a in argv if a != "--check"]
+    if len(rest) > 1 or any(a.startswith("-") for a in rest):
+        sys.stderr.write("usage: python -m pyrunc.spec.fastschema [--check] [SCHEMA_DIR]\n")
+        return 2
+    schema_dir = rest[0] if rest else specs_dir()
+    try:
+        source = generate_module(schema_dir)
+    except SchemaError as e:
+        sys.stderr.write(f"fastschema: {e}\n")
+        return 1
+    if not check:
+        sys.stdout.write(source)
+        return 0
+    try:
+        with open(CHECKS_FILE, encoding="utf-8") as f:
+            current = f.read()
+    except OSError as e:
+        current = None
+        why = e.strerror or str(e)
+    else:
+        why = "differs from what the generator writes"
+    if current != source:
+        sys.stderr.write(f"fastschema: {CHECKS_FILE} is not current ({why} for {schema_dir}): "
+                         f"run {_REGENERATE}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
