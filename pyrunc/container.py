@@ -35,35 +35,15 @@ def without_gc(fn):
     return wrapper
 
 
-def load_bundle(bundle, *, full_validation=False):
+def load_bundle(bundle):
     """Read and validate <bundle>/config.json; raises ConfigError naming the problem.
 
     A config that fails the strict checks gets runc's reading of it (spec/compat.py, each
-    change a debug note) and is checked again: create refuses only what runc refuses."""
-    from pyrunc.errors import ConfigError
-    from pyrunc.spec.config import load_config
-    from pyrunc.spec import validate as v
+    change a debug note) and is checked again: create refuses only what runc refuses
+    (the pipeline: spec/validate.py)."""
+    from pyrunc.spec.validate import load_bundle_config
 
-    config = load_config(bundle)
-    if full_validation or not v.is_valid_fast(config) or v.semantic_problems(config, bundle, strict=False):
-        from pyrunc.spec.compat import runc_compat
-
-        notes = runc_compat(config, bundle)
-        if notes:
-            from pyrunc import log
-
-            for note in notes:
-                log.debug(f"runc compatibility: {note}")
-        if full_validation or not v.is_valid_fast(config):
-            problems = v.schema_problems(config)
-        else:
-            problems = []
-        if not problems:
-            problems = v.semantic_problems(config, bundle, strict=False)
-        if problems:
-            more = f" (and {len(problems) - 1} more problems: run 'pyrunc validate')" if len(problems) > 1 else ""
-            raise ConfigError(f"{os.path.join(bundle, 'config.json')}: {problems[0]}{more}")
-    return config
+    return load_bundle_config(bundle)
 
 
 # --- create -------------------------------------------------------------------------

@@ -116,7 +116,7 @@ def test_validate_official_documents():
     docs = SHARED_SPEC / "schema" / "test" / "config"
     if not docs.exists():
         pytest.skip("../shared/runtime-spec-v1.3.0 is absent")
-    from pyrunc.spec.validate import schema_problems
+    from pyrunc.spec.schema_messages import schema_problems
 
     for kind in ("good", "bad"):
         for doc in sorted((docs / kind).glob("*.json")):

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pyrunc.spec import fastschema, specs_dir, validate
+from pyrunc.spec import fastschema, schema_messages, specs_dir
 
 try:
     import test_schema_oracle as oracle
@@ -145,7 +145,7 @@ def test_every_reachable_schema_compiles(kind):
 @pytest.mark.parametrize("kind", oracle.KINDS)
 def test_full_documents_valid(kind):
     assert fastschema.is_valid(oracle.FULL_DOCS[kind], kind)
-    assert validate.is_valid_fast(oracle.FULL_DOCS[kind], kind)
+    assert schema_messages.is_valid_fast(oracle.FULL_DOCS[kind], kind)
 
 
 @needs_official
@@ -342,11 +342,11 @@ def _run(code):
 def test_fast_path_never_imports_jsonschema():
     code = (
         "import json, sys\n"
-        "from pyrunc.spec import validate\n"
+        "from pyrunc.spec import schema_messages, validate\n"
         f"doc = json.loads({json.dumps(json.dumps(oracle.FULL_CONFIG))})\n"
-        "assert validate.is_valid_fast(doc)\n"
-        "assert not validate.is_valid_fast(dict(doc, ociVersion=1))\n"
-        "validate.semantic_problems(doc, None)\n"
+        "assert schema_messages.is_valid_fast(doc)\n"
+        "assert not schema_messages.is_valid_fast(dict(doc, ociVersion=1))\n"
+        "assert validate.check(doc, source='config.json') is doc\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('jsonschema', 'referencing', 'rpds', 'attrs')]\n"
         "assert not bad, bad\n"
         "print('ok')\n"

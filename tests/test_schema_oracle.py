@@ -628,8 +628,8 @@ def test_generated_state_and_features_variants_same_verdict(kind_doc):
 
 @needs_official
 def test_schema_problems_agree_with_verdict():
-    """pyrunc.spec.validate.schema_problems is empty exactly when the schema says valid."""
-    from pyrunc.spec.validate import schema_problems
+    """pyrunc.spec.schema_messages.schema_problems is empty exactly when the schema says valid."""
+    from pyrunc.spec.schema_messages import schema_problems
 
     docs = exhaustive_variants(FULL_CONFIG, official()["config"].is_valid)[::40]
     for doc in docs:

@@ -76,9 +76,8 @@ def _process(c, opts):
 
     if opts["process"]:
         from pyrunc.spec.config import load_json_object
-        from pyrunc.spec.process_checks import check_process
+        from pyrunc.spec.validate import check
 
         path = opts["process"]
-        opts["process"] = load_json_object(path)
-        check_process(opts["process"], path)
+        opts["process"] = check(load_json_object(path), "process", source=path)
     return build_process(c.config.get("process"), opts)

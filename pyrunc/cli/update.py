@@ -88,12 +88,9 @@ def run(ctx, opts, args):
         else:
             v = val
         resources.setdefault(section, {})[key] = v
-    from pyrunc.spec.validate import is_valid_fast, schema_problems
+    from pyrunc.spec.validate import check
 
     # As config.json's linux.resources (runc's JSON decoding refuses wrong types too).
-    if not is_valid_fast(resources, "resources"):
-        problems = schema_problems(resources, "resources")
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise PyruncError(f"{source}: {problems[0]}{more}")
+    check(resources, "resources", source=source)
     update(ctx.root, args[0], resources)
     return 0

@@ -18,22 +18,19 @@ def run(ctx, opts, args):
     import sys
 
     from pyrunc.errors import PyruncError, one_line
-    from pyrunc.spec.compat import runc_compat
     from pyrunc.spec.config import load_config
     from pyrunc.spec.problems import sort_problems
-    from pyrunc.spec.validate import schema_problems, semantic_problems
+    from pyrunc.spec.validate import problems as check
 
     bundle = os.path.abspath(opts["bundle"] or ".")
     path = os.path.join(bundle, "config.json")
     surrogates = []
     config = load_config(bundle, surrogates)
     if opts["schema_only"]:
-        problems, warnings = schema_problems(config), []
+        problems, warnings = check(config, schema_only=True)
     else:
-        taken = copy.deepcopy(config)
-        # what create does: runc's reading of the config, then the checks
-        warnings = runc_compat(taken, bundle)
-        problems = schema_problems(taken) + semantic_problems(taken, bundle, strict=False)
+        # what create does: runc's reading of the config (on a copy), then the checks
+        problems, warnings = check(copy.deepcopy(config), bundle=bundle)
     if surrogates:
         # Not Unicode (RFC 8259 section 8.2): runc and create read each as U+FFFD.
         problems = sort_problems(problems + [

@@ -8,7 +8,7 @@ into ``pyrunc/spec/_schema_checks.py`` (regenerate with ``python -m pyrunc.spec.
 > pyrunc/spec/_schema_checks.py``; ``python -m pyrunc.spec.fastschema --check`` exits 1
 when it is not current, and a test runs it), so ``create`` neither reads nor compiles a
 schema. Other schema directories are compiled when first used. When the
-answer is "invalid", callers ask ``pyrunc.spec.validate.schema_problems``
+answer is "invalid", callers ask ``pyrunc.spec.schema_messages.schema_problems``
 (jsonschema) for the messages.
 
 Semantics follow jsonschema's Draft4Validator exactly for the keywords handled:

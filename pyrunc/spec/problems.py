@@ -1,5 +1,6 @@
 """Problems as one-line strings ``"<JSON pointer>: <message>"`` (the root is ``/``),
-shared by the schema and the semantic checks."""
+shared by the schema and the semantic checks, and the helpers every area of the
+semantic checks uses. Standard library only (exec imports it)."""
 from pyrunc.errors import one_line  # noqa: F401 - re-exported
 
 
@@ -36,3 +37,84 @@ def show(value, limit=72):
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return text
+
+
+# --- what every area of the semantic checks shares (spec/*_checks.py, semantic.py)
+
+
+class Problems:
+    """The problems one check finds, each added as (pointer parts, message)."""
+
+    def __init__(self):
+        self.items = []
+
+    def add(self, parts, message):
+        self.items.append(one_line(f"{pointer(*parts)}: {message}"))
+
+
+def is_int(x):
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def as_list(x):
+    return x if isinstance(x, list) else []
+
+
+def as_dict(x):
+    return x if isinstance(x, dict) else {}
+
+
+def typed_entries(entries):
+    """(index, type, index of an earlier entry of the same type or None) for the dict
+    entries of a list that have a string "type"."""
+    seen = {}
+    for i, entry in enumerate(as_list(entries)):
+        t = entry.get("type") if isinstance(entry, dict) else None
+        if isinstance(t, str):
+            yield i, t, seen.get(t)
+            seen.setdefault(t, i)
+
+
+def abs_path(p, parts, value, what="must be an absolute path", allow_empty=False):
+    """Absolute path check shared by several fields (strings only)."""
+    if not isinstance(value, str):
+        return
+    if value == "":
+        if not allow_empty:
+            p.add(parts, "must not be empty")
+        return
+    if "\0" in value:
+        p.add(parts, "must not contain a NUL byte")
+    elif not value.startswith("/"):
+        p.add(parts, f"{show(value)} {what}")
+
+
+def string_map(value, parts, p, what="keys", empty_ok=False):
+    """A map of strings (annotations, sysctl): no empty key; the values the schema leaves
+    untyped (keys of only newlines) must be strings."""
+    if not isinstance(value, dict):
+        return
+    for k, v in value.items():
+        if k == "":
+            if empty_ok:
+                continue
+            p.add(parts, f"{what} must not be empty")
+        elif all(c == "\n" for c in k) and not isinstance(v, str):
+            # The schema only types values of keys with a non-newline character.
+            p.add(parts + (k,), f"{show(v)} is not of type \"string\"")
+
+
+def parse_id_list(text):
+    """Whether ``text`` is a list like ``0-3,7`` (empty allowed)."""
+    text = text.strip()
+    if not text:
+        return True
+    for item in text.split(","):
+        item = item.strip()
+        lo, dash, hi = item.partition("-")
+        lo, hi = lo.strip(), hi.strip()
+        if not (lo.isascii() and lo.isdigit()) or len(lo) > 9:
+            return False
+        if dash and (not (hi.isascii() and hi.isdigit()) or len(hi) > 9 or int(hi) < int(lo)):
+            return False
+    return True

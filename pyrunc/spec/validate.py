@@ -1,164 +1,111 @@
-"""Validation of config.json: JSON schema (specs/) plus checks the schema cannot express.
+"""ONE validation pipeline for every document pyrunc reads: config.json (create, run,
+`pyrunc validate`), exec's --process and update's --resources.
 
-Every problem is a one-line string ``"<JSON pointer>: <message>"`` (the document
-root is ``/``).  ``jsonschema`` is only imported inside ``schema_problems`` (it
-costs ~120 ms); the create hot path uses ``is_valid_fast`` and only falls back
-to ``schema_problems`` for the messages when the config is invalid.
+    schema  ->  runc compatibility  ->  semantic checks
+
+- schema: the compiled checks (_schema_checks.py, fastschema.py) give the verdict;
+  jsonschema (schema_messages.py, ~120 ms to import) only words the problems of an
+  invalid document.
+- runc compatibility (compat.py): what runc accepts outside the schema and the spec's
+  MUST clauses, rewritten in place into runc's meaning, each change a note. A drop-in
+  is never stricter than runc at create; `pyrunc validate` shows the notes as warnings.
+- semantic checks, by area: semantic.py (config.json: document, then process_checks,
+  mount_checks, namespace_checks, resource_checks, linux_checks); process_checks alone
+  for a process document; none for resources (the schema only, as runc's decoding).
+
+check() is what create, exec and update call: a document that passes the schema and the
+semantic checks as it is costs only those (compat is not even imported); one that fails
+gets runc's reading first and is checked again. problems() is the linter's.
+
+The one place of lazy imports for validation: this module imports only the standard
+library, pyrunc.errors and problems.py at its top, and each step's module when that step
+runs for that kind, so that exec (a process document) never loads semantic.py, and no
+valid document loads jsonschema or compat.py.
 """
-
-import os
-
 from pyrunc.errors import ConfigError
-from pyrunc.jsonutil import loads
-from pyrunc.spec.problems import one_line, pointer, show, sort_problems
-from pyrunc.spec.semantic import SUPPORTED_VERSIONS, semantic_problems
 
-__all__ = [
-    "SUPPORTED_VERSIONS",
-    "check_config",
-    "is_valid_fast",
-    "load_and_validate",
-    "pointer",
-    "schema_problems",
-    "semantic_problems",
-    "validate",
-]
+KINDS = ("config", "process", "resources")
 
 
-_SPEC_FILES = (
-    "config-schema.json",
-    "config-linux.json",
-    "defs.json",
-    "defs-linux.json",
-    "state-schema.json",
-    "features-schema.json",
-    "features-linux.json",
-)
-_ROOTS = {"config": "config-schema.json", "state": "state-schema.json", "features": "features-schema.json",
-          "process": "config-schema.json#/definitions/process",
-          "resources": "config-linux.json#/definitions/resources"}
-
-
-# ---------------------------------------------------------------------------
-# schema validation with jsonschema (slow import; only when messages are needed)
-
-_validators = {}
-
-
-def _jsonschema_validator(schema):
-    v = _validators.get(schema)
-    if v is not None:
-        return v
-    if schema not in _ROOTS:
-        raise ValueError(f"unknown schema {schema!r}; expected one of {sorted(_ROOTS)}")
-    from jsonschema import Draft4Validator
-    from referencing import Registry, Resource
-    from referencing.jsonschema import DRAFT4
-
-    from pyrunc.spec import specs_dir
-
-    directory = specs_dir()
-    docs = {}
-    for name in _SPEC_FILES:
-        path = os.path.join(directory, name)
-        try:
-            with open(path, "rb") as f:
-                docs[name] = loads(f.read())
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"cannot load JSON schema {path}: {e}") from None
-    registry = Registry().with_resources(
-        (name, Resource.from_contents(doc, default_specification=DRAFT4)) for name, doc in docs.items()
-    )
-    root = _ROOTS[schema]
-    root = {"$ref": root} if "#" in root else docs[root]
-    v = _validators[schema] = Draft4Validator(root, registry=registry)
-    return v
-
-
-def _describe(error):
-    """(path tuple, message) pairs for one jsonschema ValidationError."""
-    path = tuple(error.absolute_path)
-    kind = error.validator
-    value = error.validator_value
-    inst = error.instance
-    if kind in ("anyOf", "oneOf") and error.context:
-        from jsonschema.exceptions import best_match
-
-        best = best_match(error.context)
-        if best is not None:
-            return _describe(best)
-    if kind == "type":
-        types = value if isinstance(value, list) else [value]
-        return [(path, f"{show(inst)} is not of type {' or '.join(show(t) for t in types)}")]
-    if kind == "enum":
-        return [(path, f"{show(inst)} is not one of {show(value, limit=400)}")]
-    if kind == "required":
-        missing = [name for name in value if isinstance(inst, dict) and name not in inst]
-        return [(path, f"{show(name)} is a required property") for name in missing]
-    if kind == "pattern":
-        return [(path, f"{show(inst)} does not match {show(value)}")]
-    if kind == "minimum":
-        excl = error.schema.get("exclusiveMinimum", False)
-        return [(path, f"{show(inst)} is less than {'or equal to ' if excl else ''}the minimum of {value}")]
-    if kind == "maximum":
-        excl = error.schema.get("exclusiveMaximum", False)
-        return [(path, f"{show(inst)} is greater than {'or equal to ' if excl else ''}the maximum of {value}")]
-    if kind == "minItems":
-        if value == 1:
-            return [(path, "must contain at least one entry")]
-        return [(path, f"must contain at least {value} entries, not {len(inst)}")]
-    if kind == "maxItems":
-        return [(path, f"must contain at most {value} entries, not {len(inst)}")]
-    return [(path, " ".join(error.message.split()))]
-
-
-def schema_problems(config, schema="config") -> list:
-    """Problems of ``config`` under the project's JSON schema ``schema``.
-
-    ``schema`` is "config", "state", "features", "process" (exec --process) or
-    "resources" (update --resources).  Each problem is
-    ``"<pointer>: <message>"``; the list is sorted and free of duplicates.
-    """
-    v = _jsonschema_validator(schema)  # (ValueError for an unknown schema)
-    if is_valid_fast(config, schema):
-        return []  # the same verdict, without jsonschema's ~0.25 ms an array entry
-    problems = []
-    for error in v.iter_errors(config):
-        for path, message in _describe(error):
-            problems.append(one_line(f"{pointer(*path)}: {message}"))
-    return sort_problems(problems)
-
-
-def is_valid_fast(config, schema="config") -> bool:
-    """Schema verdict without importing jsonschema (same verdict as schema_problems() == [])."""
+def _schema_valid(doc, kind):
     from pyrunc.spec._schema_checks import CHECKS  # fastschema's output for specs/
 
-    return CHECKS[schema](config)
+    return CHECKS[kind](doc)
 
 
-def validate(config, bundle_dir=None) -> list:
-    """All problems of ``config``: schema problems, then semantic problems."""
-    return schema_problems(config, "config") + semantic_problems(config, bundle_dir)
+def _schema_problems(doc, kind):
+    if _schema_valid(doc, kind):
+        return []
+    from pyrunc.spec.schema_messages import schema_problems
+
+    return schema_problems(doc, kind)
 
 
-def check_config(config, bundle_dir=None, source="config.json") -> None:
-    """Raise a one-line ConfigError when ``config`` is invalid (create hot path).
+def _runc_compat(doc, kind, bundle):
+    """Normalise doc in place to runc's meaning; the notes."""
+    if kind == "resources":
+        return []
+    from pyrunc.spec.compat import runc_compat
 
-    The schema verdict comes from the fast validator; jsonschema is imported only
-    to word the error when the config is invalid.
-    """
-    problems = semantic_problems(config, bundle_dir)
-    if not is_valid_fast(config):
-        problems = schema_problems(config, "config") + problems
-    if problems:
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise ConfigError(f"{source}: {problems[0]}{more}")
+    if kind == "config":
+        return runc_compat(doc, bundle)
+    # A process document is config.json's process: the same rules, its notes only.
+    return [n.removeprefix("/process") for n in runc_compat({"process": doc}) if n.startswith("/process/")]
 
 
-def load_and_validate(bundle_dir: str) -> dict:
-    """load_config() then check_config(): the config, or a one-line ConfigError."""
+def _semantic_problems(doc, kind, bundle, strict):
+    if kind == "config":
+        from pyrunc.spec.semantic import semantic_problems
+
+        return semantic_problems(doc, bundle, strict)
+    if kind == "process":
+        from pyrunc.spec.process_checks import process_problems
+
+        return process_problems(doc)
+    return []
+
+
+def problems(doc, kind="config", *, bundle=None, compat=True, strict=False, schema_only=False):
+    """(problems, notes) of doc, a config.json ("config"), a process ("process") or a
+    linux.resources ("resources") document: the schema's problems first, then the
+    semantic checks' (each ``"<JSON pointer>: <message>"``), after runc's reading of doc
+    (compat=True: doc is changed in place; notes: what was taken with runc's meaning).
+    strict: also what runc accepts as it is (the version, empty annotation keys).
+    schema_only: the schema's problems of doc as it is, nothing else.
+    bundle: the bundle directory (root.path must exist in it; relative hook paths)."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown kind {kind!r}; expected one of {KINDS}")
+    if schema_only:
+        return _schema_problems(doc, kind), []
+    notes = _runc_compat(doc, kind, bundle) if compat else []
+    return _schema_problems(doc, kind) + _semantic_problems(doc, kind, bundle, strict), notes
+
+
+def check(doc, kind="config", *, source, bundle=None, strict=False):
+    """doc, or a one-line ConfigError ``"<source>: <first problem> (and N more ...)"``:
+    problems() with runc's reading (debug-logged), or with strict=True without it and
+    with the strict checks. A document valid as it is is not changed (nor is compat.py
+    imported)."""
+    if not strict and _schema_valid(doc, kind) and not _semantic_problems(doc, kind, bundle, False):
+        return doc
+    found, notes = problems(doc, kind, bundle=bundle, compat=not strict, strict=strict)
+    if notes:
+        from pyrunc import log
+
+        for note in notes:
+            log.debug(f"runc compatibility: {note}")
+    if found:
+        n = len(found) - 1
+        # Only config.json can be given to `pyrunc validate`.
+        more = "" if not n else f" (and {n} more problems: run 'pyrunc validate')" if kind == "config" \
+            else f" (and {n} more)"
+        raise ConfigError(f"{source}: {found[0]}{more}")
+    return doc
+
+
+def load_bundle_config(bundle, *, strict=False):
+    """<bundle>/config.json, read (spec/config.py) and check()ed."""
     from pyrunc.spec.config import config_path, load_config
 
-    config = load_config(bundle_dir)
-    check_config(config, bundle_dir, source=config_path(bundle_dir))
-    return config
+    config = load_config(bundle)
+    return check(config, "config", source=config_path(bundle), bundle=bundle, strict=strict)
