@@ -18,6 +18,7 @@ import os
 
 from pyrunc.cgroups import CGROUP_ROOT, Manager, is_unified
 from pyrunc.cgroups import systemd_props as sp
+from pyrunc.cgroups._util import warn
 from pyrunc.errors import PyruncError
 
 PRIVATE_SOCKET = "/run/systemd/private"
@@ -121,9 +122,7 @@ class _Systemd:
             except self.dbus.DBusError as e:
                 raise _err(f"timed out while waiting for systemd to remove {unit}: {e}") from None
             if result != "done":
-                from pyrunc.cgroups.systemd_props import _warn
-
-                _warn(f"error removing unit `{unit}`: got `{result}`. Continuing...")
+                warn(f"error removing unit `{unit}`: got `{result}`. Continuing...")
         self.reset_failed(unit)
 
     def reset_failed(self, unit):

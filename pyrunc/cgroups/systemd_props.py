@@ -9,6 +9,7 @@ which runs after systemd in both drivers, as runc's does.
 from pyrunc.cgroups import _util as u
 from pyrunc.errors import PyruncError
 
+_warn = u.warn  # pyrunc's log (--log, --log-format), as runc's logrus.Warn
 INFINITY = u.MAX_UINT64  # systemd's USEC_INFINITY / CGROUP_LIMIT_MAX
 DEFAULT_PERIOD = 100000
 
@@ -168,12 +169,6 @@ def device_properties(resources, linux_devices, version):
         allow.append((path, emu.rules[(t, major, minor)]))
     return [("DevicePolicy", ("s", "strict")), ("DeviceAllow", ("a(ss)", [])),
             ("DeviceAllow", ("a(ss)", allow))], exact
-
-
-def _warn(msg):
-    import logging
-
-    logging.getLogger("pyrunc").warning(msg)
 
 
 def resource_properties(r, linux_devices, version, *, v2):
