@@ -67,7 +67,7 @@ class _Creation:
 @without_gc
 def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False,
            no_new_keyring=False, preserve_fds=0, listen_fds=0, config=None, to_start=False,
-           on_ready=None, systemd_cgroup=False):
+           on_ready=None, systemd_cgroup=False, rootless_cgroups=False):
     """Create a container; returns the Container once its init waits on exec.fifo.
     console_socket: a unix socket path (runc's --console-socket), or a connected socket.
     preserve_fds: fds after stdio passed on, of which the first listen_fds are
@@ -77,7 +77,10 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     the runtime saves the state (runc's `run` is create+start too).
     on_ready: called once the init is ready, before it may exec the process (`run` blocks
     the signals it will forward to the container there).
-    systemd_cgroup: the systemd cgroup driver (--systemd-cgroup): a transient scope."""
+    systemd_cgroup: the systemd cgroup driver (--systemd-cgroup): a transient scope.
+    rootless_cgroups (--rootless): cgroup permission errors are ignored, as runc's
+    rootless cgroup manager does (a controller that cannot be joined is skipped; device
+    rules that cannot be written are skipped; other limits still fail)."""
     from pyrunc import initpipe
     from pyrunc.init import InitSpec, preimport, seccomp_needs_runtime
 
@@ -128,7 +131,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         from pyrunc.cgroups import new_manager
 
         made.cgroup = new_manager(cid, linux.get("cgroupsPath"), systemd=systemd_cgroup,
-                                  annotations=config.get("annotations"))
+                                  rootless=rootless_cgroups, annotations=config.get("annotations"))
         # Before anything it records is made: should this process die (SIGKILL), what
         # it made is found through it (delete --force; see pyrunc.state).
         store.save_early(cid, {"bundle": bundle, "rootfs": spec_rootfs(config, bundle),

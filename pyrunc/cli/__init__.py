@@ -54,8 +54,28 @@ class Context:
         self.log_format = opts["log_format"]
         self.debug = opts["debug"]
         self.systemd_cgroup = opts["systemd_cgroup"]
-        r = opts["rootless"]
-        self.rootless = r == "true" or (r == "auto" and __import__("os").geteuid() != 0)
+        self.rootless = opts["rootless"]
+
+    def rootless_cgroups(self):
+        """runc's --rootless, read where a cgroup manager is made (create, run): "true"
+        (Go's ParseBool spellings) ignores cgroup permission errors; "auto" (or "") is
+        true unless the runtime is root of the initial user namespace."""
+        r = self.rootless
+        if r.lower() in ("", "auto"):
+            import os
+
+            if os.geteuid() != 0:
+                return True
+            try:
+                with open("/proc/self/uid_map", "rb") as f:
+                    return f.read().split() != [b"0", b"0", b"4294967295"]
+            except OSError:
+                return False
+        if r in ("1", "t", "T", "true", "TRUE", "True"):
+            return True
+        if r in ("0", "f", "F", "false", "FALSE", "False"):
+            return False
+        raise UsageError(f'--rootless: invalid value "{r}" (want true, false or auto)')
 
 
 def _version():

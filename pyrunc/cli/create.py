@@ -35,5 +35,5 @@ def run(ctx, opts, args):
     create(ctx.root, args[0], opts["bundle"] or ".", pid_file=opts["pid_file"] or None,
            console_socket=opts["console_socket"] or None, no_pivot=opts["no_pivot"],
            no_new_keyring=opts["no_new_keyring"], preserve_fds=total, listen_fds=listen,
-           systemd_cgroup=ctx.systemd_cgroup)
+           systemd_cgroup=ctx.systemd_cgroup, rootless_cgroups=ctx.rootless_cgroups())
     return 0

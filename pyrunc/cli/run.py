@@ -32,8 +32,8 @@ def run(ctx, opts, args):
                          no_new_keyring=opts["no_new_keyring"], preserve_fds=total,
                          listen_fds=listen, config=config, to_start=proxy is None,
                          systemd_cgroup=ctx.systemd_cgroup,
-                         # blocked (to be forwarded) before the process can run
-                         on_ready=None if opts["detach"] else signals.block_all)
+                         rootless_cgroups=ctx.rootless_cgroups(),
+                         on_ready=lambda: _ready(opts))
     try:
         if proxy is not None:
             proxy.receive()
@@ -55,3 +55,18 @@ def run(ctx, opts, args):
     if not opts["keep"]:
         container.delete(ctx.root, cid, force=True, container=c)
     return code
+
+
+def _ready(opts):
+    """Once the init is ready (it is the runtime's child by now), before it may exec the
+    process: the signals to forward are blocked, and the runtime is a child subreaper,
+    as runc's run, so that it reaps what is orphaned in a container without a PID
+    namespace; with --no-subreaper it is not, and those go to the host's reaper."""
+    if opts["no_subreaper"] or not opts["detach"]:
+        from pyrunc import syscalls as sc
+
+        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 0 if opts["no_subreaper"] else 1)
+    if not opts["detach"]:
+        from pyrunc import signals
+
+        signals.block_all()
