@@ -146,9 +146,20 @@ def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds, preimported, 
 
 
 @without_gc
-def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0, listen_fds=0):
-    """Start proc in container c; returns the new process's host pid once it has exec'd."""
+def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0, listen_fds=0,
+            sub_cgroups=None):
+    """Start proc in container c; returns the new process's host pid once it has exec'd.
+    sub_cgroups: {controller or "": path}, existing sub-cgroups of the container's to
+    run it in (cgroups.subcgroup)."""
     from pyrunc.init import preimport_process, seccomp_needs_runtime, spawn
+
+    mgr = c.cgroup_manager()
+    if sub_cgroups:
+        if mgr is None:
+            raise PyruncError("cgroup: the container has no cgroup to run the process in a sub-cgroup of")
+        from pyrunc.cgroups.subcgroup import SubCgroups
+
+        mgr = SubCgroups(mgr, sub_cgroups)
 
     if proc.get("capabilities"):
         from pyrunc.capabilities import warn_ignored
@@ -166,7 +177,6 @@ def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0, list
         from pyrunc.console import connect_socket
 
         con = connect_socket(console_socket)
-    mgr = c.cgroup_manager()
     placement = None
     if mgr is not None:
         from pyrunc.cgroups.placement import Placement

@@ -18,7 +18,7 @@ FLAGS = [
     Flag("no-new-privs", help="set the no new privileges value for the process"),
     Flag("cap,c", "list", help="add a capability to the bounding set for the process"),
     Flag("preserve-fds", "int", 0, "Pass N additional file descriptors to the container (stdio + $LISTEN_FDS + N in total)"),
-    Flag("cgroup", "list", help="run the process in an (existing) sub-cgroup(s) (not supported on cgroup v1 by runc either)"),
+    Flag("cgroup", "list", help="run the process in an (existing) sub-cgroup(s). Format is [<controller>:]<cgroup>."),
     Flag("ignore-paused", help="allow exec in a paused container"),
 ]
 
@@ -36,13 +36,12 @@ def run(ctx, opts, args):
         raise PyruncError("cannot exec in a stopped container")
     if status == "paused" and not opts["ignore_paused"]:
         raise PyruncError("cannot exec in a paused container (use --ignore-paused to override)")
-    if opts["cgroup"]:
-        raise PyruncError("exec --cgroup: sub-cgroups are not supported on cgroup v1")
     if not opts["process"] and len(args) < 2:
         raise UsageError('pyrunc: "exec" requires a minimum of 2 arguments')
     opts["args"] = args[1:]
     try:
         proc = _process(c, opts)
+        sub_cgroups = _sub_cgroups(opts["cgroup"])
     except PyruncError as e:
         raise _exec_failed(e) from None
     if not opts["detach"]:
@@ -50,7 +49,8 @@ def run(ctx, opts, args):
     total, listen = preserved_fds(opts)
     try:
         pid = exec_in(c, proc, console_socket=opts["console_socket"] or None,
-                      pid_file=opts["pid_file"] or None, preserve_fds=total, listen_fds=listen)
+                      pid_file=opts["pid_file"] or None, preserve_fds=total, listen_fds=listen,
+                      sub_cgroups=sub_cgroups)
     except PyruncError as e:
         raise _exec_failed(e) from None
     if opts["detach"]:
@@ -81,3 +81,30 @@ def _process(c, opts):
         path = opts["process"]
         opts["process"] = check(load_json_object(path), "process", source=path)
     return build_process(c.config.get("process"), opts)
+
+
+def _sub_cgroups(args):
+    """runc's getSubCgroupPaths: {controller: path} of the --cgroup values
+    ("[<controller>[,<controller>...]:]<path>"); "" for a path without a controller,
+    allowed alone only (one path for every controller; on cgroup v2, the only form).
+    An empty or repeated controller is refused, as current runc does (1.1.5 took ":p"
+    as "p", and the last of repeated controllers)."""
+    from pyrunc.errors import PyruncError
+
+    paths = {}
+    for a in args or ():
+        ctrls, sep, path = a.partition(":")
+        if ":" in path:
+            raise PyruncError(f"invalid --cgroup argument: {a}")
+        if not sep:
+            if len(args) != 1:
+                raise PyruncError(f"invalid --cgroup argument: {a} (missing <controller>: prefix)")
+            paths[""] = a
+            continue
+        for ctrl in ctrls.split(","):
+            if not ctrl:
+                raise PyruncError(f"invalid --cgroup argument: {a} (empty <controller> prefix)")
+            if ctrl in paths:
+                raise PyruncError(f"invalid --cgroup argument(s): controller {ctrl} specified multiple times")
+            paths[ctrl] = path
+    return paths
