@@ -9,6 +9,7 @@ manager (placement_targets, apply, rootless), with the manager's directories mov
 form on cgroup v2, where the container has one directory). The sub-cgroups must exist:
 nothing is created.
 """
+import os
 import posixpath
 
 from pyrunc.cgroups import ROOTLESS_JOIN_ERRNOS
@@ -68,4 +69,5 @@ class SubCgroups:
                 # v1 manager joins it.
                 if (ctrl == "" and not self.v2) or (self.rootless and e.errno in ROOTLESS_JOIN_ERRNOS):
                     continue
-                raise
+                why = os.strerror(e.errno) if e.errno else str(e)
+                raise CgroupError(f"cgroup {ctrl or 'unified'}: joining {d}: {why}", e.errno) from None
