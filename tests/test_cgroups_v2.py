@@ -409,6 +409,22 @@ def test_devices_attach_error(fake, monkeypatch):
 # ----------------------------------------------------------------- freeze, stats
 
 
+def test_paused_status_read_from_saved_state(fake):
+    """`state` says "paused" from the saved cgroup state alone, the systemd driver's
+    (a scope's cgroupfs manager under "fs") as well as cgroupfs'. It said "running" for
+    a paused --systemd-cgroup container, and so `resume` refused (systemd guest, CI)."""
+    from pyrunc.cgroups import frozen_from_state
+
+    m = made(fake)
+    systemd_saved = {"cgroup_version": 2, "driver": "systemd", "unit": "x.scope",
+                     "paths": {"": m.path}, "fs": m.to_state()}
+    for saved in (m.to_state(), systemd_saved):
+        assert not frozen_from_state(saved)
+    wr(os.path.join(m.path, "cgroup.freeze"), "1")
+    for saved in (m.to_state(), systemd_saved):
+        assert frozen_from_state(saved)
+
+
 def test_freeze_thaw(fake):
     m = made(fake)
     assert not m.frozen()

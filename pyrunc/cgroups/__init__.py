@@ -196,6 +196,8 @@ def load_manager(saved):
 def frozen_from_state(saved):
     """Whether a container's cgroup is frozen, from its saved state: the `state` and
     `list` paths read one file instead of importing and building a manager."""
+    if saved.get("driver") == "systemd":
+        saved = saved.get("fs") or {}  # the scope's cgroupfs manager (SystemdManager.to_state)
     if saved.get("cgroup_version") == 2:
         path, name, frozen = saved.get("path"), "cgroup.freeze", "1"  # V2Manager.to_state
     else:
