@@ -140,7 +140,12 @@ def test_default_config_is_fresh_each_call():
     assert "CAP_SYS_ADMIN" not in b["process"]["capabilities"]["bounding"]
     assert "x" not in b["mounts"][1]["options"]
     assert b["process"]["capabilities"]["effective"] is not b["process"]["capabilities"]["bounding"]
-    assert default_config(True) == default_config(True)
+    rootless = default_config(rootless=True)
+    rootless["linux"]["uidMappings"][0]["size"] = 7
+    assert default_config(rootless=True)["linux"]["uidMappings"][0]["size"] == 1
+    with_seccomp = default_config(seccomp=True)
+    with_seccomp["linux"]["seccomp"]["syscalls"][0]["names"].append("x")
+    assert "x" not in default_config(seccomp=True)["linux"]["seccomp"]["syscalls"][0]["names"]
 
 
 def test_json_format_is_runcs():
