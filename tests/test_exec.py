@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from conftest import ConsoleReceiver
-from test_lifecycle import one_line_error, wait_for
+from support.runtime import ConsoleReceiver
+from support.checks import one_line_error, wait_for
 
 
 @pytest.fixture

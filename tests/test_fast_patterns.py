@@ -5,7 +5,7 @@ import re
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import REPO
+from support.paths import REPO
 from pyrunc.spec.schema_runtime import FAST_PATTERNS
 
 

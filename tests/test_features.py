@@ -11,32 +11,10 @@ import pytest
 from pyrunc import capabilities, features as features_mod
 from pyrunc.features import features, features_json
 from pyrunc.spec.default import OCI_VERSION, default_config
+from support.paths import SCHEMA_DIR
+from support.schemas import official_validator, schema_errors
 
 pytestmark = pytest.mark.cgroups
-
-SPEC_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "runtime-spec-v1.3.0"
-SCHEMA_DIR = SPEC_DIR / "schema"
-
-
-def _validator(root_name):
-    """Draft-4 validator for one of the official schemas, $refs resolved in SCHEMA_DIR."""
-    if not SCHEMA_DIR.is_dir():
-        pytest.skip(f"official runtime-spec schemas not found at {SCHEMA_DIR}")
-    jsonschema = pytest.importorskip("jsonschema")
-    referencing = pytest.importorskip("referencing")
-    from referencing.jsonschema import DRAFT4
-
-    resources = []
-    for path in SCHEMA_DIR.glob("*.json"):
-        contents = json.loads(path.read_text())
-        resources.append((path.name, referencing.Resource.from_contents(contents, default_specification=DRAFT4)))
-    registry = referencing.Registry().with_resources(resources)
-    schema = json.loads((SCHEMA_DIR / root_name).read_text())
-    return jsonschema.Draft4Validator(schema, registry=registry)
-
-
-def _errors(validator, doc):
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +37,7 @@ def runc_features():
 
 
 def test_valid_against_official_schema(feat):
-    assert _errors(_validator("features-schema.json"), feat) == []
+    assert schema_errors(official_validator("features-schema.json"), feat) == []
 
 
 def test_seccomp_disabled_variant_valid(monkeypatch):
@@ -67,18 +45,18 @@ def test_seccomp_disabled_variant_valid(monkeypatch):
     doc = features()
     assert doc["linux"]["seccomp"] == {"enabled": False}
     assert not any("libseccomp" in k for k in doc["annotations"])
-    assert _errors(_validator("features-schema.json"), doc) == []
+    assert schema_errors(official_validator("features-schema.json"), doc) == []
 
 
 def test_official_examples_still_validate():
     """The validator set-up is sound: the spec's own good/bad examples behave."""
-    validator = _validator("features-schema.json")
+    validator = official_validator("features-schema.json")
     good = sorted((SCHEMA_DIR / "test" / "features" / "good").glob("*.json"))
     bad = sorted((SCHEMA_DIR / "test" / "features" / "bad").glob("*.json"))
     for path in good:
-        assert _errors(validator, json.loads(path.read_text())) == [], path.name
+        assert schema_errors(validator, json.loads(path.read_text())) == [], path.name
     for path in bad:
-        assert _errors(validator, json.loads(path.read_text())) != [], path.name
+        assert schema_errors(validator, json.loads(path.read_text())) != [], path.name
 
 
 # ---------------------------------------------------------------- content
@@ -198,7 +176,7 @@ def test_seccomp_flags_follow_versions(monkeypatch):
     sc = features()["linux"]["seccomp"]
     assert len(sc["supportedFlags"]) == 4
     assert "SCMP_ARCH_LOONGARCH64" in sc["archs"]
-    assert _errors(_validator("features-schema.json"), features()) == []
+    assert schema_errors(official_validator("features-schema.json"), features()) == []
 
 
 def test_idmap_follows_kernel(monkeypatch):

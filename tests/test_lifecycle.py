@@ -2,27 +2,10 @@
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
-
-
-def wait_for(pred, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.02)
-    return False
-
-
-def one_line_error(p):
-    err = p.stderr.strip()
-    assert p.returncode != 0
-    assert err and "\n" not in err, f"expected one line on stderr, got: {p.stderr!r}"
-    assert "Traceback" not in p.stderr
-    return err
+from support.checks import one_line_error, wait_for
 
 
 def test_create_start_stop_delete(rt, tmp_path):

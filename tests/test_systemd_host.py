@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from conftest import pyrunc_binary
+from support.checks import one_line_error
+from support.host import pyrunc_binary
 from pyrunc.cgroups import dbus
 from pyrunc.cgroups.systemd import running_systemd
 
@@ -122,13 +123,6 @@ def test_dbus_client_only_for_the_systemd_driver(rt, tmp_path):
 # --- without systemd ----------------------------------------------------------------
 
 
-def _one_line_error(p):
-    assert p.returncode == 1, (p.returncode, p.stderr)
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
-    return lines[0]
-
-
 @pytest.fixture
 def both(rt, runc_rt):
     return {"pyrunc": rt, "runc": runc_rt}
@@ -141,7 +135,7 @@ def test_systemd_cgroup_without_systemd_is_runc_error(both):
     of the cgroupfs driver (runc too)."""
     for name, r in both.items():
         b = r.bundle(["sleep", "100"], edit=lambda c: c["linux"].update(cgroupsPath=""))
-        line = _one_line_error(r.cmd("--systemd-cgroup", "create", "--bundle", b, "sd1", check=False))
+        line = one_line_error(r.cmd("--systemd-cgroup", "create", "--bundle", b, "sd1", check=False), 1)
         assert "systemd not running on this host, cannot use systemd cgroups manager" in line, name
         assert r.cmd("list", "--quiet").stdout.strip() == "", name
         for d in ("/sys/fs/cgroup/systemd/system.slice/runc-sd1.scope",
@@ -157,7 +151,7 @@ def test_systemd_cgroup_path_format_is_runc_error(both):
     """A cgroupsPath not of the form "slice:prefix:name" is refused first, as runc does."""
     for name, r in both.items():
         b = r.bundle(["true"], edit=lambda c: c["linux"].update(cgroupsPath="/not/a/systemd/path"))
-        line = _one_line_error(r.cmd("--systemd-cgroup", "create", "--bundle", b, "sd3", check=False))
+        line = one_line_error(r.cmd("--systemd-cgroup", "create", "--bundle", b, "sd3", check=False), 1)
         assert ('expected cgroupsPath to be of format \\"slice:prefix:name\\" for systemd cgroups, '
                 'got \\"/not/a/systemd/path\\" instead') in line, (name, line)
         assert r.cmd("list", "--quiet").stdout.strip() == "", name
@@ -173,7 +167,7 @@ def test_systemd_annotations_errors_as_runc(both):
                           ({"org.systemd.property.Foo": "@@@"},
                            "annotation org.systemd.property.Foo=@@@ value parse error")):
             b = r.bundle(["true"], edit=lambda c: c.update(annotations=ann))
-            line = _one_line_error(r.cmd("--systemd-cgroup", "create", "--bundle", b, "sd4", check=False))
+            line = one_line_error(r.cmd("--systemd-cgroup", "create", "--bundle", b, "sd4", check=False), 1)
             assert want in line, (name, line)
             assert r.cmd("list", "--quiet").stdout.strip() == "", name
 
