@@ -17,7 +17,7 @@ import struct
 import uuid
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import assume, given, settings, strategies as st
 
 from pyrunc.cgroups import ebpf, is_unified
 from pyrunc.cgroups.devices import WILDCARD, Emulator, Rule, default_rules, rules_from_oci, \
@@ -137,7 +137,7 @@ def test_program_matches_the_v1_controller(rules):
     try:
         emu = Emulator.from_rules(rules + default_rules())
     except PyruncError:
-        return  # refused as runc refuses it (a hole in a wildcard)
+        assume(False)  # refused as runc refuses it (a hole in a wildcard): not an example
     devs = sorted({(t, ma, mi) for t in "bc" for ma in (1, 5, 8, 10, 136, 300)
                    for mi in (0, 2, 3, 5, 229, 7000)})
     check_same(emu, devs)
