@@ -88,6 +88,7 @@ def check_same(emu, devices=DEVICES):
             assert run_program(prog, dtype, ma, mi, acc) == int(want), (emu.rules, dtype, ma, mi, perms)
 
 
+@pytest.mark.unit
 def test_defaults_program():
     emu = target_emulator([{"allow": False, "access": "rwm"}])
     check_same(emu)
@@ -98,6 +99,7 @@ def test_defaults_program():
     assert run_program(prog, "c", 10, 229, ACC["r"] | ACC["w"]) == 0    # /dev/fuse
 
 
+@pytest.mark.unit
 def test_later_rules_win():
     allow_fuse = {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rw"}
     deny_all = {"allow": False, "access": "rwm"}
@@ -117,6 +119,7 @@ def test_later_rules_win():
     assert run_program(ebpf.device_filter(emu), "b", 8, 0, 7) == 1
 
 
+@pytest.mark.unit
 def test_hole_in_a_wildcard_is_refused():
     with pytest.raises(PyruncError, match=r"^cgroup devices: .*punch a hole"):
         target_emulator([{"allow": False, "access": "rwm"},
@@ -131,6 +134,7 @@ RULE = st.builds(
     st.sampled_from(["r", "w", "m", "rw", "rm", "wm", "rwm"]), st.booleans())
 
 
+@pytest.mark.unit
 @settings(max_examples=300, deadline=None)
 @given(st.lists(RULE, max_size=8))
 def test_program_matches_the_v1_controller(rules):

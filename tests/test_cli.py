@@ -105,6 +105,7 @@ def test_huge_config_is_rejected(tmp_path):
     assert p.returncode == 1 and "Traceback" not in p.stderr
 
 
+@pytest.mark.unit
 def test_validate_official_documents():
     """validate: each official bad config exits non-zero naming the field; each good one 0."""
     docs = SHARED_SPEC / "schema" / "test" / "config"
@@ -140,6 +141,7 @@ def test_validate_cli_prints_pointer(tmp_path):
     assert run("validate", "--bundle", tmp_path).returncode == 0
 
 
+@pytest.mark.unit
 def test_cli_import_is_light():
     """jsonschema and pyroute2 are imported only when their work runs."""
     p = subprocess.run([sys.executable, "-X", "importtime", "-c", "import pyrunc.cli"],
@@ -203,6 +205,7 @@ def test_failed_command_writes_exactly_one_json_line(tmp_path):
     assert doc["level"] == "error" and "createRuntime" in doc["msg"]
 
 
+@pytest.mark.unit
 def test_init_pipe_reads_the_error_of_a_peer_that_died_with_unread_input():
     """A container side that fails while a message of ours is unread: its error, not
     "Connection reset by peer" (the kernel reports ECONNRESET first)."""

@@ -27,6 +27,8 @@ from pyrunc.spec.default import (
 from support.paths import REPO
 from support.schemas import official_validator, schema_errors
 
+pytestmark = pytest.mark.unit
+
 
 # Fields where pyrunc deliberately differs from `runc spec`.
 DELIBERATE = ("ociVersion", "hostname")

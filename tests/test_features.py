@@ -36,10 +36,12 @@ def runc_features():
 # ---------------------------------------------------------------- schema
 
 
+@pytest.mark.unit
 def test_valid_against_official_schema(feat):
     assert schema_errors(official_validator("features-schema.json"), feat) == []
 
 
+@pytest.mark.unit
 def test_seccomp_disabled_variant_valid(monkeypatch):
     monkeypatch.setattr(features_mod, "libseccomp_version", lambda: None)
     doc = features()
@@ -48,6 +50,7 @@ def test_seccomp_disabled_variant_valid(monkeypatch):
     assert schema_errors(official_validator("features-schema.json"), doc) == []
 
 
+@pytest.mark.unit
 def test_official_examples_still_validate():
     """The validator set-up is sound: the spec's own good/bad examples behave."""
     validator = official_validator("features-schema.json")
@@ -62,17 +65,20 @@ def test_official_examples_still_validate():
 # ---------------------------------------------------------------- content
 
 
+@pytest.mark.unit
 def test_versions(feat):
     assert feat["ociVersionMin"] == "1.0.0"
     assert feat["ociVersionMax"] == "1.3.0" == OCI_VERSION == default_config()["ociVersion"]
     assert list(feat)[:2] == ["ociVersionMin", "ociVersionMax"]
 
 
+@pytest.mark.unit
 def test_hooks(feat):
     assert feat["hooks"] == ["prestart", "createRuntime", "createContainer", "startContainer",
                              "poststart", "poststop"]
 
 
+@pytest.mark.unit
 def test_mount_options(feat):
     opts = feat["mountOptions"]
     assert opts == sorted(set(opts))
@@ -84,6 +90,7 @@ def test_mount_options(feat):
     assert flag_like <= set(opts)
 
 
+@pytest.mark.unit
 def test_linux(feat):
     linux = feat["linux"]
     assert linux["namespaces"] == ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]
@@ -105,6 +112,7 @@ def _spec_list(md, field):
                   if line.strip().startswith("* `MPOL_"))
 
 
+@pytest.mark.unit
 def test_memory_policy_is_the_spec_list(feat):
     """features-linux.md memoryPolicy: the modes and flags config-linux.md#memory-policy
     defines (all of them: pyrunc applies each)."""
@@ -125,6 +133,7 @@ def test_memory_policy_matches_process(feat):
     assert set(mp["flags"]) == set(process._MPOL_FLAGS)
 
 
+@pytest.mark.unit
 def test_host_probes(feat):
     linux = feat["linux"]
     apparmor = os.path.isdir("/sys/kernel/security/apparmor") and Path(
@@ -144,6 +153,7 @@ def _libseccomp_loadable():
         return False
 
 
+@pytest.mark.unit
 def test_seccomp(feat):
     sc = feat["linux"]["seccomp"]
     assert sc["enabled"] is _libseccomp_loadable()
@@ -166,6 +176,7 @@ def test_seccomp(feat):
             assert "SECCOMP_FILTER_FLAG_SPEC_ALLOW" in sc["supportedFlags"]
 
 
+@pytest.mark.unit
 def test_seccomp_flags_follow_versions(monkeypatch):
     monkeypatch.setattr(features_mod, "libseccomp_version", lambda: (2, 4, 1))
     monkeypatch.setattr(features_mod, "kernel_version", lambda: (4, 15))
@@ -179,6 +190,7 @@ def test_seccomp_flags_follow_versions(monkeypatch):
     assert schema_errors(official_validator("features-schema.json"), features()) == []
 
 
+@pytest.mark.unit
 def test_idmap_follows_kernel(monkeypatch):
     monkeypatch.setattr(features_mod, "kernel_version", lambda: (5, 11))
     assert features()["linux"]["mountExtensions"]["idmap"]["enabled"] is False
@@ -186,6 +198,7 @@ def test_idmap_follows_kernel(monkeypatch):
     assert features()["linux"]["mountExtensions"]["idmap"]["enabled"] is True
 
 
+@pytest.mark.unit
 def test_kernel_version(monkeypatch):
     class U:
         def __init__(self, release):
@@ -197,6 +210,7 @@ def test_kernel_version(monkeypatch):
         assert features_mod.kernel_version() == expected, release
 
 
+@pytest.mark.unit
 def test_annotations(feat):
     ann = feat["annotations"]
     assert "io.github.pyrunc.version" in ann
@@ -204,6 +218,7 @@ def test_annotations(feat):
     assert all(isinstance(v, str) for v in ann.values())
 
 
+@pytest.mark.unit
 def test_fresh_dict_each_call(feat):
     doc = features()
     doc["linux"]["capabilities"].append("CAP_X")
@@ -211,6 +226,7 @@ def test_fresh_dict_each_call(feat):
     assert features()["hooks"] and "CAP_X" not in features()["linux"]["capabilities"]
 
 
+@pytest.mark.unit
 def test_features_json(feat):
     text = features_json()
     assert text.startswith('{\n    "ociVersionMin": "1.0.0",\n    "ociVersionMax": "1.3.0",\n    "hooks": [\n')
@@ -221,6 +237,7 @@ def test_features_json(feat):
 # ---------------------------------------------------------------- against runc
 
 
+@pytest.mark.unit
 def test_compared_to_runc(feat, runc_features):
     theirs = json.loads(runc_features)
     # Same indentation as runc's output.
@@ -261,6 +278,7 @@ def _host_hierarchy():
         frozenset(types), "none")
 
 
+@pytest.mark.unit
 def test_cgroup_annotations_tell_this_host(feat):
     """features-linux.md: linux.cgroup is the implementation ("irrelevant to the cgroup
     version of the host"): v1 and v2 (with eBPF device rules) and the systemd driver yes,
@@ -281,6 +299,7 @@ def test_cgroup_annotations_tell_this_host(feat):
         assert ann["io.github.pyrunc.cgroup.devices"] == "v1 devices controller"
 
 
+@pytest.mark.unit
 def test_cgroup_devices_annotation_when_bpf_fails(monkeypatch):
     from pyrunc import cgroups
     from pyrunc.cgroups import ebpf

@@ -234,6 +234,7 @@ def test_device_file_mode_with_type_bits_is_accepted(rt):
     assert out.strip() == "character special file 666 1:3"
 
 
+@pytest.mark.unit
 def test_signal_names_as_runc():
     from pyrunc.container import parse_signal
     from pyrunc.errors import PyruncError

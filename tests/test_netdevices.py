@@ -307,6 +307,7 @@ def test_failure_after_the_move_puts_devices_back(rt, netns):
     assert re.search(r"Deleted \d+: ck0\b", seen), seen
 
 
+@pytest.mark.unit
 def test_library_checks_without_validation():
     """check_config repeats the shape checks: a library caller may pass its own config."""
     from pyrunc.errors import PyruncError

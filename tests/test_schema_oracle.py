@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.paths import REPO
 
+pytestmark = pytest.mark.unit
 
 SPECS = REPO / "specs"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "runtime-spec-v1.3.0"

@@ -43,6 +43,7 @@ def bus(tmp_path):
 BUS = ("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus")
 
 
+@pytest.mark.unit
 def test_dbus_client_talks_to_a_message_bus(bus):
     with dbus.Connection(bus) as c:
         assert c.unique_name.startswith(":1.")
@@ -56,6 +57,7 @@ def test_dbus_client_talks_to_a_message_bus(bus):
         assert "org.example.NoSuchName" in e.value.message
 
 
+@pytest.mark.unit
 def test_dbus_client_marshals_what_systemd_is_sent(bus):
     """A StartTransientUnit-shaped body (every type the driver sends) goes through
     dbus-daemon, which checks each message's wire format, to a second client, which
@@ -84,6 +86,7 @@ def test_dbus_client_marshals_what_systemd_is_sent(bus):
     assert got_aux == [("x.scope", [("Description", "ü")])]
 
 
+@pytest.mark.unit
 def test_dbus_client_errors_are_dbus_errors(tmp_path):
     with pytest.raises(dbus.DBusError) as e:
         dbus.Connection(str(tmp_path / "nothing-here"))

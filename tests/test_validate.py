@@ -21,6 +21,8 @@ from pyrunc.spec.schema_messages import schema_problems
 from pyrunc.spec.semantic import semantic_problems
 from support.paths import REPO
 
+pytestmark = pytest.mark.unit
+
 try:
     import test_schema_oracle as oracle
 except ImportError:  # pytest --import-mode=importlib
