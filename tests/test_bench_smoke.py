@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from conftest import REPO, prefix_dirs, pyrunc_binary
+from support.host import prefix_dirs, pyrunc_binary
+from support.paths import REPO
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
 

@@ -8,8 +8,9 @@ import uuid
 
 import pytest
 
-from conftest import Runtime, cgroup_v2_host, pyrunc_binary
-from test_process import open_path_for_userns
+from support.bundles import userns
+from support.host import cgroup_v2_host, open_path_for_userns, pyrunc_binary
+from support.runtime import Runtime
 
 pytestmark = pytest.mark.cgroups
 
@@ -31,12 +32,6 @@ def _cgroups_of(pid):
     return dict(line.rsplit(":", 1) for line in open(f"/proc/{pid}/cgroup").read().splitlines())
 
 
-def _userns(c):
-    c["linux"]["namespaces"].append({"type": "user"})
-    c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
-    c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
-
-
 def _check(rt, edit, tmp_path):
     name = f"pl-{uuid.uuid4().hex[:6]}"
     b = rt.bundle(["sleep", "60"], name=name, edit=edit)
@@ -56,7 +51,7 @@ def _check(rt, edit, tmp_path):
 def test_init_and_exec_in_every_hierarchy(rt, ns, tmp_path):
     if ns == "userns":
         open_path_for_userns(rt.tmp)
-    _check(rt, _userns if ns == "userns" else None, tmp_path)
+    _check(rt, userns if ns == "userns" else None, tmp_path)
 
 
 def test_runc_places_the_same(runc_rt, tmp_path):

@@ -117,11 +117,13 @@ def made(fake, **over):
 # ------------------------------------------------------------------------ basics
 
 
+@pytest.mark.unit
 def test_is_unified(fake):
     assert is_unified(fake)
     assert not is_unified(os.path.dirname(fake))
 
 
+@pytest.mark.unit
 def test_paths(fake):
     # relative: under the parent of our own cgroup (runc's fs2)
     m = mk(fake, "a/b")
@@ -135,6 +137,7 @@ def test_paths(fake):
     assert m.path == os.path.join(fake, "user.slice", "etc")
 
 
+@pytest.mark.unit
 def test_create_enables_controllers_and_destroy(fake, writes):
     m = mk(fake)
     m.create()
@@ -155,6 +158,7 @@ def test_create_enables_controllers_and_destroy(fake, writes):
     assert m2.created == []
 
 
+@pytest.mark.unit
 def test_create_refuses_domain_invalid(fake):
     os.makedirs(os.path.join(fake, "user.slice", "pyrunc-test"))
     wr(os.path.join(fake, "user.slice", "pyrunc-test", "cgroup.type"), "domain invalid\n")
@@ -164,6 +168,7 @@ def test_create_refuses_domain_invalid(fake):
     assert m.created == []
 
 
+@pytest.mark.unit
 def test_apply(fake, writes):
     m = made(fake)
     writes.clear()
@@ -174,6 +179,7 @@ def test_apply(fake, writes):
 # ------------------------------------------------------------------------ memory
 
 
+@pytest.mark.unit
 def test_memory(fake, writes):
     m = made(fake)
     writes.clear()
@@ -188,6 +194,7 @@ def test_memory(fake, writes):
     assert writes == [("memory.swap.max", "0"), ("memory.max", str(1 << 20))]
 
 
+@pytest.mark.unit
 def test_memory_errors(fake, capfd):
     m = made(fake)
     with pytest.raises(PyruncError, match=r"^cgroup memory: unable to set swap limit without memory limit$"):
@@ -208,6 +215,7 @@ def test_memory_errors(fake, capfd):
     assert capfd.readouterr().err == ""
 
 
+@pytest.mark.unit
 def test_swap_conversion():
     assert swap_to_v2(0, 0) == 0
     assert swap_to_v2(-1, 0) == -1
@@ -222,6 +230,7 @@ def test_swap_conversion():
         swap_to_v2(-2, 0)
 
 
+@pytest.mark.unit
 def test_no_swap_accounting_is_fine_for_max(fake):
     m = made(fake, **{"memory.swap.max": None})
     m.set({"memory": {"limit": -1}})
@@ -233,6 +242,7 @@ def test_no_swap_accounting_is_fine_for_max(fake):
 # --------------------------------------------------------------------------- cpu
 
 
+@pytest.mark.unit
 def test_cpu(fake, writes):
     m = made(fake)
     writes.clear()
@@ -249,6 +259,7 @@ def test_cpu(fake, writes):
         m.set({"cpu": {"realtimeRuntime": 1000}})
 
 
+@pytest.mark.unit
 def test_cpu_burst_retried_after_quota(fake, writes, monkeypatch):
     m = made(fake)
     writes.clear()
@@ -269,6 +280,7 @@ def test_cpu_burst_retried_after_quota(fake, writes, monkeypatch):
                      ("cpu.max.burst", "300000")]
 
 
+@pytest.mark.unit
 def test_shares_to_weight():
     assert cpu_shares_to_weight(0) == 0
     assert cpu_shares_to_weight(1) == 1
@@ -282,6 +294,7 @@ def test_shares_to_weight():
 # ----------------------------------------------------------- pids, cpuset, io, ...
 
 
+@pytest.mark.unit
 def test_pids_cpuset(fake, writes):
     m = made(fake)
     writes.clear()
@@ -293,6 +306,7 @@ def test_pids_cpuset(fake, writes):
     assert rd(m.path, "pids.max") == "max"
 
 
+@pytest.mark.unit
 def test_io(fake, writes):
     m = made(fake)
     writes.clear()
@@ -315,6 +329,7 @@ def test_io(fake, writes):
 needs_2mb = pytest.mark.skipif("2MB" not in hugepage_sizes(), reason="no 2MB huge pages")
 
 
+@pytest.mark.unit
 @needs_2mb
 def test_hugetlb_rdma(fake, writes):
     m = made(fake)
@@ -327,6 +342,7 @@ def test_hugetlb_rdma(fake, writes):
         m.set({"hugepageLimits": [{"pageSize": "3MB", "limit": 1}]})
 
 
+@pytest.mark.unit
 @needs_2mb
 def test_controller_not_enabled(fake):
     m = made(fake, **{"cgroup.controllers": "cpu memory pids"})
@@ -340,6 +356,7 @@ def test_controller_not_enabled(fake):
     m.set({"memory": {"limit": 1 << 30}})  # available ones still work
 
 
+@pytest.mark.unit
 def test_unified_map(fake, writes):
     m = made(fake)
     writes.clear()
@@ -353,6 +370,7 @@ def test_unified_map(fake, writes):
         made_missing.set({"unified": {"misc.max": "x 1"}})
 
 
+@pytest.mark.unit
 def test_devices_program(fake, writes, programs, monkeypatch):
     """Every set() attaches the program of the rules (the config's, then runc's defaults),
     between cpu and cpuset as runc's fs2.Set; any device rules are accepted (they used to
@@ -378,6 +396,7 @@ def test_devices_program(fake, writes, programs, monkeypatch):
     assert programs == []
 
 
+@pytest.mark.unit
 def test_devices_errors_before_any_write(fake, writes, programs):
     m = made(fake)
     writes.clear()
@@ -391,6 +410,7 @@ def test_devices_errors_before_any_write(fake, writes, programs):
     assert writes == [] and programs == []
 
 
+@pytest.mark.unit
 def test_devices_attach_error(fake, monkeypatch):
     m = made(fake)
 
@@ -409,6 +429,7 @@ def test_devices_attach_error(fake, monkeypatch):
 # ----------------------------------------------------------------- freeze, stats
 
 
+@pytest.mark.unit
 def test_paused_status_read_from_saved_state(fake):
     """`state` says "paused" from the saved cgroup state alone, the systemd driver's
     (a scope's cgroupfs manager under "fs") as well as cgroupfs'. It said "running" for
@@ -425,6 +446,7 @@ def test_paused_status_read_from_saved_state(fake):
         assert frozen_from_state(saved)
 
 
+@pytest.mark.unit
 def test_freeze_thaw(fake):
     m = made(fake)
     assert not m.frozen()
@@ -436,6 +458,7 @@ def test_freeze_thaw(fake):
     assert rd(m.path, "cgroup.freeze") == "0" and not m.frozen()
 
 
+@pytest.mark.unit
 def test_stats(fake):
     m = made(fake)
     wr(os.path.join(m.path, "memory.max"), str(64 << 20))
@@ -461,6 +484,7 @@ def test_stats(fake):
     assert s["cpuset"]["cpus"] == [0, 1]
 
 
+@pytest.mark.unit
 def test_pids_recursive(fake):
     m = made(fake, **{"cgroup.procs": "10\n11\n"})
     sub = os.path.join(m.path, "inner")
@@ -469,6 +493,7 @@ def test_pids_recursive(fake):
     assert m.pids() == [10, 11, 12]
 
 
+@pytest.mark.unit
 def test_state_says_paused_from_cgroup_freeze(fake):
     """`state`/`list` read cgroup.freeze of the saved v2 path (they looked for a v1-style
     "paths" entry, found none, and said "running" for a paused container)."""
@@ -481,6 +506,7 @@ def test_state_says_paused_from_cgroup_freeze(fake):
     assert frozen_from_state(saved) is True
 
 
+@pytest.mark.unit
 def test_kill_all_through_cgroup_kill(fake):
     m = made(fake, **{"cgroup.kill": ""})
     assert m.kill_all() is True

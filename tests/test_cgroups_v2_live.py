@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from test_lifecycle import one_line_error, wait_for
+from support.checks import one_line_error, wait_for
+from support.compare import both_outputs
+from support.host import container_cgroup_dir
 
 pytestmark = pytest.mark.cgroup_v2
 
@@ -25,18 +27,6 @@ CG = Path("/sys/fs/cgroup")
 def own_parent():
     own = Path("/proc/self/cgroup").read_text().split("0::", 1)[1].strip()
     return os.path.dirname(own.rstrip("/")) or "/"
-
-
-def cgdir(r, cid):
-    """The container's cgroup directory on the host, from its init's /proc/PID/cgroup."""
-    pid = r.state(cid)["pid"]
-    path = Path(f"/proc/{pid}/cgroup").read_text().split("0::", 1)[1].strip()
-    return CG / path.lstrip("/")
-
-
-def both(rt, runc_rt, args, edit=None, **kw):
-    """(runc's stdout, pyrunc's stdout) of the same bundle run in the foreground."""
-    return runc_rt.output_of(args, edit=edit, **kw), rt.output_of(args, edit=edit, **kw)
 
 
 def resources(**res):
@@ -68,7 +58,7 @@ def test_memory_max_swap_low_high(rt, runc_rt, v2_table):
     edit = resources(memory={"limit": 64 << 20, "swap": 96 << 20, "reservation": 32 << 20},
                      unified={"memory.high": str(48 << 20)})
     args = cat("memory.max", "memory.swap.max", "memory.low", "memory.high")
-    theirs, ours = both(rt, runc_rt, args, edit)
+    theirs, ours = both_outputs(rt, runc_rt, args, edit)
     v2_table("memory: limit, swap (memory+swap), reservation; memory.high by unified",
              theirs.strip(), ours.strip())
     assert ours == theirs
@@ -116,20 +106,20 @@ def test_oom_kill_counted_and_reported_by_events(rt, runc_rt, v2_table):
 
 def test_cpu_max_idle_and_weight(rt, runc_rt, v2_table):
     edit = resources(cpu={"quota": 50000, "period": 200000, "idle": 1})
-    theirs, ours = both(rt, runc_rt, cat("cpu.max"), edit)
+    theirs, ours = both_outputs(rt, runc_rt, cat("cpu.max"), edit)
     v2_table("cpu: quota/period (cpu.max)", theirs.strip(), ours.strip())
     assert ours == theirs
     assert ours.split() == ["cpu.max=50000", "200000"]
     # config-linux.md: idle 1 makes the cgroup SCHED_IDLE; runc 1.1.5 ignores the field
     # (runc >= 1.2 writes it), pyrunc follows the spec text
-    theirs, ours = both(rt, runc_rt, cat("cpu.idle"), edit)
+    theirs, ours = both_outputs(rt, runc_rt, cat("cpu.idle"), edit)
     v2_table("cpu: idle 1 (cpu.idle)", theirs.strip(), ours.strip(),
              "" if theirs == ours else "runc 1.1.5 ignores cpu.idle; spec and runc >= 1.2 set it")
     assert ours.strip() == "cpu.idle=1"
 
     for shares in (2, 1024, 262144, 512):
         edit = resources(cpu={"shares": shares})
-        theirs, ours = both(rt, runc_rt, cat("cpu.weight"), edit)
+        theirs, ours = both_outputs(rt, runc_rt, cat("cpu.weight"), edit)
         # runc 1.1.5 maps shares linearly (1024 -> 39); runc >= 1.3 (opencontainers/cgroups
         # 0.0.3), crun and pyrunc map 2 -> 1, 1024 -> 100 (v2's default), 262144 -> 10000.
         note = "" if theirs == ours else "pyrunc: runc >= 1.3's conversion, 1024 is v2's default 100"
@@ -142,7 +132,7 @@ def test_cpuset(rt, runc_rt, v2_table):
     edit = resources(cpu={"cpus": "0", "mems": "0"})
     args = ["sh", "-c", "cat /sys/fs/cgroup/cpuset.cpus /sys/fs/cgroup/cpuset.mems "
             "/sys/fs/cgroup/cpuset.cpus.effective; grep Cpus_allowed_list /proc/self/status"]
-    theirs, ours = both(rt, runc_rt, args, edit)
+    theirs, ours = both_outputs(rt, runc_rt, args, edit)
     v2_table("cpuset: cpus, mems (and the process's affinity)", theirs.strip(), ours.strip())
     assert ours == theirs
     assert ours.split() == ["0", "0", "0", "Cpus_allowed_list:", "0"]
@@ -168,7 +158,7 @@ def test_io_weight_and_throttles(rt, runc_rt, v2_table):
                               "throttleReadIOPSDevice": [dict(dev, rate=100)],
                               "throttleWriteIOPSDevice": [dict(dev, rate=200)]})
     weight = "io.bfq.weight" if (CG / own_parent().lstrip("/") / "io.bfq.weight").exists() else "io.weight"
-    theirs, ours = both(rt, runc_rt, cat(weight, "io.max"), edit)
+    theirs, ours = both_outputs(rt, runc_rt, cat(weight, "io.max"), edit)
     v2_table(f"io: weight ({weight}), read/write bps and iops throttles (io.max)",
              theirs.strip(), ours.strip())
     assert ours == theirs
@@ -183,7 +173,7 @@ def test_pids_max_enforced(rt, runc_rt, v2_table):
     args = ["sh", "-c", "cat /sys/fs/cgroup/pids.max; for i in 1 2 3 4 5 6 7 8; do sleep 5 & done "
             "2>/dev/null; echo forked=$(ls /proc | grep -c '^[0-9]')"]
     # busybox sh exits (2) when a fork fails: what it printed until then is compared
-    theirs, ours = both(rt, runc_rt, args, edit, check=False)
+    theirs, ours = both_outputs(rt, runc_rt, args, edit, check=False)
     v2_table("pids: pids.max, forks beyond it fail", theirs.strip(), ours.strip())
     assert ours == theirs
     assert ours.split() == ["5"]  # the shell died at the failed fork, before its echo
@@ -196,7 +186,7 @@ def test_hugetlb(rt, runc_rt, v2_table):
     names = ["hugetlb.2MB.max"]
     if (CG / own_parent().lstrip("/") / "hugetlb.2MB.rsvd.max").exists():
         names.append("hugetlb.2MB.rsvd.max")
-    theirs, ours = both(rt, runc_rt, cat(*names), edit)
+    theirs, ours = both_outputs(rt, runc_rt, cat(*names), edit)
     # runc 1.1.5 leaves rsvd.max alone (so reserved but unfaulted pages escape the limit);
     # runc >= 1.2 sets both, as pyrunc does
     v2_table("hugetlb: 2MB limit (max and rsvd.max)", theirs.strip(), ours.strip(),
@@ -208,7 +198,7 @@ def test_hugetlb(rt, runc_rt, v2_table):
 def test_unified_map(rt, runc_rt, v2_table):
     edit = resources(pids={"limit": 10}, unified={"pids.max": "7", "cpu.weight": "77",
                                                   "memory.max": str(100 << 20)})
-    theirs, ours = both(rt, runc_rt, cat("pids.max", "cpu.weight", "memory.max"), edit)
+    theirs, ours = both_outputs(rt, runc_rt, cat("pids.max", "cpu.weight", "memory.max"), edit)
     v2_table("`unified` map (over the limits it overlaps)", theirs.strip(), ours.strip())
     assert ours == theirs
     assert ours.split() == ["pids.max=7", "cpu.weight=77", f"memory.max={100 << 20}"]
@@ -237,7 +227,7 @@ def test_update(rt, runc_rt, v2_table):
     seen = {}
     for r, cid in ((runc_rt, "upd-runc"), (rt, "upd-pyrunc")):
         detached(r, cid, ["sleep", "60"], resources(pids={"limit": 10}))
-        d = cgdir(r, cid)
+        d = container_cgroup_dir(r, cid)
         before = _programs(d)
         r.cmd("update", "--pids-limit", "20", "--memory", "64m", "--memory-swap", "96m",
               "--cpu-quota", "30000", "--cpu-period", "100000", "--cpu-share", "1024", cid)
@@ -269,7 +259,7 @@ def test_events_stats_and_ps(rt, runc_rt, v2_table):
         assert wait_for(lambda: len(json.loads(r.cmd("ps", "--format", "json", cid).stdout)) == 2, 20)
         ev = json.loads(r.cmd("events", "--stats", cid).stdout)
         pids = json.loads(r.cmd("ps", "--format", "json", cid).stdout)
-        got[cid] = (ev, sorted(pids), sorted(int(x) for x in (cgdir(r, cid) / "cgroup.procs").read_text().split()))
+        got[cid] = (ev, sorted(pids), sorted(int(x) for x in (container_cgroup_dir(r, cid) / "cgroup.procs").read_text().split()))
     (ev_t, _, _), (ev_o, pids_o, procs_o) = got["ev-runc"], got["ev-pyrunc"]
     kt, ko = json.dumps(_keys(ev_t["data"]), sort_keys=True), json.dumps(_keys(ev_o["data"]), sort_keys=True)
     v2_table("`events --stats`: keys of data (2 levels)", kt, ko, "" if kt == ko else
@@ -298,7 +288,7 @@ def test_pause_resume_through_cgroup_freeze(rt, runc_rt, v2_table):
         assert wait_for(lambda: n.exists() and n.read_text().strip() != "", 20)
         r.cmd("pause", cid)
         paused = r.state(cid)["status"]
-        freeze = (cgdir(r, cid) / "cgroup.freeze").read_text().strip()
+        freeze = (container_cgroup_dir(r, cid) / "cgroup.freeze").read_text().strip()
         listed = json.loads(r.cmd("list", "--format", "json").stdout)
         at = n.read_text()
         time.sleep(1)
@@ -327,7 +317,7 @@ def test_kill_all_takes_every_process_even_while_they_fork(rt, runc_rt, v2_table
     for r, cid in ((runc_rt, "kill-runc"), (rt, "kill-pyrunc")):
         detached(r, cid, ["sh", "-c", "while true; do (sleep 1000 &); done"],
                  lambda c: (_forker(c), resources(pids={"limit": 300})(c)))
-        d = cgdir(r, cid)
+        d = container_cgroup_dir(r, cid)
         assert wait_for(lambda: len((d / "cgroup.procs").read_text().split()) > 20, 30)
         r.cmd("kill", "--all", cid, "KILL")
         empty = wait_for(lambda: "populated 0" in (d / "cgroup.events").read_text(), 10)
@@ -343,7 +333,7 @@ def test_kill_all_takes_every_process_even_while_they_fork(rt, runc_rt, v2_table
 def test_cgroup_namespace(rt, runc_rt, v2_table):
     args = ["sh", "-c", "cat /proc/self/cgroup; awk '$5==\"/sys/fs/cgroup\" { for (i = 7; i <= NF; i++) "
             "if ($i == \"-\") print $4, $5, $(i+1) }' /proc/self/mountinfo; ls /sys/fs/cgroup | grep -c '^cgroup'"]
-    theirs, ours = both(rt, runc_rt, args)
+    theirs, ours = both_outputs(rt, runc_rt, args)
     v2_table("cgroup namespace (default spec on v2): /proc/self/cgroup, the cgroup2 mount",
              theirs.strip(), ours.strip())
     assert ours == theirs
@@ -369,7 +359,7 @@ def test_nested_cgroups_made_inside(rt, runc_rt, v2_table):
     for r, cid in ((runc_rt, "nest-runc"), (rt, "nest-pyrunc")):
         b = detached(r, cid, ["sh", "-c", script], rw)
         assert wait_for(lambda: (b / "rootfs/tmp/ready").exists(), 30)
-        top = cgdir(r, cid).parent  # the init moved itself into <container>/init
+        top = container_cgroup_dir(r, cid).parent  # the init moved itself into <container>/init
         pids = json.loads(r.cmd("ps", "--format", "json", cid).stdout)
         subs = sorted(p.name for p in top.iterdir() if p.is_dir())
         job_max = (top / "job" / "pids.max").read_text().strip()
@@ -400,7 +390,7 @@ def test_cgroups_path_placement(rt, runc_rt, v2_table):
                         c["linux"]["cgroupsPath"] = path
                 cid = f"pl-{case}-{who}-{tag}"
                 detached(r, cid, ["sleep", "60"], edit)
-                where = "/" + str(cgdir(r, cid).relative_to(CG))
+                where = "/" + str(container_cgroup_dir(r, cid).relative_to(CG))
                 seen[(who, case)] = where.replace(cid, "<id>").replace(rt.cgroup_prefix, "<prefix>")
                 r.cmd("delete", "--force", cid)
     finally:
@@ -431,7 +421,7 @@ def test_default_spec_has_a_cgroup_namespace(tmp_path, v2_table):
 
 
 def rt_binary():
-    from conftest import pyrunc_binary
+    from support.host import pyrunc_binary
 
     return pyrunc_binary()
 
@@ -469,7 +459,7 @@ def test_device_rules_enforced_by_ebpf(rt, runc_rt, v2_table):
         _devices(c)
         c["linux"]["resources"]["devices"] = [deny, allow_kmsg_w]
 
-    theirs, ours = both(rt, runc_rt, ["sh", "-c", DEVICE_SCRIPT], edit)
+    theirs, ours = both_outputs(rt, runc_rt, ["sh", "-c", DEVICE_SCRIPT], edit)
     v2_table("devices (eBPF): default deny, c 1:11 w allowed; mknod and open of b 7:250, c 10:229",
              theirs.strip(), ours.strip())
     assert ours == theirs
@@ -482,7 +472,7 @@ def test_device_rules_enforced_by_ebpf(rt, runc_rt, v2_table):
         c["linux"]["resources"]["devices"] = [{"allow": True, "access": "rwm"}]
 
     args = ["sh", "-c", PROBE + "t mknod-blk 'mknod /tmp/blk b 7 250'; t open-blk 'head -c1 /tmp/blk'"]
-    theirs, ours = both(rt, runc_rt, args, edit_all)
+    theirs, ours = both_outputs(rt, runc_rt, args, edit_all)
     v2_table("devices (eBPF): allow all (a rwm)", theirs.strip(), ours.strip())
     assert ours == theirs
     assert ours.splitlines() == ["mknod-blk=ok", "open-blk=ok"]  # (an empty loop device)
@@ -508,7 +498,7 @@ def test_device_program_replaced_on_update(rt):
         c["linux"]["resources"]["devices"] = [{"allow": False, "access": "rwm"}]
 
     b = detached(rt, "dev-upd", ["sleep", "60"], edit)
-    d = cgdir(rt, "dev-upd")
+    d = container_cgroup_dir(rt, "dev-upd")
     first = _programs(d)
     assert len(first) == 1
     allow = [{"allow": False, "access": "rwm"},
@@ -537,5 +527,5 @@ def test_ignored_v2_values_keep_errors_one_line(rt, runc_rt, v2_table):
              f"exit {p_ours.returncode}, {len(p_ours.stderr.strip().splitlines())} line(s)")
     one_line_error(p_ours)
     ok = resources(memory={"limit": 64 << 20, "swappiness": 50})
-    theirs, ours = both(rt, runc_rt, cat("memory.max"), ok)
+    theirs, ours = both_outputs(rt, runc_rt, cat("memory.max"), ok)
     assert ours == theirs

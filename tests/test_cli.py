@@ -6,20 +6,14 @@ import sys
 
 import pytest
 
-from conftest import REPO, SHARED_SPEC, pyrunc_binary
+from support.checks import one_line_error
+from support.host import pyrunc_binary
+from support.paths import REPO, SHARED_SPEC
 
 
 def run(*args, cwd=None, input=None):
     return subprocess.run([pyrunc_binary(), *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, input=input, timeout=60)
-
-
-def assert_one_line_error(p):
-    assert p.returncode == 1, (p.returncode, p.stderr)
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1, p.stderr
-    assert "Traceback" not in p.stderr
-    return lines[0]
 
 
 def test_version():
@@ -30,14 +24,14 @@ def test_version():
 
 
 def test_unknown_command_and_flag():
-    assert "No help topic for 'frobnicate'" in assert_one_line_error(run("frobnicate"))
-    assert "flag provided but not defined: -bogus" in assert_one_line_error(run("--bogus", "list"))
-    assert "flag provided but not defined: -bogus" in assert_one_line_error(run("list", "--bogus"))
+    assert "No help topic for 'frobnicate'" in one_line_error(run("frobnicate"), 1)
+    assert "flag provided but not defined: -bogus" in one_line_error(run("--bogus", "list"), 1)
+    assert "flag provided but not defined: -bogus" in one_line_error(run("list", "--bogus"), 1)
 
 
 def test_missing_arguments():
-    assert 'requires exactly 1 argument' in assert_one_line_error(run("state"))
-    assert 'requires exactly 1 argument' in assert_one_line_error(run("start", "a", "b"))
+    assert 'requires exactly 1 argument' in one_line_error(run("state"), 1)
+    assert 'requires exactly 1 argument' in one_line_error(run("start", "a", "b"), 1)
 
 
 def test_help():
@@ -61,7 +55,7 @@ def test_log_json_file(tmp_path):
 
 def test_log_text_default_stderr(tmp_path):
     p = run("--root", tmp_path / "r", "state", "nosuch")
-    line = assert_one_line_error(p)
+    line = one_line_error(p, 1)
     assert "level=error" in line and "does not exist" in line
 
 
@@ -72,7 +66,7 @@ def test_spec_writes_default_config(tmp_path):
     assert config["process"]["args"] == ["sh"]
     assert config["process"]["terminal"] is True
     # refuses to overwrite
-    assert "exists" in assert_one_line_error(run("spec", "--bundle", tmp_path))
+    assert "exists" in one_line_error(run("spec", "--bundle", tmp_path), 1)
     p = run("spec", "--rootless", "--bundle", tmp_path / "x")
     assert p.returncode == 1  # missing dir: a one-line error
 
@@ -111,6 +105,7 @@ def test_huge_config_is_rejected(tmp_path):
     assert p.returncode == 1 and "Traceback" not in p.stderr
 
 
+@pytest.mark.unit
 def test_validate_official_documents():
     """validate: each official bad config exits non-zero naming the field; each good one 0."""
     docs = SHARED_SPEC / "schema" / "test" / "config"
@@ -146,6 +141,7 @@ def test_validate_cli_prints_pointer(tmp_path):
     assert run("validate", "--bundle", tmp_path).returncode == 0
 
 
+@pytest.mark.unit
 def test_cli_import_is_light():
     """jsonschema and pyroute2 are imported only when their work runs."""
     p = subprocess.run([sys.executable, "-X", "importtime", "-c", "import pyrunc.cli"],
@@ -191,7 +187,7 @@ def test_validate_cli_on_official_documents(tmp_path):
 def test_failed_command_writes_exactly_one_json_line(tmp_path):
     """podman reads a failed command's --log file as one JSON document: warnings that
     came before the error (here: a failing poststop hook) must not be in it."""
-    from conftest import busybox_path
+    from support.host import busybox_path
     from pyrunc.bundle import make_rootfs
     from pyrunc.spec.default import default_config
 
@@ -209,6 +205,7 @@ def test_failed_command_writes_exactly_one_json_line(tmp_path):
     assert doc["level"] == "error" and "createRuntime" in doc["msg"]
 
 
+@pytest.mark.unit
 def test_init_pipe_reads_the_error_of_a_peer_that_died_with_unread_input():
     """A container side that fails while a message of ours is unread: its error, not
     "Connection reset by peer" (the kernel reports ECONNRESET first)."""

@@ -4,11 +4,11 @@ pyrunc, with the same result; `pyrunc validate` reports it as a warning with its
 pointer (exit 0), `validate --strict` fails on it."""
 import json
 import subprocess
-import uuid
 
 import pytest
 
-from conftest import pyrunc_binary
+from support.compare import both_runs
+from support.host import pyrunc_binary
 
 
 def _linux(c):
@@ -17,10 +17,6 @@ def _linux(c):
 
 def _res(c):
     return c["linux"].setdefault("resources", {})
-
-
-def _drop_ns(c, t):
-    c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != t]
 
 
 # (name, edit, JSON pointer validate warns about, shell command whose output both compare)
@@ -80,15 +76,6 @@ CASES = [
 ]
 
 
-def _both(rt, runc_rt, edit, cmd):
-    out = {}
-    for r in (rt, runc_rt):
-        b = r.bundle(["sh", "-c", cmd or "true"], edit=edit)
-        p = r.run(f"c-{uuid.uuid4().hex[:8]}", b, check=False)
-        out[r] = (p.returncode, p.stdout, p.stderr, b)
-    return out[rt], out[runc_rt]
-
-
 def _validate(bundle, *extra):
     return subprocess.run([pyrunc_binary(), "validate", *extra, "--bundle", str(bundle)],
                           capture_output=True, text=True, timeout=60)
@@ -96,7 +83,7 @@ def _validate(bundle, *extra):
 
 @pytest.mark.parametrize("edit,where,cmd", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_runc_accepts_so_pyrunc_runs(rt, runc_rt, edit, where, cmd):
-    (rc, out, err, bundle), (runc_code, runc_out, runc_err, _) = _both(rt, runc_rt, edit, cmd)
+    (rc, out, err, bundle), (runc_code, runc_out, runc_err, _) = both_runs(rt, runc_rt, edit, cmd)
     assert runc_code == 0, f"runc refuses it: not a compat case: {runc_err}"
     assert rc == 0, err
     assert out == runc_out
@@ -108,7 +95,7 @@ def test_runc_accepts_so_pyrunc_runs(rt, runc_rt, edit, where, cmd):
 
 def test_no_capabilities_is_every_set_empty(rt, runc_rt):
     """No process.capabilities: runc empties every set (bounding too); pyrunc kept them all."""
-    (rc, out, err, _), (runc_code, runc_out, _, _) = _both(
+    (rc, out, err, _), (runc_code, runc_out, _, _) = both_runs(
         rt, runc_rt, lambda c: c["process"].pop("capabilities"), "grep Cap /proc/self/status")
     assert rc == runc_code == 0, err
     assert out == runc_out and "CapBnd:\t0000000000000000" in out
@@ -140,7 +127,7 @@ REFUSED = [
 
 @pytest.mark.parametrize("edit,where", [c[1:] for c in REFUSED], ids=[c[0] for c in REFUSED])
 def test_runc_refuses_so_pyrunc_refuses(rt, runc_rt, edit, where):
-    (rc, _, err, bundle), (runc_code, _, _, _) = _both(rt, runc_rt, edit, None)
+    (rc, _, err, bundle), (runc_code, _, _, _) = both_runs(rt, runc_rt, edit, None)
     assert runc_code != 0 and rc != 0
     assert where in err and len(err.strip().splitlines()) == 1, err
     v = _validate(bundle)

@@ -24,34 +24,14 @@ from pyrunc.spec.default import (
     dumps_config,
     write_default_config,
 )
+from support.paths import REPO
+from support.schemas import official_validator, schema_errors
 
-SPEC_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "runtime-spec-v1.3.0"
-SCHEMA_DIR = SPEC_DIR / "schema"
-REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.unit
+
 
 # Fields where pyrunc deliberately differs from `runc spec`.
 DELIBERATE = ("ociVersion", "hostname")
-
-
-def _validator(root_name):
-    """Draft-4 validator for one of the official schemas, $refs resolved in SCHEMA_DIR."""
-    if not SCHEMA_DIR.is_dir():
-        pytest.skip(f"official runtime-spec schemas not found at {SCHEMA_DIR}")
-    jsonschema = pytest.importorskip("jsonschema")
-    referencing = pytest.importorskip("referencing")
-    from referencing.jsonschema import DRAFT4
-
-    resources = []
-    for path in SCHEMA_DIR.glob("*.json"):
-        contents = json.loads(path.read_text())
-        resources.append((path.name, referencing.Resource.from_contents(contents, default_specification=DRAFT4)))
-    registry = referencing.Registry().with_resources(resources)
-    schema = json.loads((SCHEMA_DIR / root_name).read_text())
-    return jsonschema.Draft4Validator(schema, registry=registry)
-
-
-def _errors(validator, doc):
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)]
 
 
 # ---------------------------------------------------------------- schema
@@ -59,17 +39,17 @@ def _errors(validator, doc):
 
 @pytest.mark.parametrize("rootless", [False, True])
 def test_default_config_valid_against_official_schema(rootless):
-    validator = _validator("config-schema.json")
-    assert _errors(validator, default_config(rootless)) == []
+    validator = official_validator("config-schema.json")
+    assert schema_errors(validator, default_config(rootless)) == []
 
 
 def test_schema_validator_is_not_vacuous():
-    validator = _validator("config-schema.json")
+    validator = official_validator("config-schema.json")
     bad = default_config()
     bad["process"]["rlimits"][0]["hard"] = "lots"
     bad["linux"]["namespaces"].append({"type": "bogus"})
     del bad["ociVersion"]
-    assert len(_errors(validator, bad)) >= 3
+    assert len(schema_errors(validator, bad)) >= 3
 
 
 # ---------------------------------------------------------------- content
@@ -140,7 +120,12 @@ def test_default_config_is_fresh_each_call():
     assert "CAP_SYS_ADMIN" not in b["process"]["capabilities"]["bounding"]
     assert "x" not in b["mounts"][1]["options"]
     assert b["process"]["capabilities"]["effective"] is not b["process"]["capabilities"]["bounding"]
-    assert default_config(True) == default_config(True)
+    rootless = default_config(rootless=True)
+    rootless["linux"]["uidMappings"][0]["size"] = 7
+    assert default_config(rootless=True)["linux"]["uidMappings"][0]["size"] == 1
+    with_seccomp = default_config(seccomp=True)
+    with_seccomp["linux"]["seccomp"]["syscalls"][0]["names"].append("x")
+    assert "x" not in default_config(seccomp=True)["linux"]["seccomp"]["syscalls"][0]["names"]
 
 
 def test_json_format_is_runcs():

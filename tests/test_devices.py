@@ -63,7 +63,8 @@ def test_existing_file_that_does_not_match_is_an_error(rt):
 
 
 def test_devices_bind_mounted_in_a_user_namespace(tmp_path):
-    from conftest import Runtime, pyrunc_binary
+    from support.host import pyrunc_binary
+    from support.runtime import Runtime
 
     base = Path(f"/tmp/pyrunc-devus-{uuid.uuid4().hex[:8]}")
     base.mkdir(mode=0o755)

@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from test_input_errors import only_line
+from support.checks import one_line_error
 
 
 def _tiny_fs(tmp_path, spare_pages=0):
@@ -50,7 +50,7 @@ def test_no_space_for_the_state_names_file_and_operation(rt, nearly_full_fs):
     b = rt.bundle(["sleep", "10"])
     root = nearly_full_fs / "root"
     p = rt.cmd("--root", root, "create", "--bundle", b, "c1", check=False)
-    line = only_line(p)
+    line = one_line_error(p)
     assert (f"saving the state of container c1: writing {root}/c1/.state.json.tmp" in line
             and line.endswith(": No space left on device\"")), line
     assert "Errno" not in line
@@ -60,20 +60,20 @@ def test_no_space_for_the_state_names_file_and_operation(rt, nearly_full_fs):
 def test_no_space_at_all(rt, full_fs):
     b = rt.bundle(["sleep", "10"])
     root = full_fs / "root"
-    line = only_line(rt.cmd("--root", root, "create", "--bundle", b, "c1", check=False))
+    line = one_line_error(rt.cmd("--root", root, "create", "--bundle", b, "c1", check=False))
     assert f"writing {root}/c1/create.json: No space left on device" in line, line
     assert os.listdir(root) == []
 
 
 def test_full_log_file_is_no_traceback(rt, full_fs):
     p = rt.cmd("--log", full_fs / "log.json", "--log-format", "json", "state", "nope", check=False)
-    assert "container nope does not exist" in only_line(p)
+    assert "container nope does not exist" in one_line_error(p)
 
 
 def test_root_that_is_a_file(rt, tmp_path):
     """`list` said "[Errno 20] Not a directory: ..." (no operation), `update` too."""
     f = tmp_path / "afile"
     f.write_text("")
-    assert only_line(rt.cmd("--root", f, "list", check=False)).endswith(
+    assert one_line_error(rt.cmd("--root", f, "list", check=False)).endswith(
         f'msg="listing the containers in {f}: Not a directory"')
-    assert "container x does not exist" in only_line(rt.cmd("--root", f, "update", "x", check=False))
+    assert "container x does not exist" in one_line_error(rt.cmd("--root", f, "update", "x", check=False))

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from conftest import ConsoleReceiver
-from test_lifecycle import one_line_error, wait_for
+from support.runtime import ConsoleReceiver
+from support.checks import one_line_error, wait_for
 
 
 @pytest.fixture
@@ -71,12 +71,58 @@ def test_exec_process_file_and_caps_from_config(running, tmp_path):
     assert nnp == "1"  # runc's default spec sets noNewPrivileges
 
 
-def test_exec_not_dumpable_and_no_host_fds(running):
+# The container's init (all capabilities but CAP_SYS_PTRACE, which the runtime lacks as
+# well) turns /etc/passwd into a FIFO: the process `exec` forks in the container blocks
+# there (looking up $HOME) before it execs, still the runtime's Python. The init probes it
+# (stat of /proc/PID/exe and its fds: reading only), then releases it. With the same uid
+# and no fewer capabilities, only non-dumpability keeps those out of the container's
+# reach (ptrace_may_access, PTRACE_MODE_READ).
+PROBE_EXEC = r"""
+rm -f /etc/passwd; mkfifo /etc/passwd; : > /tmp/ready
+end=$(( $(date +%s) + 20 ))
+while [ $(date +%s) -lt $end ]; do
+  for d in /proc/[0-9]*; do
+    read -r _ name < $d/status 2>/dev/null || continue
+    case "$name" in python*|pyrunc*) ;; *) continue;; esac
+    got=""
+    [ -e $d/exe ] && got="$got exe"
+    for f in $d/fd/*; do [ -e "$f" ] && got="$got fd"; done
+    echo "${d#/proc/} $name:$got" > /tmp/probe
+    echo > /etc/passwd
+    exec sleep 60
+  done
+  usleep 20000
+done
+echo none > /tmp/probe
+"""
+CAP_SYS_PTRACE = 19
+
+
+def _runtime_without_sys_ptrace():
+    from pyrunc import syscalls as sc
+
+    sc.prctl(sc.PR_CAPBSET_DROP, CAP_SYS_PTRACE)
+
+
+def test_exec_not_dumpable_and_no_host_fds(rt):
     """The joining process is non-dumpable while it holds host state (CVE-2019-5736
     class) and no host descriptor reaches the exec'd process (CVE-2024-21626 class)."""
-    rt = running
-    out = rt.cmd("exec", "ex", "ls", "/proc/self/fd").stdout.split()
+    from pyrunc.capabilities import known_names
+
+    caps = [c for c in known_names() if c != "CAP_SYS_PTRACE"]
+
+    def edit(c):
+        c["process"]["capabilities"] = {k: caps for k in ("bounding", "effective", "permitted")}
+
+    b = rt.bundle(["sh", "-c", PROBE_EXEC], edit=edit)
+    rt.run("ex", b, "--detach", preexec_fn=_runtime_without_sys_ptrace)
+    assert wait_for(lambda: (b / "rootfs/tmp/ready").exists())
+    out = rt.cmd("exec", "ex", "ls", "/proc/self/fd", timeout=30,
+                 preexec_fn=_runtime_without_sys_ptrace).stdout.split()
     assert sorted(out) == ["0", "1", "2", "3"]
+    probe = (b / "rootfs/tmp/probe").read_text().strip()
+    pid, _, got = probe.partition(":")
+    assert pid != "none" and got == "", f"the container reached exec's process: {probe}"
 
 
 def test_exec_stopped_and_paused(rt):

@@ -2,11 +2,14 @@
 import json
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import REPO
+from support.paths import REPO
 from pyrunc.spec.schema_runtime import FAST_PATTERNS
+
+pytestmark = pytest.mark.unit
 
 
 def schema_patterns():

@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 
 from pyrunc.spec import fastschema, schema_messages, specs_dir
 
+pytestmark = pytest.mark.unit
+
 try:
     import test_schema_oracle as oracle
 except ImportError:  # pytest --import-mode=importlib

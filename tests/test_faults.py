@@ -19,19 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import prefix_dirs
-from test_process import open_path_for_userns
+from support.bundles import userns
+from support.checks import one_line_error, wait_for
+from support.host import open_path_for_userns, prefix_dirs
 
 _N = int(os.environ.get("PYRUNC_FAULT_ITERATIONS", "0") or 0)
 STRACE_POINTS = _N or 8
 DELAY_POINTS = _N or 3
 STATUSES = ("creating", "created", "running", "stopped", "paused")
-
-
-def _userns(c):
-    c["linux"]["namespaces"].append({"type": "user"})
-    c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
-    c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
 
 
 def _argv(rt, cid, bundle, pidfile):
@@ -126,7 +121,7 @@ def fault_bundle(rt, request):
     if request.param == "userns":
         open_path_for_userns(rt.tmp)
     name = f"fault-{request.param}"
-    return rt.bundle(["sleep", "60"], name=name, edit=_userns if request.param == "userns" else None), name
+    return rt.bundle(["sleep", "60"], name=name, edit=userns if request.param == "userns" else None), name
 
 
 def test_sigkill_of_create_at_syscalls(rt, fault_bundle, tmp_path):
@@ -170,25 +165,11 @@ def test_sigkill_of_create_after_delays(rt, fault_bundle, tmp_path):
         check_all_removed(rt, cid, bundle, name, f"SIGKILL after {delay * 1000:.1f} ms")
 
 
-def _one_line_error(p):
-    err = p.stderr.strip()
-    assert p.returncode != 0, p.stdout
-    assert err and "\n" not in err and "Traceback" not in err, f"one line expected: {p.stderr!r}"
-    return err
-
-
 def _alive(pid):
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
     except OSError:
         return False
-
-
-def _wait(pred, timeout=10.0):
-    end = time.monotonic() + timeout
-    while not pred() and time.monotonic() < end:
-        time.sleep(0.02)
-    return pred()
 
 
 def _cgroups_left(rt, name):
@@ -211,13 +192,13 @@ def test_corrupt_state_file_is_listed_and_deleted(rt, kind):
     rows = json.loads(rt.cmd("list", "--format", "json").stdout)
     assert [(r["id"], r["status"], r["pid"]) for r in rows] == [("cs", "unknown", 0)]
     assert "cs" in rt.cmd("list").stdout
-    err = _one_line_error(rt.cmd("state", "cs", check=False))
+    err = one_line_error(rt.cmd("state", "cs", check=False))
     assert str(state_file) in err and "delete --force" in err
     # Without --force: refused, nothing changed.
-    assert "not stopped" in _one_line_error(rt.cmd("delete", "cs", check=False))
+    assert "not stopped" in one_line_error(rt.cmd("delete", "cs", check=False))
     assert _alive(init)
     rt.cmd("delete", "--force", "cs")
-    assert _wait(lambda: not _alive(init)), "the init survived delete --force"
+    assert wait_for(lambda: not _alive(init)), "the init survived delete --force"
     assert not (Path(rt.root) / "cs").exists()
     assert not _cgroups_left(rt, "corrupt")
 
@@ -250,15 +231,15 @@ def test_corrupt_state_without_a_record_fails_loudly(rt, record):
         if record == "corrupt":
             rows = json.loads(rt.cmd("list", "--format", "json").stdout)
             assert [(r["id"], r["status"]) for r in rows] == [("cs", "unknown")]
-        err = _one_line_error(rt.cmd("delete", "--force", "cs", check=False))
+        err = one_line_error(rt.cmd("delete", "--force", "cs", check=False))
         assert str(d) in err and "state.json" in err
         assert d.exists() and _alive(init)
     finally:
         os.kill(init, signal.SIGKILL)
-        _wait(lambda: not _alive(init))
+        wait_for(lambda: not _alive(init))
         shutil.rmtree(d, ignore_errors=True)
         for c in _cgroups_left(rt, "corrupt-norec"):
-            _wait(lambda: not Path(c, "cgroup.procs").read_text())
+            wait_for(lambda: not Path(c, "cgroup.procs").read_text())
             os.rmdir(c)
 
 
@@ -283,7 +264,7 @@ def test_create_fails_when_the_init_could_not_wait_for_start(rt, runc_rt, edit):
         p = r.create("dead", b, check=False)
         assert p.returncode != 0, f"{r.binary} create succeeded"
         if r is rt:
-            assert "/proc/self/fd" in _one_line_error(p)
+            assert "/proc/self/fd" in one_line_error(p)
         assert "does not exist" in r.cmd("state", "dead", check=False).stderr
         assert os.listdir(r.root) == []
         assert not _cgroups_left(r, name)
@@ -294,7 +275,7 @@ def test_dead_init_is_stopped_and_plain_delete_works(rt):
     rt.create("ki", b)
     init = rt.state("ki")["pid"]
     os.kill(init, signal.SIGKILL)
-    assert _wait(lambda: rt.state("ki")["status"] == "stopped")
+    assert wait_for(lambda: rt.state("ki")["status"] == "stopped")
     st = rt.state("ki")
     assert st["pid"] == 0
     rows = json.loads(rt.cmd("list", "--format", "json").stdout)
@@ -327,7 +308,7 @@ def test_create_fails_when_the_init_dies_before_it_returns(rt, tmp_path):
                               rt.binary, "--root", rt.root, "create", "--bundle", str(b), "di"],
                              stdin=subprocess.DEVNULL, stdout=err, stderr=err)
         try:
-            assert _wait(lambda: init_pid() is not None)
+            assert wait_for(lambda: init_pid() is not None)
             time.sleep(0.5)  # the init says "ready"; create sits in the delayed rename
             os.kill(init_pid(), signal.SIGKILL)
             p.wait(timeout=30)

@@ -11,32 +11,10 @@ import pytest
 from pyrunc import capabilities, features as features_mod
 from pyrunc.features import features, features_json
 from pyrunc.spec.default import OCI_VERSION, default_config
+from support.paths import SCHEMA_DIR
+from support.schemas import official_validator, schema_errors
 
 pytestmark = pytest.mark.cgroups
-
-SPEC_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "runtime-spec-v1.3.0"
-SCHEMA_DIR = SPEC_DIR / "schema"
-
-
-def _validator(root_name):
-    """Draft-4 validator for one of the official schemas, $refs resolved in SCHEMA_DIR."""
-    if not SCHEMA_DIR.is_dir():
-        pytest.skip(f"official runtime-spec schemas not found at {SCHEMA_DIR}")
-    jsonschema = pytest.importorskip("jsonschema")
-    referencing = pytest.importorskip("referencing")
-    from referencing.jsonschema import DRAFT4
-
-    resources = []
-    for path in SCHEMA_DIR.glob("*.json"):
-        contents = json.loads(path.read_text())
-        resources.append((path.name, referencing.Resource.from_contents(contents, default_specification=DRAFT4)))
-    registry = referencing.Registry().with_resources(resources)
-    schema = json.loads((SCHEMA_DIR / root_name).read_text())
-    return jsonschema.Draft4Validator(schema, registry=registry)
-
-
-def _errors(validator, doc):
-    return [f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(doc)]
 
 
 @pytest.fixture(scope="module")
@@ -58,43 +36,49 @@ def runc_features():
 # ---------------------------------------------------------------- schema
 
 
+@pytest.mark.unit
 def test_valid_against_official_schema(feat):
-    assert _errors(_validator("features-schema.json"), feat) == []
+    assert schema_errors(official_validator("features-schema.json"), feat) == []
 
 
+@pytest.mark.unit
 def test_seccomp_disabled_variant_valid(monkeypatch):
     monkeypatch.setattr(features_mod, "libseccomp_version", lambda: None)
     doc = features()
     assert doc["linux"]["seccomp"] == {"enabled": False}
     assert not any("libseccomp" in k for k in doc["annotations"])
-    assert _errors(_validator("features-schema.json"), doc) == []
+    assert schema_errors(official_validator("features-schema.json"), doc) == []
 
 
+@pytest.mark.unit
 def test_official_examples_still_validate():
     """The validator set-up is sound: the spec's own good/bad examples behave."""
-    validator = _validator("features-schema.json")
+    validator = official_validator("features-schema.json")
     good = sorted((SCHEMA_DIR / "test" / "features" / "good").glob("*.json"))
     bad = sorted((SCHEMA_DIR / "test" / "features" / "bad").glob("*.json"))
     for path in good:
-        assert _errors(validator, json.loads(path.read_text())) == [], path.name
+        assert schema_errors(validator, json.loads(path.read_text())) == [], path.name
     for path in bad:
-        assert _errors(validator, json.loads(path.read_text())) != [], path.name
+        assert schema_errors(validator, json.loads(path.read_text())) != [], path.name
 
 
 # ---------------------------------------------------------------- content
 
 
+@pytest.mark.unit
 def test_versions(feat):
     assert feat["ociVersionMin"] == "1.0.0"
     assert feat["ociVersionMax"] == "1.3.0" == OCI_VERSION == default_config()["ociVersion"]
     assert list(feat)[:2] == ["ociVersionMin", "ociVersionMax"]
 
 
+@pytest.mark.unit
 def test_hooks(feat):
     assert feat["hooks"] == ["prestart", "createRuntime", "createContainer", "startContainer",
                              "poststart", "poststop"]
 
 
+@pytest.mark.unit
 def test_mount_options(feat):
     opts = feat["mountOptions"]
     assert opts == sorted(set(opts))
@@ -106,6 +90,7 @@ def test_mount_options(feat):
     assert flag_like <= set(opts)
 
 
+@pytest.mark.unit
 def test_linux(feat):
     linux = feat["linux"]
     assert linux["namespaces"] == ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"]
@@ -119,22 +104,36 @@ def test_linux(feat):
                            "intelRdt", "memoryPolicy", "mountExtensions", "netDevices"]
 
 
-def test_memory_policy_matches_process(feat):
+def _spec_list(md, field):
+    """The values config-linux.md lists under a field (`* `MPOL_...`` bullets)."""
+    text = (SCHEMA_DIR.parent / md).read_text()
+    part = text.split(f"* **`{field}`**", 1)[1].split("\n* **", 1)[0]
+    return sorted(line.strip().strip("*` ") for line in part.splitlines()
+                  if line.strip().startswith("* `MPOL_"))
+
+
+@pytest.mark.unit
+def test_memory_policy_is_the_spec_list(feat):
+    """features-linux.md memoryPolicy: the modes and flags config-linux.md#memory-policy
+    defines (all of them: pyrunc applies each)."""
+    if not SCHEMA_DIR.is_dir():
+        pytest.skip(f"the runtime-spec text is not at {SCHEMA_DIR.parent}")
     mp = feat["linux"]["memoryPolicy"]
-    assert mp["modes"] == sorted(mp["modes"]) and mp["flags"] == sorted(mp["flags"])
-    assert "MPOL_BIND" in mp["modes"] and "MPOL_F_STATIC_NODES" in mp["flags"]
-    try:
-        from pyrunc import process
-    except ImportError as e:  # pyrunc._native not built
-        pytest.skip(f"pyrunc.process not importable: {e}")
-    modes = getattr(process, "_MPOL_MODES", None)
-    flags = getattr(process, "_MPOL_FLAGS", None)
-    if modes is None or flags is None:
-        pytest.skip("pyrunc.process has no _MPOL_MODES/_MPOL_FLAGS tables")
-    assert set(mp["modes"]) == set(modes)
-    assert set(mp["flags"]) == set(flags)
+    assert mp["modes"] == _spec_list("config-linux.md", "mode")
+    assert mp["flags"] == _spec_list("config-linux.md", "flags")
+    assert len(mp["modes"]) == 7 and len(mp["flags"]) == 3
 
 
+def test_memory_policy_matches_process(feat):
+    """What features advertises is what the process code can apply."""
+    from pyrunc import process
+
+    mp = feat["linux"]["memoryPolicy"]
+    assert set(mp["modes"]) == set(process._MPOL_MODES)
+    assert set(mp["flags"]) == set(process._MPOL_FLAGS)
+
+
+@pytest.mark.unit
 def test_host_probes(feat):
     linux = feat["linux"]
     apparmor = os.path.isdir("/sys/kernel/security/apparmor") and Path(
@@ -154,6 +153,7 @@ def _libseccomp_loadable():
         return False
 
 
+@pytest.mark.unit
 def test_seccomp(feat):
     sc = feat["linux"]["seccomp"]
     assert sc["enabled"] is _libseccomp_loadable()
@@ -176,6 +176,7 @@ def test_seccomp(feat):
             assert "SECCOMP_FILTER_FLAG_SPEC_ALLOW" in sc["supportedFlags"]
 
 
+@pytest.mark.unit
 def test_seccomp_flags_follow_versions(monkeypatch):
     monkeypatch.setattr(features_mod, "libseccomp_version", lambda: (2, 4, 1))
     monkeypatch.setattr(features_mod, "kernel_version", lambda: (4, 15))
@@ -186,9 +187,10 @@ def test_seccomp_flags_follow_versions(monkeypatch):
     sc = features()["linux"]["seccomp"]
     assert len(sc["supportedFlags"]) == 4
     assert "SCMP_ARCH_LOONGARCH64" in sc["archs"]
-    assert _errors(_validator("features-schema.json"), features()) == []
+    assert schema_errors(official_validator("features-schema.json"), features()) == []
 
 
+@pytest.mark.unit
 def test_idmap_follows_kernel(monkeypatch):
     monkeypatch.setattr(features_mod, "kernel_version", lambda: (5, 11))
     assert features()["linux"]["mountExtensions"]["idmap"]["enabled"] is False
@@ -196,6 +198,7 @@ def test_idmap_follows_kernel(monkeypatch):
     assert features()["linux"]["mountExtensions"]["idmap"]["enabled"] is True
 
 
+@pytest.mark.unit
 def test_kernel_version(monkeypatch):
     class U:
         def __init__(self, release):
@@ -207,6 +210,7 @@ def test_kernel_version(monkeypatch):
         assert features_mod.kernel_version() == expected, release
 
 
+@pytest.mark.unit
 def test_annotations(feat):
     ann = feat["annotations"]
     assert "io.github.pyrunc.version" in ann
@@ -214,6 +218,7 @@ def test_annotations(feat):
     assert all(isinstance(v, str) for v in ann.values())
 
 
+@pytest.mark.unit
 def test_fresh_dict_each_call(feat):
     doc = features()
     doc["linux"]["capabilities"].append("CAP_X")
@@ -221,6 +226,7 @@ def test_fresh_dict_each_call(feat):
     assert features()["hooks"] and "CAP_X" not in features()["linux"]["capabilities"]
 
 
+@pytest.mark.unit
 def test_features_json(feat):
     text = features_json()
     assert text.startswith('{\n    "ociVersionMin": "1.0.0",\n    "ociVersionMax": "1.3.0",\n    "hooks": [\n')
@@ -231,6 +237,7 @@ def test_features_json(feat):
 # ---------------------------------------------------------------- against runc
 
 
+@pytest.mark.unit
 def test_compared_to_runc(feat, runc_features):
     theirs = json.loads(runc_features)
     # Same indentation as runc's output.
@@ -271,6 +278,7 @@ def _host_hierarchy():
         frozenset(types), "none")
 
 
+@pytest.mark.unit
 def test_cgroup_annotations_tell_this_host(feat):
     """features-linux.md: linux.cgroup is the implementation ("irrelevant to the cgroup
     version of the host"): v1 and v2 (with eBPF device rules) and the systemd driver yes,
@@ -291,6 +299,7 @@ def test_cgroup_annotations_tell_this_host(feat):
         assert ann["io.github.pyrunc.cgroup.devices"] == "v1 devices controller"
 
 
+@pytest.mark.unit
 def test_cgroup_devices_annotation_when_bpf_fails(monkeypatch):
     from pyrunc import cgroups
     from pyrunc.cgroups import ebpf

@@ -9,12 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import prefix_dirs
-from test_lifecycle import one_line_error
-
-
-def _cid():
-    return f"f-{uuid.uuid4().hex[:8]}"
+from support.bundles import new_id
+from support.checks import one_line_error
+from support.host import prefix_dirs
 
 
 # ------------------------------------------------------------------- --rootless
@@ -40,15 +37,15 @@ def test_rootless_true_ignores_cgroup_permission_errors(rt, runc_rt):
         _devices_parent(r)
         b = r.bundle(["sh", "-c", "echo ok >/dev/null && echo ran"])
         for flag in ("false", None):
-            cid = _cid()
+            cid = new_id("f")
             r.ids.add(cid)
             p = r.cmd(*(("--rootless", flag) if flag else ()), "run", "--bundle", b, cid, check=False)
             assert p.returncode == 1 and "c 10:200 rwm" in one_line_error(p), (name, flag, p.stderr)
-        cid = _cid()
+        cid = new_id("f")
         r.ids.add(cid)
         p = r.cmd("--rootless", "true", "run", "--bundle", b, cid, check=False)
         assert (p.returncode, p.stdout) == (0, "ran\n"), (name, p.stderr)
-        cid = _cid()
+        cid = new_id("f")
         p = r.cmd("--rootless", "maybe", "run", "--bundle", b, cid, check=False)
         assert p.returncode == 1 and "maybe" in one_line_error(p), (name, p.stderr)
         assert r.cmd("state", cid, check=False).returncode == 1  # nothing was made
@@ -73,7 +70,7 @@ def test_run_no_subreaper(rt, runc_rt, tmp_path):
     for name, r in (("pyrunc", rt), ("runc", runc_rt)):
         b = r.bundle(["sh", "-c", ORPHAN], edit=_no_pid_ns)
         for flags in ((), ("--no-subreaper",)):
-            cid = _cid()
+            cid = new_id("f")
             r.ids.add(cid)
             out = tmp_path / f"{name}-{cid}.out"
             with open(out, "w") as f:
@@ -132,7 +129,7 @@ def test_exec_cgroup_joins_a_sub_cgroup(rt, runc_rt, tmp_path):
     only) put the process in an existing sub-cgroup of the container's; it is the same
     for runc 1.1.5 (both on cgroup v1, both on cgroup v2)."""
     for name, r in (("pyrunc", rt), ("runc", runc_rt)):
-        cid = _cid()
+        cid = new_id("f")
         r.run(cid, r.bundle(["sleep", "60"]), "--detach")
         base = _cgroup_dirs(r.state(cid)["pid"])
         v2 = list(base) == [""]
@@ -161,7 +158,7 @@ def test_exec_cgroup_errors_as_runc(rt, runc_rt, tmp_path):
     runc's words where it has them; no process is left in the container."""
     out = {}
     for name, r in (("pyrunc", rt), ("runc", runc_rt)):
-        cid = _cid()
+        cid = new_id("f")
         r.run(cid, r.bundle(["sleep", "60"]), "--detach")
         v2 = list(_cgroup_dirs(r.state(cid)["pid"])) == [""]
         cases = ["a:b:c", "nosuch:sub", "missing", "../../escape" if v2 else "pids:../../escape"]

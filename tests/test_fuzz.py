@@ -34,7 +34,7 @@ import pytest
 from hypothesis import HealthCheck, given, note, seed, settings
 from hypothesis import strategies as st
 
-from conftest import prefix_dirs
+from support.host import prefix_dirs
 
 EXAMPLES = int(os.environ.get("PYRUNC_FUZZ_EXAMPLES", "50"))
 _SEED = os.environ.get("PYRUNC_FUZZ_SEED")

@@ -5,8 +5,9 @@ import stat
 import time
 from pathlib import Path
 
-from conftest import ConsoleReceiver, busybox_path
-from test_lifecycle import one_line_error, wait_for
+from support.host import busybox_path
+from support.runtime import ConsoleReceiver
+from support.checks import one_line_error, wait_for
 
 
 def hook_script(tmp_path, name, body="cat > \"$1\"", shell="/bin/sh"):
@@ -62,7 +63,7 @@ def test_failing_create_runtime_hook_leaves_nothing(rt, tmp_path):
     assert "createRuntime" in err and "hook-says-no" in err
     assert not (Path(rt.root) / "hf").exists()
     # no process left: nothing in our test cgroups, no sleep 30 child of ours
-    from conftest import prefix_dirs
+    from support.host import prefix_dirs
 
     for d in prefix_dirs(rt.cgroup_prefix):
         assert not d.exists() or not [p for p in d.iterdir() if p.is_dir()], d

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from test_input_errors import only_line
+from support.checks import one_line_error
 
 
 def _mappings(n, long_numbers=False):
@@ -42,7 +42,7 @@ def test_too_many_id_mappings_are_refused_at_once(rt, n, overlapping):
         t0 = time.monotonic()
         p = rt.cmd(*args, check=False, timeout=60)
         assert time.monotonic() - t0 < 10
-        text = p.stdout if args[0] == "validate" else only_line(p)
+        text = p.stdout if args[0] == "validate" else one_line_error(p)
         assert f"/linux/uidMappings: has {n} entries; the kernel accepts at most 340" in text
 
 
@@ -50,7 +50,7 @@ def test_id_mappings_that_do_not_fit_a_page(rt):
     """The kernel takes a map in one write of less than a page: 340 entries with long
     numbers do not fit (it would say "Invalid argument")."""
     b = rt.bundle(["true"], edit=_userns(_mappings(340, long_numbers=True)))
-    line = only_line(rt.create("c1", b, check=False))
+    line = one_line_error(rt.create("c1", b, check=False))
     assert "/linux/uidMappings: written out, the 340 entries take" in line, line
     assert "kernel takes less than 4096 (a page)" in line
 

@@ -7,15 +7,9 @@ import subprocess
 import uuid
 
 import pytest
+from support.checks import one_line_error
 
-
-def only_line(p):
-    """The one line of stderr of a failed command (no traceback, no internal error)."""
-    assert p.returncode != 0, p.stdout
-    lines = p.stderr.splitlines()  # splits on \r and \x1c-\x1e too, as a terminal would
-    assert len(lines) == 1, f"expected one line on stderr, got {p.stderr!r}"
-    assert "Traceback" not in p.stderr and "internal error" not in p.stderr, p.stderr
-    return lines[0]
+only_line = one_line_error  # its old name here, for branches that import it
 
 
 def write_config(bundle, text):
@@ -28,7 +22,7 @@ def test_truncated_config_is_one_line_naming_the_file(rt, text):
     write_config(b, text)
     for p in (rt.cmd("create", "--bundle", b, "c1", check=False),
               rt.cmd("validate", "--bundle", b, check=False)):
-        line = only_line(p)
+        line = one_line_error(p)
         assert f"{b}/config.json: not valid JSON" in line, line
 
 
@@ -43,7 +37,7 @@ def test_undecodable_bytes_in_arguments(rt, tmp_path):
     for extra in ([], [b"--log-format", b"json", b"--log", os.fsencode(str(tmp_path / "log"))]):
         p = subprocess.run(argv[:1] + extra + argv[1:], capture_output=True, text=True,
                            errors="replace", stdin=subprocess.DEVNULL, timeout=60)
-        line = only_line(p)
+        line = one_line_error(p)
         assert "writing pid file" in line and "\\udcff" in line, line
     for entry in (tmp_path / "log").read_text().splitlines():
         assert json.loads(entry)["msg"].startswith("writing pid file")
@@ -56,11 +50,11 @@ def test_control_characters_stay_escaped_on_one_line(rt, tmp_path):
     def edit(c):
         c["mounts"].append({"destination": "/mnt", "source": "\t\r", "type": "bind", "options": ["bind"]})
     b = rt.bundle(["true"], edit=edit)
-    line = only_line(rt.create("c1", b, check=False))
+    line = one_line_error(rt.create("c1", b, check=False))
     assert "\\t\\r" in line and "level=error" in line, line
     log = tmp_path / "log.json"
     p = rt.cmd("--log-format", "json", "--log", log, "create", "--bundle", b, "c2", check=False)
-    assert "\\t\\r" in only_line(p)
+    assert "\\t\\r" in one_line_error(p)
     (entry,) = log.read_text().splitlines()
     assert "\\t\\r" in json.loads(entry)["msg"]  # the message itself is one line too
 
@@ -95,7 +89,7 @@ def test_device_numbers_beyond_the_kernel(rt, key, value):
     def edit(c):
         c["linux"]["devices"] = [dict({"path": "/dev/fz", "type": "c", "major": 1, "minor": 3}, **{key: value})]
     b = rt.bundle(["true"], edit=edit)
-    line = only_line(rt.create("c1", b, check=False))
+    line = one_line_error(rt.create("c1", b, check=False))
     assert f"/linux/devices/0/{key}: {value} is outside the kernel's {key} numbers" in line, line
 
 
@@ -111,7 +105,7 @@ def test_hook_with_a_nul_byte_fails_create_naming_it(rt):
     def edit(c):
         c["hooks"] = {"createRuntime": [{"path": "/bin/true", "args": ["true", "a\0b"]}]}
     b = rt.bundle(["true"], edit=edit)
-    line = only_line(rt.create("c1", b, check=False))
+    line = one_line_error(rt.create("c1", b, check=False))
     assert "createRuntime hook #0 (/bin/true): args[1] contains a NUL byte" in line, line
     assert rt.cmd("list", "-q").stdout.split() == []
 

@@ -8,7 +8,7 @@ import sysconfig
 
 import pytest
 
-from conftest import REPO
+from support.paths import REPO
 
 
 @pytest.fixture(scope="module")

@@ -8,19 +8,11 @@ import uuid
 
 import pytest
 
-from conftest import mountinfo
-from pyrunc import mounts
-from pyrunc import syscalls as sc
+from support.host import by_mountpoint, mountinfo
 
 
 # ---------------------------------------------------------------------------------------
 # helpers
-
-def by_mountpoint(info, mp):
-    found = [m for m in info if m["mountpoint"] == mp]
-    assert found, f"{mp} not mounted: {[m['mountpoint'] for m in info]}"
-    return found[-1]
-
 
 def add_mounts(*ms):
     def edit(c):
@@ -46,6 +38,9 @@ def hostdir(tmp_path):
 # option parsing
 
 def test_options_flags_cleared_data():
+    from pyrunc import mounts
+    from pyrunc import syscalls as sc
+
     o = mounts.Options(["rbind", "ro", "nosuid", "noexec", "rw", "strictatime", "size=10k",
                         "mode=0755", "defaults", "rshared", "private", "tmpcopyup"])
     assert o.is_bind and o.recursive
@@ -57,6 +52,8 @@ def test_options_flags_cleared_data():
 
 
 def test_options_every_runc_flag_is_known():
+    from pyrunc import mounts
+
     for name in ("acl", "noacl", "iversion", "noiversion", "mand", "nomand", "silent", "loud",
                  "sync", "async", "dirsync", "remount", "relatime", "norelatime", "noatime",
                  "atime", "nodiratime", "diratime", "nosymfollow", "symfollow", "lazytime",
@@ -67,6 +64,8 @@ def test_options_every_runc_flag_is_known():
 
 
 def test_options_recursive_attributes():
+    from pyrunc import mounts
+
     o = mounts.Options(["rro", "rnosuid", "rnodev", "rnoexec", "rnoatime", "rnodiratime", "rnosymfollow"])
     assert o.rec_set == (mounts.MOUNT_ATTR_RDONLY | mounts.MOUNT_ATTR_NOSUID | mounts.MOUNT_ATTR_NODEV
                          | mounts.MOUNT_ATTR_NOEXEC | mounts.MOUNT_ATTR_NOATIME
@@ -90,6 +89,8 @@ def test_options_recursive_attributes():
 
 @pytest.fixture(params=["openat2", "walk"])
 def resolver(request, monkeypatch):
+    from pyrunc import mounts
+
     if request.param == "walk":
         monkeypatch.setattr(mounts, "_have_openat2", False)
     return request.param
@@ -119,6 +120,8 @@ def _resolved(rootfd, fd):
 
 
 def test_open_in_root_never_leaves(tmp_path, resolver):
+    from pyrunc import mounts
+
     root, outside = _tree(tmp_path)
     rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY)
     try:
@@ -374,7 +377,8 @@ def test_idmapped_mount_with_user_namespace(tmp_path):
     os.makedirs(base + "/src")
     os.chmod(base, 0o755)
     try:
-        from conftest import Runtime, pyrunc_binary
+        from support.host import pyrunc_binary
+        from support.runtime import Runtime
         from pathlib import Path
 
         r = Runtime(pyrunc_binary(), Path(base))

@@ -17,7 +17,8 @@ import time
 import uuid
 
 import pytest
-from conftest import busybox_path
+from support.host import busybox_path
+from support.checks import one_line_error
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -123,14 +124,6 @@ def with_devices(devices, args=None):
         if args:
             c["process"]["args"] = args
     return edit
-
-
-def one_line_error(p):
-    err = p.stderr.strip()
-    assert p.returncode != 0, p.stdout
-    assert err and "\n" not in err, f"expected one line on stderr, got: {p.stderr!r}"
-    assert "Traceback" not in p.stderr
-    return err
 
 
 def busybox_links(text):
@@ -314,6 +307,7 @@ def test_failure_after_the_move_puts_devices_back(rt, netns):
     assert re.search(r"Deleted \d+: ck0\b", seen), seen
 
 
+@pytest.mark.unit
 def test_library_checks_without_validation():
     """check_config repeats the shape checks: a library caller may pass its own config."""
     from pyrunc.errors import PyruncError

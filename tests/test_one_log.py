@@ -10,12 +10,10 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from support.bundles import new_id
+from support.paths import REPO
+
 TEXT_LINE = re.compile(r'^time="[^"]+" level=(\w+) msg="(.*)"$')
-
-
-def _cid():
-    return f"l-{uuid.uuid4().hex[:8]}"
 
 
 def _kernel_memory(c):
@@ -44,7 +42,7 @@ def test_cgroup_warning_reaches_the_log_file(rt, runc_rt, tmp_path, fmt):
     for name, r in (("pyrunc", rt), ("runc", runc_rt)):
         log = tmp_path / f"{name}-{fmt}.log"
         b = r.bundle(["true"], edit=_kernel_memory)
-        cid = _cid()
+        cid = new_id("l")
         r.ids.add(cid)
         p = r.cmd("--log", log, "--log-format", fmt, "run", "--bundle", b, cid, check=False)
         assert p.returncode == 0, (name, p.stderr)
@@ -53,6 +51,7 @@ def test_cgroup_warning_reaches_the_log_file(rt, runc_rt, tmp_path, fmt):
         assert p.stderr == "", (name, p.stderr)
 
 
+@pytest.mark.unit
 def test_no_stdlib_logging_in_the_runtime():
     """No module of the package imports `logging` (or `warnings`): a warning that took
     that way would miss --log and --log-format (and `logging` costs ~5 ms to import)."""
@@ -78,7 +77,7 @@ def test_systemd_driver_warning_reaches_the_json_log(rt, runc_rt, tmp_path):
     units = []
     try:
         for name, r in (("pyrunc", rt), ("runc", runc_rt)):
-            cid = _cid()
+            cid = new_id("l")
             units.append(f"pyrunctest-{cid}.scope")
 
             def edit(c):

@@ -4,6 +4,7 @@ import os
 import subprocess
 
 import pytest
+from support.host import open_path_for_userns
 
 
 def status_field(text, name):
@@ -130,15 +131,6 @@ def test_env_and_cwd(rt):
 
     out = rt.output_of(["sh", "-c", 'echo "$FOO"; pwd; echo $HOME'], edit=edit).splitlines()
     assert out == ["bar baz", "/tmp", "/root"]
-
-
-def open_path_for_userns(path):
-    """A user-namespaced root is not root for the host's 0700 directories (pytest's
-    tmp dirs): let it traverse them, as a real deployment would."""
-    p = path
-    while str(p) not in ("/", "/tmp"):
-        os.chmod(p, os.stat(p).st_mode | 0o011)
-        p = p.parent
 
 
 def test_user_namespace_mapping(rt):

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from test_input_errors import only_line
+from support.checks import one_line_error
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def test_exec_process_is_validated(running, tmp_path, change, pointer):
         p = r.cmd("exec", "--process", pf, "ex", check=False)
         assert p.returncode == 255, (r.binary, p.stderr)
         if r is running[0]:
-            line = only_line(p)
+            line = one_line_error(p)
             assert f"exec failed: {pf}: {pointer}".replace('"', '\\"') in line, line
         assert r.cmd("exec", "ex", "test", "-e", mark, check=False).returncode == 1
 
@@ -61,7 +61,7 @@ def test_exec_flags_are_validated(running, flags, message):
     for r in running:
         p = r.cmd("exec", *flags, "ex", "true", check=False)
         assert p.returncode == 255, (r.binary, p.stderr)
-    assert message.replace('"', '\\"') in only_line(rt.cmd("exec", *flags, "ex", "true", check=False))
+    assert message.replace('"', '\\"') in one_line_error(rt.cmd("exec", *flags, "ex", "true", check=False))
 
 
 def test_exec_process_as_runc_reads_it(running, tmp_path):
@@ -88,7 +88,7 @@ def test_exec_process_file_errors(running, tmp_path):
             pf.write_text(content)
         p = rt.cmd("exec", "--process", pf, "ex", check=False)
         assert p.returncode == 255
-        assert f"exec failed: {pf}: {message}" in only_line(p)
+        assert f"exec failed: {pf}: {message}" in one_line_error(p)
         pf.unlink(missing_ok=True)
 
 
@@ -105,10 +105,10 @@ def test_update_resources_are_validated(rt, tmp_path, doc, message):
     rt.run("u1", rt.bundle(["sleep", "60"]), "--detach")
     f = tmp_path / "r.json"
     f.write_text(json.dumps(doc))
-    line = only_line(rt.cmd("update", "--resources", f, "u1", check=False))
+    line = one_line_error(rt.cmd("update", "--resources", f, "u1", check=False))
     assert f"{f}: {message}".replace('"', '\\"') in line, line
     p = rt.cmd("update", "--resources", "-", "u1", check=False, input=json.dumps(doc))
-    assert f"resources (standard input): {message}".replace('"', '\\"') in only_line(p)
+    assert f"resources (standard input): {message}".replace('"', '\\"') in one_line_error(p)
 
 
 def test_update_value_that_is_not_utf8(rt):
@@ -116,4 +116,4 @@ def test_update_value_that_is_not_utf8(rt):
     argv = [os.fsencode(x) for x in (rt.binary, "--root", rt.root, "update", "--cpuset-cpus")]
     p = subprocess.run(argv + [b"\xff", b"u1"], capture_output=True, text=True, errors="replace",
                        stdin=subprocess.DEVNULL, timeout=60)
-    assert 'cgroup cpuset: writing \\"\\udcff\\" to cpuset.cpus: Invalid argument' in only_line(p)
+    assert 'cgroup cpuset: writing \\"\\udcff\\" to cpuset.cpus: Invalid argument' in one_line_error(p)

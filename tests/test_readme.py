@@ -1,7 +1,7 @@
 """README.md gives the two commands; .ci/run must run the test command verbatim."""
 import re
 
-from conftest import REPO
+from support.paths import REPO
 
 
 def readme_commands():

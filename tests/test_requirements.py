@@ -3,9 +3,13 @@ version that has what it uses (issue 16 item 8)."""
 import ast
 import configparser
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+import pytest
+
+from support.paths import REPO
+
+pytestmark = pytest.mark.unit
+
 
 # import name -> the distribution that provides it
 _DISTRIBUTION = {"_cffi_backend": "cffi"}

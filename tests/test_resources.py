@@ -8,31 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cgroup_v2_host
-from test_lifecycle import one_line_error, wait_for
+from support.host import cgroup_v2_host, container_cgroup_dir
+from support.checks import one_line_error, wait_for
 
 
 V2 = cgroup_v2_host()
 pytestmark = pytest.mark.cgroups
-
-
-def cgroup_dir(rt, cid, controller):
-    """The container's cgroup dir of a controller (cgroup v2: the one dir), from its
-    init's /proc/PID/cgroup."""
-    pid = rt.state(cid)["pid"]
-    if V2:
-        return Path("/sys/fs/cgroup") / Path(f"/proc/{pid}/cgroup").read_text().split("0::", 1)[1].strip().lstrip("/")
-    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
-        _, ctls, path = line.split(":", 2)
-        if controller in ctls.split(","):
-            for mline in Path("/proc/self/mountinfo").read_text().splitlines():
-                f = mline.split()
-                sep = f.index("-")
-                if f[sep + 1] == "cgroup" and controller in f[sep + 3].split(","):
-                    # mount root (f[3]) may itself be a sub-path
-                    rel = os.path.relpath(path, f[3])
-                    return Path(f[4]) / rel
-    raise AssertionError(f"no {controller} cgroup for {cid}")
 
 
 def test_memory_limit_oom_kill_and_event(rt):
@@ -42,7 +23,7 @@ def test_memory_limit_oom_kill_and_event(rt):
     b = rt.bundle(["sh", "-c", "sleep 0.5; x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived"],
                   edit=edit)
     rt.create("oom", b)
-    d = cgroup_dir(rt, "oom", "memory")
+    d = container_cgroup_dir(rt, "oom", "memory")
     assert int((d / ("memory.max" if V2 else "memory.limit_in_bytes")).read_text()) == 32 << 20
     events = subprocess.Popen([rt.binary, "--root", rt.root, "events", "--interval", "1s", "oom"],
                               stdout=subprocess.PIPE, text=True)
@@ -84,7 +65,7 @@ def test_cpu_quota_and_shares_visible_on_host(rt):
 
     b = rt.bundle(["sleep", "30"], edit=edit)
     rt.create("cpu", b)
-    d = cgroup_dir(rt, "cpu", "cpu")
+    d = container_cgroup_dir(rt, "cpu", "cpu")
     if V2:
         assert (d / "cpu.max").read_text().strip() == "50000 100000"
         assert (d / "cpu.weight").read_text().strip() == "59"  # runc >= 1.3's conversion
@@ -135,22 +116,22 @@ def test_update_changes_live_limits(rt):
         resources=dict(c["linux"].get("resources") or {}, pids={"limit": 10})))
     rt.run("upd", b, "--detach")
     rt.cmd("update", "--pids-limit", "20", "--memory", "64m", "upd")
-    assert (cgroup_dir(rt, "upd", "pids") / "pids.max").read_text().strip() == "20"
+    assert (container_cgroup_dir(rt, "upd", "pids") / "pids.max").read_text().strip() == "20"
     mem = "memory.max" if V2 else "memory.limit_in_bytes"
-    assert int((cgroup_dir(rt, "upd", "memory") / mem).read_text()) == 64 << 20
+    assert int((container_cgroup_dir(rt, "upd", "memory") / mem).read_text()) == 64 << 20
     rt.cmd("update", "--resources", "-", "upd", input=json.dumps({"pids": {"limit": 30}}))
-    assert (cgroup_dir(rt, "upd", "pids") / "pids.max").read_text().strip() == "30"
+    assert (container_cgroup_dir(rt, "upd", "pids") / "pids.max").read_text().strip() == "30"
     # device rules survive an update
     if V2:
         from pyrunc.cgroups import ebpf
 
-        fd = os.open(cgroup_dir(rt, "upd", ""), os.O_RDONLY | os.O_DIRECTORY)
+        fd = os.open(container_cgroup_dir(rt, "upd", ""), os.O_RDONLY | os.O_DIRECTORY)
         try:
             assert len(ebpf.attached_programs(fd)) == 1
         finally:
             os.close(fd)
     else:
-        devlist = (cgroup_dir(rt, "upd", "devices") / "devices.list").read_text()
+        devlist = (container_cgroup_dir(rt, "upd", "devices") / "devices.list").read_text()
         assert "a *:* rwm" not in devlist
     stored = json.loads((Path(rt.root) / "upd" / "state.json").read_text())
     assert stored["config"]["linux"]["resources"]["pids"]["limit"] == 30
@@ -173,7 +154,7 @@ def test_events_stats_and_ps(rt):
 
 
 def test_nothing_left_after_delete_and_failed_create(rt):
-    from conftest import prefix_dirs
+    from support.host import prefix_dirs
 
     b = rt.bundle(["true"])
     rt.run("gone", b)

@@ -11,13 +11,7 @@ import uuid
 
 import pytest
 
-from conftest import mountinfo
-
-
-def by_mountpoint(info, mp):
-    found = [m for m in info if m["mountpoint"] == mp]
-    assert found, f"{mp} not mounted: {[m['mountpoint'] for m in info]}"
-    return found[-1]
+from support.host import by_mountpoint, mountinfo
 
 
 def host_mounts_mentioning(path):

@@ -9,12 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Runtime, busybox_path, pyrunc_binary
-from test_lifecycle import one_line_error, wait_for
-
-
-def _cid():
-    return f"t-{uuid.uuid4().hex[:8]}"
+from support.host import busybox_path, pyrunc_binary
+from support.runtime import Runtime
+from support.checks import one_line_error, wait_for
+from support.bundles import new_id
 
 
 def _both(rt, runc_rt):
@@ -58,7 +56,7 @@ def test_no_namespaces_at_all_creates_and_starts(rt, runc_rt, tmp_path):
     res = {}
     for name, r in _both(rt, runc_rt):
         b = r.bundle(prog, edit=_no_namespaces)
-        cid = _cid()
+        cid = new_id()
         r.ids.add(cid)
         p = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", str(script),
                             r.binary, r.root, str(b), cid], capture_output=True, text=True, timeout=120)
@@ -82,7 +80,7 @@ def test_no_mount_namespace_with_masked_paths_fails_as_runc(rt, runc_rt):
         c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "mount"]
 
     for name, r in _both(rt, runc_rt):
-        cid = _cid()
+        cid = new_id()
         p = r.create(cid, r.bundle(["true"], edit=edit), check=False)
         err = p.stderr if name == "runc" else one_line_error(p)
         assert p.returncode != 0 and "without a private MNT namespace" in err, (name, p.stderr)
@@ -101,7 +99,7 @@ def test_failed_create_without_mount_namespace_leaves_no_mount(rt, tmp_path):
         c["hooks"] = {"createContainer": [{"path": str(bad)}]}
 
     b = rt.bundle(["true"], edit=edit)
-    cid = _cid()
+    cid = new_id()
     rt.ids.add(cid)
     p = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
                         f'"$0" --root "$1" create --bundle "$2" "$3" 2>/dev/null; echo create=$?; '
@@ -156,7 +154,7 @@ def test_configs_that_hide_proc_fail_at_create_with_one_line(rt, runc_rt, tmp_pa
 
     for name, r in _both(rt, runc_rt):
         for cmd in ("create", "run"):
-            cid = _cid()
+            cid = new_id()
             p = getattr(r, cmd)(cid, r.bundle(["true"], edit=edit), check=False)
             assert p.returncode != 0, (name, cmd)
             if name == "pyrunc":
@@ -234,7 +232,7 @@ def test_hooks_without_env_inherit_as_runc(rt, runc_rt, tmp_path):
                                     "poststop")}
             c["hooks"]["createRuntime"][0]["env"] = ["ONLY=this"]  # given: exactly that
 
-        r.run(_cid(), r.bundle(["true"], edit=edit), env=env)
+        r.run(new_id(), r.bundle(["true"], edit=edit), env=env)
         seen[name] = {k: dict(ln.split("=", 1) for ln in (out / k).read_text().splitlines() if "=" in ln)
                       for k in ("prestart", "createRuntime", "createContainer", "poststart", "poststop")}
     for name, s in seen.items():
@@ -252,7 +250,7 @@ def test_exec_process_has_its_own_process_group(rt, runc_rt):
     # runc's exec: the process leads a new session (and process group), so getpgrp() and
     # getsid() inside the container are its own pid, not 0 (a group outside the pid ns).
     for name, r in _both(rt, runc_rt):
-        cid = _cid()
+        cid = new_id()
         r.create(cid, r.bundle(["sleep", "30"]))
         r.cmd("start", cid)
         f = r.cmd("exec", cid, "cat", "/proc/self/stat").stdout.split()
@@ -294,7 +292,7 @@ def test_list_and_state_in_a_root_shared_with_other_runtimes(rt, runc_rt):
     # Docker 20.10 keeps every runtime's state in one directory: list skips what is not
     # pyrunc's (with a warning) and exits 0; state of such an id is a one-line error.
     runc_rt.root = rt.root
-    ours, theirs = _cid(), _cid()
+    ours, theirs = new_id(), new_id()
     rt.create(ours, rt.bundle(["sleep", "30"]))
     runc_rt.create(theirs, runc_rt.bundle(["sleep", "30"]))
     root = Path(rt.root)

@@ -16,8 +16,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.unit
+
 SPECS = REPO / "specs"
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "runtime-spec-v1.3.0"
 OFFICIAL = SHARED / "schema"

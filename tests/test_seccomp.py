@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from test_lifecycle import one_line_error
+from support.checks import one_line_error
 
 ALLOW = "SCMP_ACT_ALLOW"
 SIGSYS_STATUS = 128 + 31

@@ -9,11 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from test_lifecycle import one_line_error
-
-
-def cid():
-    return f"x-{uuid.uuid4().hex[:8]}"
+from support.checks import one_line_error
+from support.bundles import new_id
 
 
 # ---------------------------------------------------------------- CVE-2019-5736 class
@@ -66,7 +63,7 @@ def test_cve_2019_5736_exec_process_exe_unreachable(rt):
     # The attacker (the container's init) freezes every new process and probes its exe
     # and fds while `pyrunc exec` joins the container.
     b = rt.bundle(["sh", "-c", ATTACKER])
-    c = cid()
+    c = new_id("x")
     rt.run(c, b, "--detach")
     caught = []
     for _ in range(15):
@@ -83,7 +80,7 @@ def test_cve_2019_5736_created_init_exe_unreachable(rt):
     # The init of a created (not yet started) container is still the runtime (Python);
     # a process exec'd into the container must not reach its exe or fds either.
     b = rt.bundle(["true"])
-    c = cid()
+    c = new_id("x")
     rt.create(c, b)
     p = rt.cmd("exec", c, "sh", "-c",
                "[ -e /proc/1/exe ] && echo EXE; true 2>/dev/null 9</proc/1/exe && echo EXE-OPEN; "
@@ -132,7 +129,7 @@ def test_privileged_container_cannot_reach_the_host_interpreter_of_the_created_i
 
     secret, env = _secret_env()
     b = rt.bundle(["true"], edit=_with_ptrace)
-    c = cid()
+    c = new_id("x")
     if sealing == "overlay":
         rt.create(c, b, env=env)
     else:  # no overlayfs (fsopen fails): the sealed memfd copy
@@ -162,7 +159,7 @@ def test_privileged_container_sees_exec_processes_without_host_interpreter_or_en
         'echo "$p $name: $(stat -L -c %d:%i $d/exe 2>/dev/null) '
         '$(tr \'\\0\' \'\\n\' < $d/environ 2>/dev/null | grep -c PYRUNC_TEST_SECRET)" >> /tmp/attack.log')
     b = rt.bundle(["sh", "-c", attacker], edit=_with_ptrace)
-    c = cid()
+    c = new_id("x")
     rt.run(c, b, "--detach", env=env)
     caught = []
     for _ in range(15):
@@ -193,7 +190,7 @@ def test_cve_2024_21626_cwd_through_leaked_fd(rt):
             c["process"]["cwd"] = f"/proc/self/fd/{n}"
 
         b = rt.bundle(["sh", "-c", ESCAPE_CHECK], edit=ed)
-        p = rt.run(cid(), b, check=False)
+        p = rt.run(new_id("x"), b, check=False)
         if p.returncode == 0:
             assert p.stdout.strip() == "inside", (n, p.stdout, p.stderr)
         else:
@@ -212,7 +209,7 @@ def test_cve_2024_21626_cwd_outside_root_refused(rt, tmp_path):
         c["process"]["cwd"] = "/proc/self/fd/3"
 
     b = rt.bundle(["sh", "-c", "ls; " + ESCAPE_CHECK], edit=ed)
-    c = cid()
+    c = new_id("x")
     rt.ids.add(c)
     p = subprocess.run(["sh", "-c", f'exec 3<"{host}"; exec "$0" "$@"', rt.binary, "--root", rt.root,
                         "run", "--preserve-fds", "1", "--bundle", str(b), c],
@@ -223,7 +220,7 @@ def test_cve_2024_21626_cwd_outside_root_refused(rt, tmp_path):
 
 def test_cve_2024_21626_exec_cwd_through_leaked_fd(rt):
     b = rt.bundle(["sleep", "30"])
-    c = cid()
+    c = new_id("x")
     rt.run(c, b, "--detach")
     for n in range(3, 10):
         p = rt.cmd("exec", "--cwd", f"/proc/self/fd/{n}", c, "sh", "-c", ESCAPE_CHECK, check=False)
@@ -233,9 +230,9 @@ def test_cve_2024_21626_exec_cwd_through_leaked_fd(rt):
 def test_cve_2024_21626_no_leaked_fds(rt):
     # only stdio in the container process; the created init holds no host directory
     b = rt.bundle(["sh", "-c", "ls /proc/self/fd"])
-    assert rt.run(cid(), b).stdout.split() == ["0", "1", "2", "3"]  # 3: ls's own
+    assert rt.run(new_id("x"), b).stdout.split() == ["0", "1", "2", "3"]  # 3: ls's own
     b = rt.bundle(["true"])
-    c = cid()
+    c = new_id("x")
     rt.create(c, b)
     init = rt.state(c)["pid"]
     for fd in os.listdir(f"/proc/{init}/fd"):
@@ -283,7 +280,7 @@ def test_cve_2021_30465_symlink_swap_race(rt, tmp_path):
     try:
         outcomes = []
         for _ in range(12):
-            p = rt.run(cid(), b, check=False)
+            p = rt.run(new_id("x"), b, check=False)
             if p.returncode == 0:
                 mounted = [line for line in p.stdout.splitlines() if "size=1240k" in line]
                 assert mounted, f"the tmpfs went somewhere outside the rootfs:\n{p.stdout}"
@@ -315,7 +312,7 @@ def test_cve_2019_16884_proc_symlink(rt, runc_rt):
         evil.mkdir(parents=True)
         (evil / "exec").write_text("")
         proc.symlink_to("/evil")
-        p = r.run(cid(), b, check=False)
+        p = r.run(new_id("x"), b, check=False)
         if p.returncode == 0:  # then /proc must be the kernel's
             assert p.stdout.split()[0] == "proc", (r.binary, p.stdout)
         else:
@@ -351,7 +348,7 @@ def test_cve_2022_29162_no_inheritable_caps_beyond_config(rt):
     from pyrunc.capabilities import cap_number
 
     b = rt.bundle(["sleep", "30"])
-    c = cid()
+    c = new_id("x")
     rt.run(c, b, "--detach")
     init = rt.state(c)["pid"]
     caps = _caps(Path(f"/proc/{init}/status").read_text())
@@ -412,7 +409,7 @@ def test_bundle_root_path_host_root_refused(rt):
             c["root"]["path"] = path
 
         b = rt.bundle(["true"], edit=ed)
-        p = rt.run(cid(), b, check=False)
+        p = rt.run(new_id("x"), b, check=False)
         assert "root.path" in one_line_error(p), path
 
 
@@ -437,8 +434,8 @@ def test_apparmor_profile_without_apparmor_is_an_error(rt, runc_rt):
     def ed(c):
         c["process"]["apparmorProfile"] = "pyrunc-test"
 
-    assert runc_rt.run(cid(), runc_rt.bundle(["true"], edit=ed), check=False).returncode != 0
-    err = one_line_error(rt.run(cid(), rt.bundle(["true"], edit=ed), check=False))
+    assert runc_rt.run(new_id("x"), runc_rt.bundle(["true"], edit=ed), check=False).returncode != 0
+    err = one_line_error(rt.run(new_id("x"), rt.bundle(["true"], edit=ed), check=False))
     assert "apparmorProfile" in err and "pyrunc-test" in err and "not enabled" in err
 
 
@@ -451,11 +448,11 @@ def test_selinux_label_without_selinux_is_an_error(rt, runc_rt):
     def ed(c):
         c["process"]["selinuxLabel"] = label
 
-    theirs = runc_rt.run(cid(), runc_rt.bundle(["true"], edit=ed), check=False)
+    theirs = runc_rt.run(new_id("x"), runc_rt.bundle(["true"], edit=ed), check=False)
     assert theirs.returncode != 0 and "selinux is disabled" in theirs.stderr
-    err = one_line_error(rt.run(cid(), rt.bundle(["true"], edit=ed), check=False))
+    err = one_line_error(rt.run(new_id("x"), rt.bundle(["true"], edit=ed), check=False))
     assert "process.selinuxLabel" in err and "selinux is disabled" in err
-    c = cid()
+    c = new_id("x")
     rt.run(c, rt.bundle(["sleep", "30"]), "--detach")
     p = rt.cmd("exec", "--process-label", label, c, "true", check=False)
     assert "selinux is disabled" in one_line_error(p)

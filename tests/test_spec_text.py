@@ -2,19 +2,13 @@
 (Debian's 1.1.5, run alongside) does otherwise; each test says where runc differs."""
 import errno
 import json
-import os
-import uuid
 from pathlib import Path
 
 import pytest
 
-from test_lifecycle import wait_for
+from support.bundles import new_id
 
 UNKNOWN_CAPS = ["CAP_PYRUNC_UNKNOWN", "CAP_ALSO_NOT_A_CAP"]
-
-
-def _cid():
-    return f"t-{uuid.uuid4().hex[:8]}"
 
 
 # ------------------------------------------------------------------ capabilities
@@ -34,7 +28,7 @@ def test_unknown_capabilities_are_a_warning_not_a_failure(rt, runc_rt):
     outs = {}
     for name, r in (("pyrunc", rt), ("runc", runc_rt)):
         b = r.bundle(["sh", "-c", script], edit=_with_unknown_caps)
-        p = r.run(_cid(), b, check=False)
+        p = r.run(new_id(), b, check=False)
         assert p.returncode == 0, (name, p.stderr)
         warn = [ln for ln in p.stderr.splitlines() if "level=warning" in ln]
         assert len(warn) == 1 and all(n in warn[0] for n in UNKNOWN_CAPS), (name, p.stderr)
@@ -45,7 +39,7 @@ def test_unknown_capabilities_are_a_warning_not_a_failure(rt, runc_rt):
 def test_capability_warning_reaches_the_json_log(rt, tmp_path):
     log = tmp_path / "log.json"
     b = rt.bundle(["true"], edit=_with_unknown_caps)
-    cid = _cid()
+    cid = new_id()
     rt.ids.add(cid)
     p = rt.cmd("--log", log, "--log-format", "json", "run", "--bundle", b, cid)
     assert p.returncode == 0
@@ -56,7 +50,7 @@ def test_capability_warning_reaches_the_json_log(rt, tmp_path):
 
 
 def test_exec_with_an_unknown_capability_warns_and_runs(rt):
-    cid = _cid()
+    cid = new_id()
     rt.create(cid, rt.bundle(["sleep", "30"]))
     rt.cmd("start", cid)
     p = rt.cmd("exec", "--cap", UNKNOWN_CAPS[0], cid, "sh", "-c", "echo ran", check=False)
@@ -114,7 +108,7 @@ def test_capabilities_the_runtime_lacks_are_a_warning_not_a_failure(rt, runc_rt)
 
     script = "grep -E '^Cap(Eff|Prm|Bnd|Inh)' /proc/self/status"
     b = rt.bundle(["sh", "-c", script], edit=_all_caps)
-    p = rt.run(_cid(), b, check=False, preexec_fn=_runtime_without_sys_boot)
+    p = rt.run(new_id(), b, check=False, preexec_fn=_runtime_without_sys_boot)
     assert p.returncode == 0, p.stderr
     expect = _own_bounding() & ((1 << (last_cap() + 1)) - 1) & ~(1 << CAP_SYS_BOOT)
     got = {ln.split()[0]: int(ln.split()[1], 16) for ln in p.stdout.splitlines()}
@@ -122,13 +116,13 @@ def test_capabilities_the_runtime_lacks_are_a_warning_not_a_failure(rt, runc_rt)
     warn = [ln for ln in p.stderr.splitlines() if "level=warning" in ln]
     assert len(warn) == 1 and "CAP_SYS_BOOT" in warn[0] and "unavailable capabilities" in warn[0], p.stderr
 
-    p = runc_rt.run(_cid(), runc_rt.bundle(["true"], edit=_all_caps), check=False,
+    p = runc_rt.run(new_id(), runc_rt.bundle(["true"], edit=_all_caps), check=False,
                     preexec_fn=_runtime_without_sys_boot)
     assert p.returncode != 0 and "unable to apply caps" in p.stderr, "runc 1.1.5 fails here"
 
 
 def test_exec_with_a_capability_the_runtime_lacks_warns_and_runs(rt):
-    cid = _cid()
+    cid = new_id()
     rt.create(cid, rt.bundle(["sleep", "30"]))
     rt.cmd("start", cid)
     p = rt.cmd("exec", "--cap", "CAP_SYS_BOOT", cid, "grep", "CapEff", "/proc/self/status", check=False,
@@ -149,7 +143,7 @@ def test_a_user_namespace_grants_what_the_runtime_lacks(rt):
         c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
         c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
 
-    p = rt.run(_cid(), rt.bundle(["grep", "CapEff", "/proc/self/status"], edit=edit), check=False,
+    p = rt.run(new_id(), rt.bundle(["grep", "CapEff", "/proc/self/status"], edit=edit), check=False,
                preexec_fn=_runtime_without_sys_boot)
     assert p.returncode == 0, p.stderr
     assert int(p.stdout.split()[1], 16) == (1 << (last_cap() + 1)) - 1
@@ -175,7 +169,7 @@ def test_create_phase_hooks_see_status_created(rt, runc_rt, tmp_path):
             c["hooks"] = {k: [{"path": str(rec), "args": ["rec", f"{out}/{k}.json"]}]
                           for k in ("prestart", "createRuntime", "createContainer")}
 
-        cid = _cid()
+        cid = new_id()
         r.create(cid, r.bundle(["true"], edit=edit))
         seen[name] = {k: json.loads((out / f"{k}.json").read_text())["status"]
                       for k in ("prestart", "createRuntime", "createContainer")}
@@ -250,14 +244,14 @@ def test_seccomp_filter_is_the_last_step(rt, runc_rt, nnp):
     # runc 1.1.5 runs its fifo/fd handling under the filter and fails (a deviation).
     for action in ("SCMP_ACT_ERRNO", "SCMP_ACT_KILL_PROCESS"):
         b = rt.bundle(["echo", "ok"], edit=_late_filter(nnp, action))
-        p = rt.run(_cid(), b, check=False)
+        p = rt.run(new_id(), b, check=False)
         assert p.returncode == 0 and p.stdout == "ok\n", (action, p.stderr)
-    p = runc_rt.run(_cid(), runc_rt.bundle(["echo", "ok"], edit=_late_filter(nnp)), check=False)
+    p = runc_rt.run(new_id(), runc_rt.bundle(["echo", "ok"], edit=_late_filter(nnp)), check=False)
     assert p.returncode != 0  # runc's deviation, for the record
 
 
 def test_exec_process_gets_its_filter_last(rt):
-    cid = _cid()
+    cid = new_id()
     rt.create(cid, rt.bundle(["sleep", "30"], edit=_late_filter(False)))
     rt.cmd("start", cid)
     for extra in ((), ("--no-new-privs",)):
@@ -295,5 +289,5 @@ def test_seccomp_without_nnp_for_a_user(rt, runc_rt):
     assert ours.startswith("1000\n") and "Seccomp:\t2" in ours
     assert "CapEff:\t0000000000000000" in ours and "CapPrm:\t0000000000000000" in ours
     # runc 1.1.5 (with the CVE-2024-21626 fix) calls getcwd(2) under the filter: fails
-    p = runc_rt.run(_cid(), runc_rt.bundle(args, edit=edit), check=False)
+    p = runc_rt.run(new_id(), runc_rt.bundle(args, edit=edit), check=False)
     assert p.returncode != 0 and "current working directory" in p.stderr

@@ -7,6 +7,7 @@ import pytest
 from pyrunc import sysctl
 
 
+@pytest.mark.unit
 def test_check_rules():
     new = {"ipc": None, "network": None, "uts": None}
     sysctl.check({"kernel.shmmax": "1", "kernel.msgmnb": "1", "kernel.sem": "1 2 3 4",
@@ -27,6 +28,7 @@ def test_check_rules():
         assert words in str(e.value) and next(iter(sysctls)).replace("/", ".") in str(e.value)
 
 
+@pytest.mark.unit
 def test_joined_namespace_of_the_runtime_is_the_host(tmp_path):
     own = {"network": "/proc/self/ns/net"}
     sysctl.check({"net.ipv4.ip_forward": "1"}, own)  # the init cannot tell: allowed there
@@ -35,6 +37,7 @@ def test_joined_namespace_of_the_runtime_is_the_host(tmp_path):
                                    "sysctl": {"net.ipv4.ip_forward": "1"}}})
 
 
+@pytest.mark.unit
 def test_slash_form():
     assert sysctl.normalize("net/ipv4/conf/eth0.100/forwarding") == "net.ipv4.conf.eth0/100.forwarding"
     assert sysctl.proc_path("net/ipv4/conf/eth0.100/forwarding") == "/proc/sys/net/ipv4/conf/eth0.100/forwarding"
@@ -70,6 +73,7 @@ def test_sysctl_refused(rt, runc_rt, key, drop):
     assert not os.path.exists(os.path.join(rt.root, cid))
 
 
+@pytest.mark.unit
 def test_apply_checks_in_the_init_too(monkeypatch):
     """The init refuses on its own (a runtime that skipped validation cannot leak)."""
     written = []
@@ -109,6 +113,7 @@ def test_sysctl_key_cannot_leave_its_subtree(rt, runc_rt, key, drop):
         assert f.read().strip() == host
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("key", [k for k, _ in _ESCAPES])
 def test_sysctl_key_check_in_the_init_and_validate(key, tmp_path):
     new = {"ipc": None, "network": None, "uts": None}

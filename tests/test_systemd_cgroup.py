@@ -19,43 +19,21 @@ Known differences with runc 1.1.5, checked as such:
 import json
 import os
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from pyrunc.cgroups import is_unified
+from support.checks import wait_for
+from support.host import systemctl_show as show
 
 pytestmark = pytest.mark.systemd
 CG = Path("/sys/fs/cgroup")
 
 
-def show(unit, *props):
-    """`systemctl show` of a unit: {property: value} (DeviceAllow: a list)."""
-    p = subprocess.run(["systemctl", "show", unit, *(a for n in props for a in ("-p", n))],
-                       capture_output=True, text=True, timeout=60)
-    out = {}
-    for line in p.stdout.splitlines():
-        k, _, v = line.partition("=")
-        if k == "DeviceAllow":
-            out.setdefault(k, []).append(v)
-        else:
-            out[k] = v
-    return out
-
-
 def gone(unit):
     return show(unit, "LoadState")["LoadState"] == "not-found"
-
-
-def wait_for(pred, timeout=10.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return bool(pred())
 
 
 class Units:

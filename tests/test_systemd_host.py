@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from conftest import pyrunc_binary
+from support.checks import one_line_error
+from support.host import pyrunc_binary
 from pyrunc.cgroups import dbus
 from pyrunc.cgroups.systemd import running_systemd
 
@@ -42,6 +43,7 @@ def bus(tmp_path):
 BUS = ("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus")
 
 
+@pytest.mark.unit
 def test_dbus_client_talks_to_a_message_bus(bus):
     with dbus.Connection(bus) as c:
         assert c.unique_name.startswith(":1.")
@@ -55,6 +57,7 @@ def test_dbus_client_talks_to_a_message_bus(bus):
         assert "org.example.NoSuchName" in e.value.message
 
 
+@pytest.mark.unit
 def test_dbus_client_marshals_what_systemd_is_sent(bus):
     """A StartTransientUnit-shaped body (every type the driver sends) goes through
     dbus-daemon, which checks each message's wire format, to a second client, which
@@ -83,6 +86,7 @@ def test_dbus_client_marshals_what_systemd_is_sent(bus):
     assert got_aux == [("x.scope", [("Description", "ü")])]
 
 
+@pytest.mark.unit
 def test_dbus_client_errors_are_dbus_errors(tmp_path):
     with pytest.raises(dbus.DBusError) as e:
         dbus.Connection(str(tmp_path / "nothing-here"))
@@ -122,13 +126,6 @@ def test_dbus_client_only_for_the_systemd_driver(rt, tmp_path):
 # --- without systemd ----------------------------------------------------------------
 
 
-def _one_line_error(p):
-    assert p.returncode == 1, (p.returncode, p.stderr)
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
-    return lines[0]
-
-
 @pytest.fixture
 def both(rt, runc_rt):
     return {"pyrunc": rt, "runc": runc_rt}
@@ -141,7 +138,7 @@ def test_systemd_cgroup_without_systemd_is_runc_error(both):
     of the cgroupfs driver (runc too)."""
     for name, r in both.items():
         b = r.bundle(["sleep", "100"], edit=lambda c: c["linux"].update(cgroupsPath=""))
-        line = _one_line_error(r.cmd("--systemd-cgroup", "create", "--bundle", b, "sd1", check=False))
+        line = one_line_error(r.cmd("--systemd-cgroup", "create", "--bundle", b, "sd1", check=False), 1)
         assert "systemd not running on this host, cannot use systemd cgroups manager" in line, name
         assert r.cmd("list", "--quiet").stdout.strip() == "", name
         for d in ("/sys/fs/cgroup/systemd/system.slice/runc-sd1.scope",
@@ -157,7 +154,7 @@ def test_systemd_cgroup_path_format_is_runc_error(both):
     """A cgroupsPath not of the form "slice:prefix:name" is refused first, as runc does."""
     for name, r in both.items():
         b = r.bundle(["true"], edit=lambda c: c["linux"].update(cgroupsPath="/not/a/systemd/path"))
-        line = _one_line_error(r.cmd("--systemd-cgroup", "create", "--bundle", b, "sd3", check=False))
+        line = one_line_error(r.cmd("--systemd-cgroup", "create", "--bundle", b, "sd3", check=False), 1)
         assert ('expected cgroupsPath to be of format \\"slice:prefix:name\\" for systemd cgroups, '
                 'got \\"/not/a/systemd/path\\" instead') in line, (name, line)
         assert r.cmd("list", "--quiet").stdout.strip() == "", name
@@ -173,7 +170,7 @@ def test_systemd_annotations_errors_as_runc(both):
                           ({"org.systemd.property.Foo": "@@@"},
                            "annotation org.systemd.property.Foo=@@@ value parse error")):
             b = r.bundle(["true"], edit=lambda c: c.update(annotations=ann))
-            line = _one_line_error(r.cmd("--systemd-cgroup", "create", "--bundle", b, "sd4", check=False))
+            line = one_line_error(r.cmd("--systemd-cgroup", "create", "--bundle", b, "sd4", check=False), 1)
             assert want in line, (name, line)
             assert r.cmd("list", "--quiet").stdout.strip() == "", name
 

@@ -19,6 +19,9 @@ from pyrunc.spec import validate as pipeline
 from pyrunc.spec.problems import pointer
 from pyrunc.spec.schema_messages import schema_problems
 from pyrunc.spec.semantic import semantic_problems
+from support.paths import REPO
+
+pytestmark = pytest.mark.unit
 
 try:
     import test_schema_oracle as oracle
@@ -27,7 +30,6 @@ except ImportError:  # pytest --import-mode=importlib
     oracle = importlib.util.module_from_spec(_spec)
     _spec.loader.exec_module(oracle)
 
-REPO = Path(__file__).resolve().parents[1]
 FULL = oracle.FULL_CONFIG
 
 

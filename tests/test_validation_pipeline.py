@@ -7,14 +7,15 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from pyrunc.errors import ConfigError
 from pyrunc.spec import validate
+from support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.unit
+
 PROCESS = {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}}
 CONFIG = {"ociVersion": "1.2.0", "root": {"path": "rootfs"}, "process": PROCESS,
           "linux": {"namespaces": [{"type": "mount"}]}}

@@ -28,8 +28,8 @@ RUNTIME_NAMES = ("runc", "pyrunc")
 # ---------------------------------------------------------------------------- helpers
 
 # the project's own helpers (tests/conftest.py is importable as `conftest`)
-from conftest import busybox_path as busybox_binary  # noqa: E402
-from conftest import pyrunc_binary  # noqa: E402
+from support.host import busybox_path as busybox_binary  # noqa: E402
+from support.host import pyrunc_binary  # noqa: E402
 
 
 def runc_binary():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cgroup_v2_host
+from support.host import cgroup_v2_host
 
 from .engines import IMAGE, wait_for
 
@@ -245,7 +245,7 @@ def test_kubernetes_style_propagation(containerd, runtime, tmp_path):
     import subprocess
 
     from pyrunc.bundle import make_rootfs
-    from conftest import busybox_path
+    from support.host import busybox_path
 
     from .engines import unmount_under
 

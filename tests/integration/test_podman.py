@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from conftest import cgroup_v2_host
+from support.host import cgroup_v2_host
 
 from .engines import IMAGE, wait_for
 

@@ -12,7 +12,6 @@ for, in the engine's slice, gone once the engine removed the container.
   "machine.slice:pyrunc-itest:<id>" (ctr requires one in that form).
 
 Skips where systemd is not PID 1 (docs/SYSTEMD.md: the systemd guest runs it)."""
-import subprocess
 import sys
 from pathlib import Path
 
@@ -22,15 +21,10 @@ from pyrunc.cgroups import is_unified
 
 from .docker_engine import Docker
 from .engines import IMAGE, Podman, need, wait_for
+from support.host import systemctl_show as show
 
 pytestmark = pytest.mark.systemd
 LOOP = "trap 'exit 0' TERM; echo started; while :; do sleep 0.1; done"
-
-
-def show(unit, *props):
-    p = subprocess.run(["systemctl", "show", unit, *(a for n in props for a in ("-p", n))],
-                       capture_output=True, text=True, timeout=60)
-    return dict(line.partition("=")[::2] for line in p.stdout.splitlines())
 
 
 def cgroup_of(pid):

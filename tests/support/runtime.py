@@ -1,0 +1,150 @@
+"""A runtime binary driven through its command line, as the engines drive it."""
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+from support.host import busybox_path, prefix_dirs
+
+
+class ConsoleReceiver:
+    """A --console-socket listener (as conmon/containerd's shim): takes the pty master
+    sent with SCM_RIGHTS, and reads what the container writes to it."""
+
+    def __init__(self, path):
+        import socket
+        import threading
+
+        self.path = str(path)
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(self.path)
+        self.srv.listen(1)
+        self.fd = None
+        self.thread = threading.Thread(target=self._receive, daemon=True)
+        self.thread.start()
+
+    def _receive(self):
+        import socket
+
+        conn, _ = self.srv.accept()
+        _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+        self.fd = fds[0] if fds else None
+        conn.close()
+
+    def master(self, timeout=10):
+        self.thread.join(timeout)
+        self.srv.close()
+        assert self.fd is not None, "no pty master received on the console socket"
+        return self.fd
+
+    def read_until(self, marker: bytes, timeout=10):
+        import time
+
+        fd = self.master()
+        data = b""
+        end = time.monotonic() + timeout
+        while marker not in data and time.monotonic() < end:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            data += chunk
+        os.close(fd)
+        return data
+
+
+class Runtime:
+    """One runtime binary, one private --root, bundles in a private dir."""
+
+    def __init__(self, binary, tmp: Path):
+        self.binary = binary
+        self.tmp = tmp
+        self.root = str(tmp / "state")
+        self.cgroup_prefix = f"pyrunc-test-{uuid.uuid4().hex[:10]}"
+        self._rootfs_template = None
+        self.ids = set()
+
+    def cmd(self, *args, check=True, input=None, timeout=60, env=None, **kw):
+        """Run the runtime; stdout/stderr go to files, not pipes, since a created
+        container's init inherits them and would hold a pipe open after create exits."""
+        import tempfile
+
+        argv = [self.binary, "--root", self.root, *map(str, args)]
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            p = subprocess.run(argv, stdout=out, stderr=err, text=True, timeout=timeout,
+                               env=env, input=input,
+                               **({} if input is not None else {"stdin": subprocess.DEVNULL}), **kw)
+            out.seek(0)
+            err.seek(0)
+            p.stdout, p.stderr = out.read(), err.read()
+        if check and p.returncode != 0:
+            raise AssertionError(f"{argv} exited {p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}")
+        return p
+
+    def bundle(self, args=("sh",), name=None, edit=None, **top):
+        """Make a busybox bundle; edit(config) may change the config in place."""
+        from pyrunc.bundle import make_rootfs
+        from pyrunc.spec.default import default_config
+
+        name = name or f"b-{uuid.uuid4().hex[:8]}"
+        b = self.tmp / name
+        b.mkdir()
+        if self._rootfs_template is None:
+            self._rootfs_template = self.tmp / "rootfs-template"
+            make_rootfs(str(self._rootfs_template), busybox_path())
+        shutil.copytree(self._rootfs_template, b / "rootfs", symlinks=True)
+        config = default_config()
+        config["process"]["terminal"] = False
+        config["process"]["args"] = list(args)
+        config["root"]["readonly"] = False
+        config["linux"]["cgroupsPath"] = f"{self.cgroup_prefix}/{name}"
+        config.update(top)
+        if edit:
+            edit(config)
+        (b / "config.json").write_text(json.dumps(config, indent=2))
+        return b
+
+    def config(self, bundle):
+        return json.loads((Path(bundle) / "config.json").read_text())
+
+    def create(self, cid, bundle, *extra, check=True, **kw):
+        self.ids.add(cid)
+        return self.cmd("create", "--bundle", bundle, *extra, cid, check=check, **kw)
+
+    def run(self, cid, bundle, *extra, check=True, **kw):
+        self.ids.add(cid)
+        return self.cmd("run", "--bundle", bundle, *extra, cid, check=check, **kw)
+
+    def state(self, cid):
+        return json.loads(self.cmd("state", cid).stdout)
+
+    def output_of(self, args, edit=None, **kw):
+        """Run a container in the foreground and return its stdout (asserting exit 0)."""
+        b = self.bundle(args, edit=edit)
+        cid = f"c-{uuid.uuid4().hex[:8]}"
+        p = self.run(cid, b, **kw)
+        return p.stdout
+
+    def cleanup(self):
+        for cid in list(self.ids):
+            self.cmd("delete", "--force", cid, check=False)
+        found = []
+        for d in prefix_dirs(self.cgroup_prefix):
+            for top, dirs, _ in os.walk(d, onerror=lambda e: None):
+                found.extend(Path(top) / n for n in dirs)
+            if d.exists():
+                found.append(d)
+        # A container's own cgroup left behind is a failure. The shared prefix dir may
+        # stay (like runc, a container removes its parents only when it made them and
+        # they are empty): remove it here. Deepest first.
+        leftover = [str(d) for d in found if d.name != self.cgroup_prefix]
+        for d in sorted(found, key=lambda p: len(str(p)), reverse=True):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+        return leftover
