@@ -82,3 +82,37 @@ def test_the_command_finds_its_interpreter_in_pyrunc_py(fresh_venv, tmp_path, fo
     p = subprocess.run([str(bindir / "pyrunc"), "--version"], capture_output=True, text=True,
                        timeout=60, env=env)
     assert p.returncode == 1 and p.stderr.count("\n") == 1 and "pyrunc-py" in p.stderr, p.stderr
+
+
+# Modules the create/start/state/kill/delete path must not import (docs/ARCHITECTURE.md:
+# Python's start-up is the cost; each of these is ms). Tested in the installed command,
+# not the editable checkout, whose import finder itself imports pathlib, re, ...
+HEAVY = {"re", "enum", "json", "jsonschema", "referencing", "pyroute2", "argparse", "subprocess",
+         "logging", "inspect", "dataclasses", "typing", "pathlib", "signal", "socket", "ast",
+         "threading", "asyncio", "tempfile", "shutil"}
+
+
+def test_hot_path_imports_nothing_heavy(fresh_venv, tmp_path):
+    from pyrunc.bundle import make_bundle
+
+    bundle = tmp_path / "b"
+    make_bundle(str(bundle), ["sleep", "30"])
+    root = tmp_path / "state"
+    env = dict(os.environ, PYTHONPATH=sysconfig.get_paths()["purelib"], PYTHONPROFILEIMPORTTIME="1")
+    cid = f"imp{os.getpid()}"
+    steps = [("create", "--bundle", bundle, cid), ("start", cid), ("state", cid), ("kill", cid, "KILL"),
+             ("delete", "--force", cid)]
+    try:
+        for step in steps:
+            with open(tmp_path / "err", "w+") as err:
+                p = subprocess.run([str(fresh_venv / "bin" / "pyrunc"), "--root", str(root), *map(str, step)],
+                                   stdout=subprocess.DEVNULL, stderr=err, text=True, timeout=60, env=env)
+                err.seek(0)
+                text = err.read()
+            assert p.returncode == 0, (step, text[-2000:])
+            mods = {l.split("|")[-1].strip() for l in text.splitlines() if l.startswith("import time:")}
+            assert "pyrunc.cli" in mods, step  # the profile is there
+            assert not (mods & HEAVY), (step[0], sorted(mods & HEAVY))
+    finally:
+        subprocess.run([str(fresh_venv / "bin" / "pyrunc"), "--root", str(root), "delete", "--force", cid],
+                       capture_output=True, timeout=60, env=dict(env, PYTHONPROFILEIMPORTTIME=""))
