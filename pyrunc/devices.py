@@ -9,7 +9,7 @@ import stat
 
 from pyrunc import mounts
 from pyrunc import syscalls as sc
-from pyrunc.errors import PyruncError
+from pyrunc.errors import DeviceError
 
 # path, type, major, minor (runc's default devices: mode 0666, owner 0:0)
 DEFAULT_DEVICES = (
@@ -19,10 +19,6 @@ DEFAULT_DEVICES = (
 _IFMT = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
 _LINKS = (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
           ("stderr", "/proc/self/fd/2"))
-
-
-class DeviceError(PyruncError):
-    pass
 
 
 def device_list(linux):

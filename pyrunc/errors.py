@@ -44,3 +44,45 @@ class HookError(PyruncError):
     """A hook failed: runtime.md "Lifecycle" then stops the container, destroys it and
     runs the poststop hooks. (Here, not in hooks.py: the container side reports it after
     pivot_root, when nothing new can be imported.)"""
+
+
+class OptionError(PyruncError):
+    """An option of the library's API is invalid. ``option`` is its name in the API
+    (ExecOptions.cwd: "cwd"); the message names it through ``render``, so that the CLI
+    can name its flag instead ("invalid --cwd ...") with the same words."""
+
+    def __init__(self, option, template, **values):
+        self.option, self.template, self.values = option, template, values
+        super().__init__(self.render(option))
+
+    def render(self, name):
+        """The message with ``name`` for the option (the template's ``{option}``)."""
+        return self.template.format(option=name, **self.values)
+
+
+class CorruptState(PyruncError):
+    """A state file that cannot be read as one."""
+
+
+class InitError(PyruncError):
+    """An error reported by the container's init."""
+
+
+class MountError(PyruncError):
+    """A mount of the container's rootfs failed."""
+
+
+class DeviceError(PyruncError):
+    """A device node of the container could not be made."""
+
+
+class SysctlError(PyruncError):
+    """A linux.sysctl entry the container's namespaces do not allow."""
+
+
+class CgroupError(PyruncError):
+    """A cgroup operation failed; ``errno`` is set when a syscall failed."""
+
+    def __init__(self, msg, err=None):
+        super().__init__(msg)
+        self.errno = err

@@ -4,12 +4,8 @@ Each message is one JSON object with a "t" (type) key: "go", "userns" (init asks
 id mappings), "pid" (stage-1 reports the init's pid), "hooks" (init asks the runtime
 to run prestart/createRuntime hooks), "ready", "error" (with "msg"), "ok".
 """
-from pyrunc.errors import PyruncError
+from pyrunc.errors import InitError
 from pyrunc.jsonutil import dumps, loads
-
-
-class InitError(PyruncError):
-    """An error reported by the container's init."""
 
 
 def pair():

@@ -13,7 +13,7 @@ import os
 import stat
 
 from pyrunc import syscalls as sc
-from pyrunc.errors import PyruncError
+from pyrunc.errors import MountError
 
 MS_POSIXACL = 1 << 16
 MS_I_VERSION = 1 << 23
@@ -274,10 +274,6 @@ def why(e):
     if "(" in text and text.endswith(msg):
         return f"{text.split('(', 1)[0]}: {msg}"
     return msg or str(e)
-
-
-class MountError(PyruncError):
-    pass
 
 
 def fail(what, e):

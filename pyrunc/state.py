@@ -12,7 +12,7 @@ or corrupt, it is what finds the container's cgroups, and through them its proce
 import errno
 import os
 
-from pyrunc.errors import ContainerNotFound, PyruncError
+from pyrunc.errors import ContainerNotFound, CorruptState, PyruncError  # noqa: F401 (CorruptState: was defined here)
 from pyrunc.jsonutil import dumps, loads
 
 OCI_VERSION = "1.3.0"
@@ -32,10 +32,6 @@ def validate_id(cid):
         raise PyruncError(f"invalid container id {cid!r}: must match [A-Za-z0-9_+.-]+ "
                           "(at most 1024 characters) and not be '.' or '..'")
     return cid
-
-
-class CorruptState(PyruncError):
-    """A state file that cannot be read as one."""
 
 
 def _dirfd_lock(path):

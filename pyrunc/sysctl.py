@@ -14,7 +14,7 @@ namespace from its own); apply() runs in the container's init after pivot_root.
 import errno
 import os
 
-from pyrunc.errors import PyruncError
+from pyrunc.errors import SysctlError
 
 IPC_SYSCTLS = frozenset((
     "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
@@ -22,10 +22,6 @@ IPC_SYSCTLS = frozenset((
 ))
 _SWAP = str.maketrans("/.", "./")
 _NS_FILE = {"network": "net", "ipc": "ipc", "uts": "uts"}
-
-
-class SysctlError(PyruncError):
-    pass
 
 
 def _is_own_ns(nstype, path):

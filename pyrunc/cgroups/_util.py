@@ -7,7 +7,7 @@ import errno
 import os
 import time
 
-from pyrunc.errors import PyruncError
+from pyrunc.errors import CgroupError
 
 MAX_UINT64 = (1 << 64) - 1
 
@@ -17,14 +17,6 @@ V1_SUBSYSTEMS = frozenset((
     "cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "net_cls",
     "net_prio", "blkio", "perf_event", "hugetlb", "pids", "rdma", "misc", "debug",
 ))
-
-
-class CgroupError(PyruncError):
-    """A cgroup operation failed; ``errno`` is set when a syscall failed."""
-
-    def __init__(self, msg, err=None):
-        super().__init__(msg)
-        self.errno = err
 
 
 def error(controller, msg, err=None):
