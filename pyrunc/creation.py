@@ -9,7 +9,7 @@ import time
 # _signal, not signal: the signal module builds enums (enum costs ~7 ms to import).
 import _signal as signal
 
-from pyrunc.container import load_bundle, without_gc
+from pyrunc.container import load_bundle, forking
 from pyrunc.errors import HookError, PyruncError
 from pyrunc.state import EXEC_FIFO, Container, Store, process_start_time, write_pid_file
 
@@ -64,7 +64,7 @@ class _Creation:
             self.store.remove(self.cid)
 
 
-@without_gc
+@forking
 def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=False,
            no_new_keyring=False, preserve_fds=0, listen_fds=0, config=None, to_start=False,
            on_ready=None, systemd_cgroup=False, rootless_cgroups=False):

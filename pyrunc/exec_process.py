@@ -11,7 +11,7 @@ import os
 
 from pyrunc import initpipe
 from pyrunc.errors import PyruncError
-from pyrunc.container import without_gc
+from pyrunc.container import forking
 
 
 def build_process(config_process, opts):
@@ -145,7 +145,7 @@ def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds, preimported, 
         report_failure(sock, e)
 
 
-@without_gc
+@forking
 def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0, listen_fds=0,
             sub_cgroups=None):
     """Start proc in container c; returns the new process's host pid once it has exec'd.

@@ -36,15 +36,14 @@ class InitSpec:
 
 def spawn(child_main, close_in_child=(), placement=None, clone_flags=0):
     """Fork the container side with an init pipe: returns (pid, runtime's end). The
-    runtime becomes a child subreaper, so that it can reap (and on failure kill) the
-    process the child forks in turn. child_main(sock) never returns. With a
+    caller is a child subreaper (container.forking), so that it can reap (and on
+    failure kill) the process the child forks in turn. child_main(sock) never returns. With a
     cgroups.placement.Placement, the child may be born in a v2 cgroup; with
     clone_flags, in new namespaces (OSError if clone3 refuses them)."""
     import sys
 
     from pyrunc import syscalls as sc
 
-    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
     ours, theirs = initpipe.pair()
     sys.stdout.flush()
     sys.stderr.flush()

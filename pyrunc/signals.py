@@ -7,12 +7,35 @@ import _signal as signal
 _NOT_FORWARDED = {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP, signal.SIGURG, signal.SIGWINCH}
 
 
+class ChildSubreaper:
+    """The calling process is a child subreaper inside the block (a process its children
+    leave behind is re-parented to it, not to pid 1: create's init once stage-1 exits,
+    exec's process once its helper does), and after it as it was before."""
+
+    __slots__ = ("_was",)
+
+    def __enter__(self):
+        from pyrunc import syscalls as sc
+
+        self._was = sc.child_subreaper()
+        if not self._was:
+            sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+        return self
+
+    def __exit__(self, *exc):
+        if not self._was:
+            from pyrunc import syscalls as sc
+
+            sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 0)
+
+
 def block_all():
     """Block every signal so that supervise() can take them with sigwaitinfo."""
     signal.pthread_sigmask(signal.SIG_BLOCK, set(signal.valid_signals()))
 
 
-def _status_code(status):
+def status_code(status):
+    """A wait status as a shell gives it: the exit code, or 128+N if signal N killed it."""
     if os.WIFSIGNALED(status):
         return 128 + os.WTERMSIG(status)
     return os.WEXITSTATUS(status)
@@ -29,7 +52,7 @@ def _reap(pid):
         if wpid == 0:
             return code
         if wpid == pid:
-            code = _status_code(status)
+            code = status_code(status)
 
 
 def supervise(pid, on_winch=None):

@@ -54,6 +54,7 @@ PR_SET_NAME = 15
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
 PR_SET_CHILD_SUBREAPER = 36
+PR_GET_CHILD_SUBREAPER = 37
 PR_SET_NO_NEW_PRIVS = 38
 PR_GET_NO_NEW_PRIVS = 39
 PR_CAP_AMBIENT = 47
@@ -137,6 +138,13 @@ def personality(persona):
 
 def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
     return _check(lib.prctl(option, arg2, arg3, arg4, arg5), f"prctl({option}, {arg2})")
+
+
+def child_subreaper():
+    """Whether the calling process is a child subreaper (PR_GET_CHILD_SUBREAPER)."""
+    out = ffi.new("int *")
+    prctl(PR_GET_CHILD_SUBREAPER, int(ffi.cast("uintptr_t", out)))
+    return out[0] != 0
 
 
 def capget(pid=0):

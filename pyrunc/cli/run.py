@@ -11,6 +11,18 @@ FLAGS = CREATE_FLAGS + [
 
 
 def run(ctx, opts, args):
+    from pyrunc import signals
+
+    # runc's run is a child subreaper until it exits: a process the container's leave
+    # behind (no pid namespace) is re-parented to it, and reaped. (--no-subreaper: only
+    # while create needs it, until the init is ready: see _ready.)
+    if opts["no_subreaper"]:
+        return _run(ctx, opts, args)
+    with signals.ChildSubreaper():
+        return _run(ctx, opts, args)
+
+
+def _run(ctx, opts, args):
     from pyrunc import container, signals
     from pyrunc.cli.create import preserved_fds
 
