@@ -10,7 +10,7 @@ import time
 import _signal as signal
 
 from pyrunc.container import load_bundle, forking
-from pyrunc.errors import HookError, PyruncError
+from pyrunc.errors import HookError, OptionError, PyruncError
 from pyrunc.state import EXEC_FIFO, Container, Store, process_start_time, write_pid_file
 
 
@@ -96,8 +96,8 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         # runc: no process.capabilities is every set empty (bounding too), not "keep all"
         proc["capabilities"] = {}
     if proc.get("terminal") and not console_socket:
-        raise PyruncError("cannot allocate tty if pyrunc will detach without setting "
-                          "console socket (process.terminal is true: pass --console-socket)")
+        raise OptionError("console_socket", "cannot allocate tty if pyrunc will detach without "
+                          "setting console socket (process.terminal is true: pass {option})")
     if not proc.get("terminal") and console_socket:
         raise PyruncError("cannot use console socket if pyrunc will not detach or "
                           "allocate tty (process.terminal is false)")
@@ -105,7 +105,8 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         try:
             os.fstat(fd)
         except OSError:
-            raise PyruncError(f"--preserve-fds {preserve_fds}: file descriptor {fd} is not open") from None
+            raise OptionError("preserve_fds", "{option} {n}: file descriptor {fd} is not open",
+                              n=preserve_fds, fd=fd) from None
     if proc.get("capabilities"):
         from pyrunc.capabilities import warn_ignored
 

@@ -61,7 +61,10 @@ class OptionError(PyruncError):
 
 
 class CorruptState(PyruncError):
-    """A state file that cannot be read as one."""
+    """A state file that cannot be read as one. ``container``: the id of a container
+    whose create.json still finds what it made (a forced delete removes it)."""
+
+    container = None
 
 
 class InitError(PyruncError):

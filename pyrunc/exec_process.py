@@ -10,69 +10,66 @@ the runtime sees EOF on success or an "error" message on failure.
 import os
 
 from pyrunc import initpipe
-from pyrunc.errors import PyruncError
+from pyrunc.errors import OptionError, PyruncError
 from pyrunc.container import forking
 
 
 def build_process(config_process, opts):
-    """runc's exec: --process FILE replaces the process; otherwise the container's
-    process with args and the given overrides."""
+    """The process of an exec (opts: an ExecOptions), as runc's: opts.process replaces
+    the container's process; otherwise the container's process with opts.args. The
+    changes (env, cwd, ids ...) apply to either."""
     import copy
 
-    if opts.get("process"):
-        proc = opts["process"]
+    if opts.process:
+        proc = copy.deepcopy(opts.process)
         if proc.get("capabilities") is None:
             # runc: the container's, not the runtime's (every one) nor none
             proc["capabilities"] = copy.deepcopy((config_process or {}).get("capabilities") or {})
     else:
         proc = copy.deepcopy(config_process or {})
-        proc["args"] = opts["args"]
-        proc["terminal"] = bool(opts.get("tty"))
+        proc["args"] = list(opts.args or ())
+        proc["terminal"] = bool(opts.tty)
         proc.pop("consoleSize", None)
-    # The command line's changes are checked here; the rest was checked at create (or,
-    # with --process, by the caller: the checks of config.json's process).
-    if opts.get("cwd"):
-        if not opts["cwd"].startswith("/"):
-            raise PyruncError(f"invalid --cwd {opts['cwd']}: must be an absolute path")
-        proc["cwd"] = opts["cwd"]
-    if opts.get("env"):
-        for e in opts["env"]:
+    # The changes are checked here; the rest was checked at create (or, for
+    # opts.process, by the caller: the checks of config.json's process).
+    if opts.cwd:
+        if not opts.cwd.startswith("/"):
+            raise OptionError("cwd", "invalid {option} {cwd}: must be an absolute path", cwd=opts.cwd)
+        proc["cwd"] = opts.cwd
+    if opts.env:
+        for e in opts.env:
             if not e.partition("=")[0] or "=" not in e:
-                raise PyruncError(f"invalid --env {e}: not of the form NAME=value")
-        proc["env"] = list(proc.get("env") or ()) + list(opts["env"])
-    if opts.get("user"):
-        uid, _, gid = opts["user"].partition(":")
-        user = proc.setdefault("user", {})
-        user["uid"] = _id(uid, f"--user {opts['user']}")
-        if gid:
-            user["gid"] = _id(gid, f"--user {opts['user']}")
-    if opts.get("additional_gids"):
+                raise OptionError("env", "invalid {option} {e}: not of the form NAME=value", e=e)
+        proc["env"] = list(proc.get("env") or ()) + list(opts.env)
+    if opts.uid is not None:
+        proc.setdefault("user", {})["uid"] = check_id("uid", opts.uid)
+    if opts.gid is not None:
+        proc.setdefault("user", {})["gid"] = check_id("gid", opts.gid)
+    if opts.additional_gids:
         proc.setdefault("user", {})["additionalGids"] = [
-            _id(g, f"--additional-gids {g}") for g in opts["additional_gids"]]
-    if opts.get("cap"):
+            check_id("additional_gids", g) for g in opts.additional_gids]
+    if opts.capabilities:
         caps = proc.setdefault("capabilities", {})
         for kind in ("bounding", "effective", "permitted", "ambient"):
             have = caps.setdefault(kind, [])
-            have.extend(c for c in opts["cap"] if c not in have)
-    if opts.get("no_new_privs"):
+            have.extend(c for c in opts.capabilities if c not in have)
+    if opts.no_new_privileges:
         proc["noNewPrivileges"] = True
-    if opts.get("apparmor"):
-        proc["apparmorProfile"] = opts["apparmor"]
-    if opts.get("process_label"):
-        proc["selinuxLabel"] = opts["process_label"]
+    if opts.apparmor_profile:
+        proc["apparmorProfile"] = opts.apparmor_profile
+    if opts.selinux_label:
+        proc["selinuxLabel"] = opts.selinux_label
     if not proc.get("args"):
         raise PyruncError("exec: process.args must not be empty")
     return proc
 
 
-def _id(text, what):
-    """A uid/gid from the command line (runc: "uids and gids must be in range")."""
-    try:
-        n = int(text)
-    except ValueError:
-        raise PyruncError(f"invalid {what}: expected UID[:GID], numbers") from None
-    if not 0 <= n < 0xFFFFFFFF:  # (uid_t)-1 means "no change" to the kernel
-        raise PyruncError(f"invalid {what}: uids and gids must be in range 0-4294967294")
+def check_id(option, n):
+    """A uid/gid: (uid_t)-1 means "no change" to the kernel (runc: "uids and gids must
+    be in range")."""
+    if type(n) is not int or not 0 <= n < 0xFFFFFFFF:
+        raise OptionError(option, "invalid {option} {n!r}: uids and gids must be in range "
+                          "0-4294967294", n=n)
     return n
 
 
@@ -170,8 +167,8 @@ def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0, list
     if preimported:
         preimport_process(proc, c.config.get("linux"), _notify_state(c))
     if proc.get("terminal") and not console_socket:
-        raise PyruncError("cannot allocate tty if pyrunc will detach without setting console "
-                          "socket (pass --console-socket)")
+        raise OptionError("console_socket", "cannot allocate tty if pyrunc will detach without "
+                          "setting console socket (pass {option})")
     con = None
     if console_socket:
         from pyrunc.console import connect_socket

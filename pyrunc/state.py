@@ -12,7 +12,7 @@ or corrupt, it is what finds the container's cgroups, and through them its proce
 import errno
 import os
 
-from pyrunc.errors import ContainerNotFound, CorruptState, PyruncError  # noqa: F401 (CorruptState: was defined here)
+from pyrunc.errors import ContainerNotFound, CorruptState, OptionError, PyruncError  # noqa: F401 (CorruptState: was defined here)
 from pyrunc.jsonutil import dumps, loads
 
 OCI_VERSION = "1.3.0"
@@ -45,7 +45,7 @@ def _dirfd_lock(path):
 class Store:
     def __init__(self, root):
         if not root:
-            raise PyruncError("--root must not be empty")
+            raise OptionError("root", "{option} must not be empty")
         self.root = os.path.abspath(root)
 
     def dir(self, cid):

@@ -7,7 +7,7 @@ Only the module of the command that runs is imported.
 import sys
 
 from pyrunc.cli.flags import Flag, help_text, parse
-from pyrunc.errors import PyruncError, UsageError
+from pyrunc.errors import OptionError, PyruncError, UsageError
 
 from pyrunc import __version__ as VERSION
 SPEC_VERSION = "1.3.0"
@@ -148,6 +148,11 @@ def run(argv):
             return 0
         _check_nargs(name, mod, args)
         return mod.run(Context(gopts), opts, args) or 0
+    except OptionError as e:  # the library's words, with the flag for the option
+        from pyrunc.cli.flags import flag_name
+
+        log.error(e.render(flag_name(e.option)))
+        return e.exit_code
     except PyruncError as e:
         log.error(str(e))
         return e.exit_code

@@ -28,12 +28,20 @@ def preserved_fds(opts):
     return n + listen, listen
 
 
-def run(ctx, opts, args):
-    from pyrunc.container import create
+def create_options(ctx, opts, **more):
+    """The flags as CreateOptions (more: fields the flags do not give)."""
+    from pyrunc.options import CreateOptions
 
     total, listen = preserved_fds(opts)
-    create(ctx.root, args[0], opts["bundle"] or ".", pid_file=opts["pid_file"] or None,
-           console_socket=opts["console_socket"] or None, no_pivot=opts["no_pivot"],
-           no_new_keyring=opts["no_new_keyring"], preserve_fds=total, listen_fds=listen,
-           systemd_cgroup=ctx.systemd_cgroup, rootless_cgroups=ctx.rootless_cgroups())
+    return CreateOptions(opts["bundle"] or ".", pid_file=opts["pid_file"] or None,
+                         console_socket=opts["console_socket"] or None, no_pivot=opts["no_pivot"],
+                         no_new_keyring=opts["no_new_keyring"], preserve_fds=total,
+                         listen_fds=listen, systemd_cgroup=ctx.systemd_cgroup,
+                         rootless_cgroups=ctx.rootless_cgroups(), **more)
+
+
+def run(ctx, opts, args):
+    from pyrunc.api import Container
+
+    Container.create(args[0], create_options(ctx, opts), root=ctx.root)
     return 0

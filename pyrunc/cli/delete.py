@@ -6,7 +6,7 @@ FLAGS = [Flag("force,f", help="Forcibly deletes the container if it is still run
 
 
 def run(ctx, opts, args):
-    from pyrunc.container import delete
+    from pyrunc.api import Container
 
-    delete(ctx.root, args[0], force=opts["force"])
+    Container(args[0], root=ctx.root).delete(force=opts["force"])
     return 0

@@ -26,63 +26,21 @@ def parse_duration(text):
 
 def run(ctx, opts, args):
     import json
-    import select
     import sys
-    import time
 
-    from pyrunc.container import open_container
-    from pyrunc.errors import PyruncError
+    from pyrunc.api import Container
 
     interval = parse_duration(opts["interval"])
-    c = open_container(ctx.root, args[0])
-    if c.status() == "stopped":
-        raise PyruncError(f"container with id {args[0]} is not running")
-    mgr = c.cgroup_manager()
-    if mgr is None:
-        raise PyruncError(f"container {args[0]} has no cgroups")
+    c = Container(args[0], root=ctx.root)
 
-    def emit(kind, data=None):
-        ev = {"type": kind, "id": c.id}
-        if data is not None:
-            ev["data"] = data
-        sys.stdout.write(json.dumps(ev) + "\n")
+    def emit(event):
+        sys.stdout.write(json.dumps(event) + "\n")
         sys.stdout.flush()
 
-    own_netns = any(ns.get("type") == "network" and not ns.get("path")
-                    for ns in (c.config.get("linux") or {}).get("namespaces") or ())
-
-    def stats():
-        data = mgr.stats()
-        if own_netns:  # runc's network_interfaces: counters of the container's own netns
-            from pyrunc.netdevices import interface_stats
-
-            data["network_interfaces"] = interface_stats(c.record["init_pid"])
-        return data
-
     if opts["stats"]:
-        emit("stats", stats())
+        stats = c.stats()
+        emit({"type": "stats", "id": c.id, "data": stats})
         return 0
-    watch = mgr.oom_watch()
-    try:
-        due = time.monotonic() + interval
-        while c.status() != "stopped":
-            wait = max(due - time.monotonic(), 0)
-            ready = select.select([watch] if watch is not None else [], [], [], wait)[0]
-            if ready:
-                n = watch.read()
-                if n is None:  # the cgroup is gone or empty
-                    break
-                for _ in range(n):
-                    emit("oom")
-                continue
-            emit("stats", stats())
-            due = time.monotonic() + interval
-        else:
-            # Stopped: an OOM that killed it may have come after the last select.
-            if watch is not None:
-                for _ in range(watch.final()):
-                    emit("oom")
-    finally:
-        if watch is not None:
-            watch.close()
+    for event in c.events(interval):
+        emit(event)
     return 0

@@ -25,12 +25,12 @@ FLAGS = [
 
 def run(ctx, opts, args):
     from pyrunc import signals
+    from pyrunc.api import Container
     from pyrunc.cli.create import preserved_fds
-    from pyrunc.container import open_container
-    from pyrunc.errors import PyruncError, UsageError
-    from pyrunc.exec_process import exec_in
+    from pyrunc.cli.flags import flag_name
+    from pyrunc.errors import OptionError, PyruncError, UsageError
 
-    c = open_container(ctx.root, args[0])
+    c = Container(args[0], root=ctx.root)
     status = c.status()
     if status == "stopped":
         raise PyruncError("cannot exec in a stopped container")
@@ -38,49 +38,56 @@ def run(ctx, opts, args):
         raise PyruncError("cannot exec in a paused container (use --ignore-paused to override)")
     if not opts["process"] and len(args) < 2:
         raise UsageError('pyrunc: "exec" requires a minimum of 2 arguments')
-    opts["args"] = args[1:]
-    try:
-        proc = _process(c, opts)
-        sub_cgroups = _sub_cgroups(opts["cgroup"])
-    except PyruncError as e:
-        raise _exec_failed(e) from None
-    if not opts["detach"]:
-        signals.block_all()
     total, listen = preserved_fds(opts)
     try:
-        pid = exec_in(c, proc, console_socket=opts["console_socket"] or None,
-                      pid_file=opts["pid_file"] or None, preserve_fds=total, listen_fds=listen,
-                      sub_cgroups=sub_cgroups)
+        options = _options(opts, args[1:], total, listen)
+        if not opts["detach"]:
+            signals.block_all()
+        pid = c.exec(options)
+    except OptionError as e:
+        raise _exec_failed(e.render(flag_name(e.option))) from None
     except PyruncError as e:
-        raise _exec_failed(e) from None
+        raise _exec_failed(str(e)) from None
     if opts["detach"]:
         return 0
-    return signals.supervise(pid)
+    return c.wait(pid, forward_signals=True)
 
 
-def _exec_failed(e):
+def _exec_failed(msg):
     """runc's wording and exit code for a process that could not be started."""
     from pyrunc.errors import PyruncError
 
-    err = PyruncError(f"exec failed: {e}")
+    err = PyruncError(f"exec failed: {msg}")
     err.exit_code = 255
     return err
 
 
-def _process(c, opts):
-    """The process to run: --process FILE, which passes the checks of config.json's
+def _options(opts, args, preserve_fds, listen_fds):
+    """The flags as ExecOptions. --process FILE passes the checks of config.json's
     process at create (runc too refuses what its JSON decoding cannot take, such as
-    "uid": -1 or true), or the container's, checked at create, with the command line's
-    changes (build_process checks those)."""
-    from pyrunc.exec_process import build_process
+    "uid": -1 or true)."""
+    from pyrunc.options import ExecOptions
 
+    process = None
     if opts["process"]:
         from pyrunc.spec.config import load_json_object
         from pyrunc.spec.validate import check
 
-        path = opts["process"]
-        opts["process"] = check(load_json_object(path), "process", source=path)
-    return build_process(c.config.get("process"), opts)
+        process = check(load_json_object(opts["process"]), "process", source=opts["process"])
+    uid = gid = None
+    if opts["user"]:
+        u, _, g = opts["user"].partition(":")
+        uid = _id(u, f"--user {opts['user']}")
+        if g:
+            gid = _id(g, f"--user {opts['user']}")
+    return ExecOptions(
+        args, process=process, env=opts["env"], cwd=opts["cwd"] or None, uid=uid, gid=gid,
+        additional_gids=[_id(g, f"--additional-gids {g}") for g in opts["additional_gids"]],
+        capabilities=opts["cap"], tty=opts["tty"], no_new_privileges=opts["no_new_privs"],
+        apparmor_profile=opts["apparmor"] or None, selinux_label=opts["process_label"] or None,
+        console_socket=opts["console_socket"] or None, pid_file=opts["pid_file"] or None,
+        preserve_fds=preserve_fds, listen_fds=listen_fds,
+        ignore_paused=opts["ignore_paused"], sub_cgroups=_sub_cgroups(opts["cgroup"]))
 
 
 def _sub_cgroups(args):
@@ -108,3 +115,17 @@ def _sub_cgroups(args):
                 raise PyruncError(f"invalid --cgroup argument(s): controller {ctrl} specified multiple times")
             paths[ctrl] = path
     return paths
+
+
+
+def _id(text, what):
+    """A uid/gid flag (runc: "uids and gids must be in range")."""
+    from pyrunc.errors import PyruncError
+
+    try:
+        n = int(text)
+    except ValueError:
+        raise PyruncError(f"invalid {what}: expected UID[:GID], numbers") from None
+    if not 0 <= n < 0xFFFFFFFF:  # (uid_t)-1 means "no change" to the kernel
+        raise PyruncError(f"invalid {what}: uids and gids must be in range 0-4294967294")
+    return n

@@ -83,3 +83,14 @@ def help_text(flags):
                           for n in f.names)
         lines.append(f"   {names:<32} {f.help}")
     return "\n".join(lines)
+
+
+# The library's option names whose flag is not "--" + the name with "-" for "_".
+_FLAG_OF_OPTION = {"capabilities": "--cap", "apparmor_profile": "--apparmor",
+                   "selinux_label": "--process-label", "no_new_privileges": "--no-new-privs",
+                   "uid": "--user", "gid": "--user"}
+
+
+def flag_name(option):
+    """The flag that sets the library's option (errors.OptionError.option)."""
+    return _FLAG_OF_OPTION.get(option) or "--" + option.replace("_", "-")

@@ -6,8 +6,8 @@ FLAGS = [Flag("all,a", help="send the specified signal to all processes inside t
 
 
 def run(ctx, opts, args):
-    from pyrunc.container import kill, parse_signal
+    from pyrunc.api import Container
 
-    sig = parse_signal(args[1]) if len(args) > 1 else 15
-    kill(ctx.root, args[0], sig, all_processes=opts["all"])
+    Container(args[0], root=ctx.root).kill(args[1] if len(args) > 1 else 15,
+                                           all_processes=opts["all"])
     return 0

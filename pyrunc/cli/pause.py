@@ -4,7 +4,7 @@ FLAGS = []
 
 
 def run(ctx, opts, args):
-    from pyrunc.container import pause
+    from pyrunc.api import Container
 
-    pause(ctx.root, args[0])
+    Container(args[0], root=ctx.root).pause()
     return 0

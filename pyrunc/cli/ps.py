@@ -10,14 +10,12 @@ def run(ctx, opts, args):
     """json: the container's pids as a JSON list; table: the host's ps output for them."""
     import sys
 
-    from pyrunc.container import open_container
+    from pyrunc.api import Container
     from pyrunc.errors import PyruncError
 
     if opts["format"] not in ("table", "json"):
         raise PyruncError(f"invalid format option: {opts['format']}")
-    c = open_container(ctx.root, args[0])
-    mgr = c.cgroup_manager()
-    pids = sorted(mgr.pids()) if mgr is not None and c.status() != "stopped" else []
+    pids = Container(args[0], root=ctx.root).ps()
     if opts["format"] == "json":
         import json
 

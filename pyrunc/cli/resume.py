@@ -4,7 +4,7 @@ FLAGS = []
 
 
 def run(ctx, opts, args):
-    from pyrunc.container import resume
+    from pyrunc.api import Container
 
-    resume(ctx.root, args[0])
+    Container(args[0], root=ctx.root).resume()
     return 0

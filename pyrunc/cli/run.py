@@ -23,49 +23,44 @@ def run(ctx, opts, args):
 
 
 def _run(ctx, opts, args):
-    from pyrunc import container, signals
-    from pyrunc.cli.create import preserved_fds
-
     import os
 
+    from pyrunc.api import Container
+    from pyrunc.cli.create import create_options
+    from pyrunc.container import load_bundle
+
     cid = args[0]
-    bundle = opts["bundle"] or "."
-    config = container.load_bundle(os.path.abspath(bundle))
-    console = opts["console_socket"] or None
+    config = load_bundle(os.path.abspath(opts["bundle"] or "."))
+    options = create_options(ctx, opts, config=config)
     proxy = None
-    if (config.get("process") or {}).get("terminal") and not console and not opts["detach"]:
+    if (config.get("process") or {}).get("terminal") and not options.console_socket \
+            and not opts["detach"]:
         from pyrunc.console import Proxy
 
         proxy = Proxy()
-        console = proxy.theirs
-    total, listen = preserved_fds(opts)
-    c = container.create(ctx.root, cid, bundle, pid_file=opts["pid_file"] or None,
-                         console_socket=console, no_pivot=opts["no_pivot"],
-                         no_new_keyring=opts["no_new_keyring"], preserve_fds=total,
-                         listen_fds=listen, config=config, to_start=proxy is None,
-                         systemd_cgroup=ctx.systemd_cgroup,
-                         rootless_cgroups=ctx.rootless_cgroups(),
-                         on_ready=lambda: _ready(opts))
-    try:
-        if proxy is not None:
+        options.console_socket = proxy.theirs
+    on_ready = lambda: _ready(opts)  # noqa: E731
+    if proxy is None:
+        c = Container.run(cid, options, root=ctx.root, on_ready=on_ready)
+    else:
+        c = Container.create(cid, options, root=ctx.root, on_ready=on_ready)
+        try:
             proxy.receive()
             proxy.start()
-        container.start(ctx.root, cid, container=c)
-    except BaseException:
-        if not opts["detach"]:
-            container.delete(ctx.root, cid, force=True, container=c)
-        if proxy is not None:
+            c.start()
+        except BaseException:
+            c.delete(force=True)
             proxy.finish()
-        raise
+            raise
     if opts["detach"]:
         return 0
     try:
-        code = signals.supervise(c.record["init_pid"], on_winch=proxy.resize if proxy else None)
+        code = c.wait(forward_signals=True, on_winch=proxy.resize if proxy else None)
     finally:
         if proxy is not None:
             proxy.finish()
     if not opts["keep"]:
-        container.delete(ctx.root, cid, force=True, container=c)
+        c.delete(force=True)
     return code
 
 

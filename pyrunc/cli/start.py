@@ -4,7 +4,7 @@ FLAGS = []
 
 
 def run(ctx, opts, args):
-    from pyrunc.container import start
+    from pyrunc.api import Container
 
-    start(ctx.root, args[0])
+    Container(args[0], root=ctx.root).start()
     return 0

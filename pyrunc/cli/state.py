@@ -6,14 +6,15 @@ FLAGS = []
 def run(ctx, opts, args):
     import sys
 
+    from pyrunc.api import Container
+    from pyrunc.errors import CorruptState, PyruncError
     from pyrunc.jsonutil import dumps_indent
-    from pyrunc.state import CorruptState, open_container
 
-    c = open_container(ctx.root, args[0], partial=True)
-    if isinstance(c.problem, CorruptState):
-        from pyrunc.errors import PyruncError
-
-        raise PyruncError(f"container {c.id}: {c.problem} (status {c.status()}); "
-                          f"'delete --force {c.id}' removes it")
-    sys.stdout.write(dumps_indent(c.oci_state()) + "\n")
+    try:
+        state = Container(args[0], root=ctx.root).state()
+    except CorruptState as e:
+        if e.container is None:
+            raise
+        raise PyruncError(f"{e}; 'delete --force {e.container}' removes it") from None
+    sys.stdout.write(dumps_indent(state) + "\n")
     return 0

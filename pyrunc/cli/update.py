@@ -59,7 +59,7 @@ def parse_bytes(text, flag):
 def run(ctx, opts, args):
     import sys
 
-    from pyrunc.container import update
+    from pyrunc.api import Container
     from pyrunc.errors import PyruncError, UsageError
     from pyrunc.spec.config import load_json_object, parse_config
 
@@ -92,5 +92,5 @@ def run(ctx, opts, args):
 
     # As config.json's linux.resources (runc's JSON decoding refuses wrong types too).
     check(resources, "resources", source=source)
-    update(ctx.root, args[0], resources)
+    Container(args[0], root=ctx.root).update(resources)
     return 0
