@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "Container": "pyrunc.api",
     "DEFAULT_ROOT": "pyrunc.api",
+    "load_config": "pyrunc.api",
     "CreateOptions": "pyrunc.options",
     "ExecOptions": "pyrunc.options",
     "PyruncError": "pyrunc.errors",

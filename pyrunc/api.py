@@ -22,6 +22,14 @@ from pyrunc.state import Store, load_container
 DEFAULT_ROOT = "/run/pyrunc"
 
 
+def load_config(bundle: str) -> dict:
+    """<bundle>/config.json, checked as create() checks it (ConfigError naming the
+    problem); CreateOptions(config=...) takes it."""
+    from pyrunc.container import load_bundle
+
+    return load_bundle(os.path.abspath(bundle))
+
+
 class Container:
     """A container in the state store ``root`` (the CLI's --root), by id.
 
@@ -84,22 +92,28 @@ class Container:
     @classmethod
     def list(cls, *, root: str = DEFAULT_ROOT) -> "list[Container]":
         """The containers in ``root``, by id."""
-        return [cls(cid, root=root) for cid in Store(root).ids()]
+        store = Store(root)
+        out = []
+        for cid in store.ids():  # valid ids only
+            c = cls.__new__(cls)
+            c.id, c.root, c._store, c._made = cid, root, store, None
+            out.append(c)
+        return out
 
     # --- what it is ------------------------------------------------------------------
 
     def _load(self, partial=False):
         return load_container(self._store, self.id, partial)
 
-    def state(self) -> dict:
+    def state(self, *, allow_corrupt: bool = False) -> dict:
         """The state document (runtime.md "State"), with runc's rootfs, created and
         owner. A container whose create was interrupted is "creating" (or "stopped");
         one whose state file is corrupt raises CorruptState (delete(force=True)
-        removes it)."""
+        removes it), or with allow_corrupt is "unknown" while processes are left."""
         from pyrunc.errors import CorruptState
 
         c = self._load(partial=True)
-        if isinstance(c.problem, CorruptState):
+        if isinstance(c.problem, CorruptState) and not allow_corrupt:
             e = CorruptState(f"container {c.id}: {c.problem} (status {c.status()})")
             e.container = c.id
             raise e

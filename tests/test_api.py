@@ -234,3 +234,22 @@ def test_docs_example_runs_as_it_stands(tmp_path):
                 except OSError:
                     pass
     assert left == [], "cgroups left behind"
+
+
+@pytest.mark.unit
+def test_cli_uses_only_the_api():
+    """The command modules reach containers through pyrunc.api only: none imports the
+    modules that implement the operations."""
+    import ast
+
+    inner = {"pyrunc.container", "pyrunc.creation", "pyrunc.exec_process", "pyrunc.state",
+             "pyrunc.events", "pyrunc.init", "pyrunc.cgroups"}
+    found = []
+    for f in sorted((REPO / "pyrunc" / "cli").glob("*.py")):
+        for node in ast.walk(ast.parse(f.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            if isinstance(node, ast.ImportFrom) and node.module == "pyrunc":
+                names = [f"pyrunc.{a.name}" for a in node.names]
+            found += [f"{f.name}: {n}" for n in names if n in inner or n.startswith("pyrunc.cgroups.")]
+    assert found == []

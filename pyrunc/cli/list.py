@@ -11,23 +11,22 @@ FLAGS = [
 def run(ctx, opts, args):
     import sys
 
+    from pyrunc.api import Container
     from pyrunc.errors import ContainerNotFound, PyruncError
-    from pyrunc.state import Store, load_container
 
     if opts["format"] not in ("table", "json"):
         raise PyruncError(f"invalid format option: {opts['format']}")
-    store = Store(ctx.root)
     rows = []
-    for cid in store.ids():
+    for c in Container.list(root=ctx.root):
         try:
-            # partial: an interrupted create or a corrupt state.json is listed too.
-            rows.append(load_container(store, cid, partial=True).oci_state())
+            # An interrupted create or a corrupt state.json is listed too.
+            rows.append(c.state(allow_corrupt=True))
         except ContainerNotFound:
             continue  # removed meanwhile
         except PyruncError as e:
             from pyrunc import log
 
-            log.warning(f"list: skipping {cid}: {e}")  # not ours, or damaged (as runc)
+            log.warning(f"list: skipping {c.id}: {e}")  # not ours, or damaged (as runc)
     out = sys.stdout
     if opts["quiet"]:
         out.write("".join(r["id"] + "\n" for r in rows))

@@ -23,14 +23,11 @@ def run(ctx, opts, args):
 
 
 def _run(ctx, opts, args):
-    import os
-
-    from pyrunc.api import Container
+    from pyrunc.api import Container, load_config
     from pyrunc.cli.create import create_options
-    from pyrunc.container import load_bundle
 
     cid = args[0]
-    config = load_bundle(os.path.abspath(opts["bundle"] or "."))
+    config = load_config(opts["bundle"] or ".")
     options = create_options(ctx, opts, config=config)
     proxy = None
     if (config.get("process") or {}).get("terminal") and not options.console_socket \
