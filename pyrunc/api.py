@@ -197,6 +197,14 @@ class Container:
         if status == "paused" and not options.ignore_paused:
             raise OptionError("ignore_paused",
                               "cannot exec in a paused container (use {option} to override)")
+        if options.process is not None:
+            import copy
+
+            from pyrunc.spec.validate import check
+
+            # As config.json's process at create (with runc's reading of it: on a copy)
+            options = options.replace(process=check(copy.deepcopy(options.process), "process",
+                                                    source="ExecOptions.process"))
         proc = build_process(c.config.get("process"), options)
         return exec_in(c, proc, console_socket=options.console_socket,
                        pid_file=options.pid_file, preserve_fds=options.preserve_fds,

@@ -20,7 +20,7 @@ def build_process(config_process, opts):
     changes (env, cwd, ids ...) apply to either."""
     import copy
 
-    if opts.process:
+    if opts.process is not None:
         proc = copy.deepcopy(opts.process)
         if proc.get("capabilities") is None:
             # runc: the container's, not the runtime's (every one) nor none

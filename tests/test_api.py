@@ -253,3 +253,25 @@ def test_cli_uses_only_the_api():
                 names = [f"pyrunc.{a.name}" for a in node.names]
             found += [f"{f.name}: {n}" for n in names if n in inner or n.startswith("pyrunc.cgroups.")]
     assert found == []
+
+
+def test_exec_process_is_checked(rt):
+    """ExecOptions(process=...) is checked as config.json's process (a uid of -1 would
+    leave the process root)."""
+    b = rt.bundle(["sleep", "60"])
+    rt.ids.add("chk")
+    out = run_python("""
+        from pyrunc import Container, CreateOptions, ExecOptions, PyruncError
+
+        c = Container.run("chk", CreateOptions(bundle), root=root)
+        try:
+            try:
+                c.exec(ExecOptions(process={"args": ["true"], "cwd": "/", "user": {"uid": -1, "gid": 0}}))
+                print(json.dumps("accepted"))
+            except PyruncError as e:
+                print(json.dumps(str(e)))
+        finally:
+            c.delete(force=True)
+    """, root=rt.root, bundle=str(b))
+    # (before the check, a later one refused it: "process.user.uid: -1 is not a uid/gid")
+    assert out.startswith("ExecOptions.process: ") and "/user/uid" in out, out
