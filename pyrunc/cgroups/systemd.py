@@ -19,7 +19,7 @@ import os
 from pyrunc.cgroups import CGROUP_ROOT, Manager, is_unified
 from pyrunc.cgroups import systemd_props as sp
 from pyrunc.cgroups._util import warn
-from pyrunc.errors import PyruncError
+from pyrunc.errors import OptionError, PyruncError
 
 PRIVATE_SOCKET = "/run/systemd/private"
 _DEST, _PATH = "org.freedesktop.systemd1", "/org/freedesktop/systemd1"
@@ -171,8 +171,8 @@ class SystemdManager(Manager):
             self.extra = []
             return
         if rootless:
-            raise PyruncError("--systemd-cgroup: rootless containers (a user's systemd manager) "
-                              "are not supported")
+            raise OptionError("systemd_cgroup", "{option}: rootless containers (a user's systemd "
+                              "manager) are not supported")
         self.extra = sp.annotation_properties(annotations)  # runc checks them first
         self.slice, prefix, self.name = sp.parse_cgroups_path(cgroups_path, container_id)
         self.unit = sp.unit_name(prefix, self.name)
