@@ -1,5 +1,5 @@
-# The cffi bindings are compiled out-of-line at install time (no pycparser at run time),
-# and so is the `pyrunc` command (scripts/pyrunc.c: why it is C is said there).
+# The one cffi module (pyrunc/native/_build.py) is compiled out-of-line at install time (no
+# pycparser at run time), and so is the `pyrunc` command (scripts/pyrunc.c: why it is C is said there).
 import os
 import shlex
 import subprocess
@@ -33,6 +33,5 @@ class BuildLauncher(build_scripts):
         return outfiles, updated
 
 
-setup(cffi_modules=["pyrunc/_native_build.py:ffibuilder",
-                    "pyrunc/_seccomp_build.py:ffibuilder"],
+setup(cffi_modules=["pyrunc/native/_build.py:ffibuilder"],
       cmdclass={"build_scripts": BuildLauncher})

@@ -11,9 +11,8 @@ somewhere else must not swallow the profile (CVE-2019-16884).
 import os
 
 from pyrunc.errors import PyruncError
-
-PROC_SUPER_MAGIC = 0x9FA0
-_libc = None  # (ffi, libc), loaded by check() in the runtime
+from pyrunc.native import syscalls as sc
+from pyrunc.native.constants import PROC_SUPER_MAGIC
 
 
 def enabled():
@@ -27,22 +26,8 @@ def enabled():
         return False
 
 
-def _load_libc():
-    global _libc
-    if _libc is None:
-        from pyrunc._seccomp import ffi
-
-        _libc = (ffi, ffi.dlopen(None))
-    return _libc
-
-
 def fs_type(fd):
-    ffi, libc = _load_libc()
-    buf = ffi.new("struct pyrunc_statfs *")
-    if libc.fstatfs(fd, buf) < 0:
-        err = ffi.errno
-        raise OSError(err, os.strerror(err))
-    return buf.f_type & 0xFFFFFFFF
+    return sc.fstatfs_type(fd)
 
 
 def write_proc_attr(paths, data, what):
@@ -72,7 +57,6 @@ def check(profile):
     if profile and not enabled():
         raise PyruncError(f"process.apparmorProfile {profile!r}: AppArmor is not enabled "
                           "on this host")
-    _load_libc()
 
 
 def apply(profile):

@@ -115,13 +115,14 @@ def lacking(caps):
     limited capabilities", e.g. Docker's --privileged where root lacks some): bounding
     beyond its bounding set, effective/permitted/ambient beyond its permitted set,
     inheritable beyond its permitted and inheritable sets (capset(2)'s rules)."""
-    from pyrunc import syscalls as sc
+    from pyrunc.native import constants as C
+    from pyrunc.native import syscalls as sc
 
     _, perm, inh = sc.capget()
     top = last_cap()
     bnd = 0
     for c in range(top + 1):
-        if sc.prctl(sc.PR_CAPBSET_READ, c):
+        if sc.prctl(C.PR_CAPBSET_READ, c):
             bnd |= 1 << c
     have = {"bounding": bnd, "effective": perm, "permitted": perm, "inheritable": perm | inh,
             "ambient": perm}

@@ -5,11 +5,7 @@ import os
 import struct
 
 from pyrunc.errors import PyruncError
-
-TIOCSPTLCK = 0x40045431
-TIOCGPTN = 0x80045430
-TIOCSWINSZ = 0x5414
-TIOCSCTTY = 0x540E
+from pyrunc.native.constants import TIOCGPTN, TIOCGWINSZ, TIOCSCTTY, TIOCSPTLCK, TIOCSWINSZ
 
 
 def connect_socket(path):
@@ -63,12 +59,13 @@ def setup_in_container(sock, size, bind_console=False):
     master, slave, _ = open_pty()
     set_size(slave, size)
     if bind_console:
-        from pyrunc import syscalls as sc
+        from pyrunc.native import constants as C
+        from pyrunc.native import syscalls as sc
 
         try:
             if not os.path.exists("/dev/console"):
                 os.close(os.open("/dev/console", os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC, 0o600))
-            sc.mount(f"/proc/self/fd/{slave}", "/dev/console", None, sc.MS_BIND)
+            sc.mount(f"/proc/self/fd/{slave}", "/dev/console", None, C.MS_BIND)
         except OSError:
             pass  # a read-only /dev: the pty still works
     send_master(sock, master)
@@ -106,7 +103,7 @@ class Proxy:
     def resize(self):
         if os.isatty(0) and self.master is not None:
             try:
-                fcntl.ioctl(self.master, TIOCSWINSZ, fcntl.ioctl(0, 0x5413, b"\0" * 8))  # TIOCGWINSZ
+                fcntl.ioctl(self.master, TIOCSWINSZ, fcntl.ioctl(0, TIOCGWINSZ, b"\0" * 8))
             except OSError:
                 pass
 

@@ -8,8 +8,9 @@ import os
 import stat
 
 from pyrunc import mounts
-from pyrunc import syscalls as sc
 from pyrunc.errors import DeviceError
+from pyrunc.native import constants as C
+from pyrunc.native import syscalls as sc
 
 # path, type, major, minor (runc's default devices: mode 0666, owner 0:0)
 DEFAULT_DEVICES = (
@@ -146,7 +147,7 @@ def _bind_device(rootfd, pfd, name, d):
         try:
             if stat.S_ISDIR(os.fstat(dst).st_mode):
                 raise OSError(errno.EISDIR, os.strerror(errno.EISDIR))
-            sc.mount(mounts.fd_path(src), mounts.fd_path(dst), None, sc.MS_BIND)
+            sc.mount(mounts.fd_path(src), mounts.fd_path(dst), None, C.MS_BIND)
         finally:
             os.close(dst)
     except OSError as e:

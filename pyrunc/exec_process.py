@@ -102,7 +102,8 @@ def _notify_state(c):
 
 def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds, preimported, placement):
     from pyrunc import process
-    from pyrunc import syscalls as sc
+    from pyrunc.native import constants as C
+    from pyrunc.native import syscalls as sc
 
     try:
         process.leave_runtime_environment(proc.get("env"))
@@ -115,7 +116,7 @@ def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds, preimported, 
         initpipe.recv(sock, "go")
         if placement is not None:
             placement.join_self()
-        sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        sc.prctl(C.PR_SET_DUMPABLE, 0)
         types = {ns["type"] for ns in (c.config.get("linux") or {}).get("namespaces") or ()}
         _join_namespaces(c.record["init_pid"], types)
         pid = os.fork()

@@ -4,7 +4,7 @@ Truthful about this build on this host: seccomp is reported enabled only when
 libseccomp.so.2 can be loaded, AppArmor/SELinux only when the host has them, idmap
 mounts only on kernels with mount_setattr(2) (5.12). Key order is runc's.
 
-Nothing heavy at import time; ctypes is loaded by features() only.
+Nothing heavy at import time; libseccomp is loaded by features() only.
 """
 
 import os
@@ -91,8 +91,6 @@ MEMORY_POLICY_MODES = (
 )
 MEMORY_POLICY_FLAGS = ("MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES", "MPOL_F_STATIC_NODES")
 
-LIBSECCOMP_SONAME = "libseccomp.so.2"
-
 
 def kernel_version():
     """(major, minor) of the running kernel, (0, 0) if unparseable."""
@@ -118,27 +116,12 @@ def libseccomp_version():
     (0, 0, 0) when it loads but cannot tell its version (older than 2.3).
     """
     try:
-        import ctypes
-    except ImportError:
-        return None
-    try:
-        lib = ctypes.CDLL(LIBSECCOMP_SONAME)
-    except OSError:
-        return None
-    try:
-        fn = lib.seccomp_version
-    except AttributeError:
-        return (0, 0, 0)
+        from pyrunc.native import syscalls
 
-    class _Version(ctypes.Structure):
-        _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
-
-    fn.restype = ctypes.POINTER(_Version)
-    fn.argtypes = []
-    v = fn()
-    if not v:
-        return (0, 0, 0)
-    return (v.contents.major, v.contents.minor, v.contents.micro)
+        syscalls.libseccomp_open()
+    except (ImportError, OSError):
+        return None
+    return syscalls.libseccomp_version()
 
 
 def _read(path):

@@ -43,12 +43,13 @@ def stacked_ids(path, base):
 def detach(path, ids):
     """Lazily unmount, top first, the mounts of ids still stacked on path (in this
     mount namespace: ids of another one never match), each with all mounts under it."""
-    from pyrunc import syscalls as sc
+    from pyrunc.native import constants as C
+    from pyrunc.native import syscalls as sc
 
     for _ in range(len(ids)):
         try:
             if top_mount_id(path) not in ids:
                 return
-            sc.umount2(path, sc.MNT_DETACH)
+            sc.umount2(path, C.MNT_DETACH)
         except OSError:
             return

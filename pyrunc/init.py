@@ -42,7 +42,7 @@ def spawn(child_main, close_in_child=(), placement=None, clone_flags=0):
     clone_flags, in new namespaces (OSError if clone3 refuses them)."""
     import sys
 
-    from pyrunc import syscalls as sc
+    from pyrunc.native import syscalls as sc
 
     ours, theirs = initpipe.pair()
     sys.stdout.flush()
@@ -93,7 +93,8 @@ def stage1(spec, sock):
     Imports (and a seccomp filter's compilation) happen while the runtime sets the
     cgroup limits; after "go" this process joins its cgroups, then unshares, so the
     cgroup namespace is rooted at the container's cgroups."""
-    from pyrunc import syscalls as sc
+    from pyrunc.native import constants as C
+    from pyrunc.native import syscalls as sc
     from pyrunc.process import leave_runtime_environment
 
     try:
@@ -105,7 +106,7 @@ def stage1(spec, sock):
         namespaces.join(join_fds)
         nsmap = spec.nsmap
         if "user" in nsmap and nsmap["user"] is None:
-            sc.unshare(sc.CLONE_NEWUSER)
+            sc.unshare(C.CLONE_NEWUSER)
             initpipe.send(sock, "userns")
             initpipe.recv(sock, "ok")
             os.setresgid(0, 0, 0)
@@ -119,7 +120,7 @@ def stage1(spec, sock):
         # CVE-2019-5736 class: until it execs, the init runs the host's Python, its
         # /proc/PID/exe. Non-dumpable, no container process (e.g. an exec into the
         # created container) can open it, nor the init's host descriptors.
-        sc.prctl(sc.PR_SET_DUMPABLE, 0)
+        sc.prctl(C.PR_SET_DUMPABLE, 0)
         pid = os.fork()
         if pid == 0:
             init_main(spec, sock)  # never returns
@@ -144,7 +145,8 @@ def direct_clone_flags(spec):
 def direct_init(spec, sock):
     """The init forked straight into its namespaces (direct_clone_flags): what stage-1
     does, minus the namespaces and the second fork."""
-    from pyrunc import syscalls as sc
+    from pyrunc.native import constants as C
+    from pyrunc.native import syscalls as sc
     from pyrunc.process import leave_runtime_environment
 
     try:
@@ -156,7 +158,7 @@ def direct_init(spec, sock):
             spec.placement.join_self()
         # The others were made by clone3 (direct_clone_flags); this one after joining.
         namespaces.unshare_new(spec.nsmap, exclude=tuple(t for t in spec.nsmap if t != "cgroup"))
-        sc.prctl(sc.PR_SET_DUMPABLE, 0)  # as stage1: CVE-2019-5736
+        sc.prctl(C.PR_SET_DUMPABLE, 0)  # as stage1: CVE-2019-5736
     except BaseException as e:  # noqa: BLE001 - reported to the runtime, never raised
         report_failure(sock, e)
     init_main(spec, sock)
@@ -192,7 +194,7 @@ def preimport_process(proc, linux=None, state=None, warn=None):
     import _signal  # noqa: F401
 
     from pyrunc import capabilities, process  # noqa: F401
-    from pyrunc import syscalls  # noqa: F401
+    from pyrunc.native import syscalls  # noqa: F401
 
     if proc.get("terminal"):
         import socket  # noqa: F401
@@ -239,12 +241,13 @@ def preimport(spec, warn=None):
 
 def _init(spec, sock):
     from pyrunc import process, rootfs
-    from pyrunc import syscalls as sc
+    from pyrunc.native import constants as C
+    from pyrunc.native import syscalls as sc
 
     config, linux, proc = spec.config, spec.linux, spec.process
     nsmap = spec.nsmap
     os.setsid()
-    sc.prctl(sc.PR_SET_PDEATHSIG, 0)
+    sc.prctl(C.PR_SET_PDEATHSIG, 0)
     if nsmap.get("network", 1) is None:
         namespaces.loopback_up()
     if not spec.no_new_keyring:

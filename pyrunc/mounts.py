@@ -12,76 +12,59 @@ import errno
 import os
 import stat
 
-from pyrunc import syscalls as sc
 from pyrunc.errors import MountError
-
-MS_POSIXACL = 1 << 16
-MS_I_VERSION = 1 << 23
-
-# mount_setattr(2) attributes (<linux/mount.h>)
-MOUNT_ATTR_RDONLY = 0x1
-MOUNT_ATTR_NOSUID = 0x2
-MOUNT_ATTR_NODEV = 0x4
-MOUNT_ATTR_NOEXEC = 0x8
-MOUNT_ATTR__ATIME = 0x70
-MOUNT_ATTR_RELATIME = 0x0
-MOUNT_ATTR_NOATIME = 0x10
-MOUNT_ATTR_STRICTATIME = 0x20
-MOUNT_ATTR_NODIRATIME = 0x80
-MOUNT_ATTR_IDMAP = 0x100000
-MOUNT_ATTR_NOSYMFOLLOW = 0x200000
-MOVE_MOUNT_F_EMPTY_PATH = 0x4
-MOVE_MOUNT_T_EMPTY_PATH = 0x40
+from pyrunc.native import constants as C
+from pyrunc.native import syscalls as sc
 
 # option -> (clears the flag, MS_* flag): runc's table (specconv), mount(8) semantics
 FLAG_OPTIONS = {
-    "acl": (False, MS_POSIXACL), "noacl": (True, MS_POSIXACL),
-    "async": (True, sc.MS_SYNCHRONOUS), "sync": (False, sc.MS_SYNCHRONOUS),
-    "atime": (True, sc.MS_NOATIME), "noatime": (False, sc.MS_NOATIME),
-    "bind": (False, sc.MS_BIND), "rbind": (False, sc.MS_BIND | sc.MS_REC),
+    "acl": (False, C.MS_POSIXACL), "noacl": (True, C.MS_POSIXACL),
+    "async": (True, C.MS_SYNCHRONOUS), "sync": (False, C.MS_SYNCHRONOUS),
+    "atime": (True, C.MS_NOATIME), "noatime": (False, C.MS_NOATIME),
+    "bind": (False, C.MS_BIND), "rbind": (False, C.MS_BIND | C.MS_REC),
     "defaults": (False, 0),
-    "dev": (True, sc.MS_NODEV), "nodev": (False, sc.MS_NODEV),
-    "diratime": (True, sc.MS_NODIRATIME), "nodiratime": (False, sc.MS_NODIRATIME),
-    "dirsync": (False, sc.MS_DIRSYNC),
-    "exec": (True, sc.MS_NOEXEC), "noexec": (False, sc.MS_NOEXEC),
-    "iversion": (False, MS_I_VERSION), "noiversion": (True, MS_I_VERSION),
-    "lazytime": (False, sc.MS_LAZYTIME), "nolazytime": (True, sc.MS_LAZYTIME),
-    "loud": (True, sc.MS_SILENT), "silent": (False, sc.MS_SILENT),
-    "mand": (False, sc.MS_MANDLOCK), "nomand": (True, sc.MS_MANDLOCK),
-    "relatime": (False, sc.MS_RELATIME), "norelatime": (True, sc.MS_RELATIME),
-    "strictatime": (False, sc.MS_STRICTATIME), "nostrictatime": (True, sc.MS_STRICTATIME),
-    "remount": (False, sc.MS_REMOUNT),
-    "ro": (False, sc.MS_RDONLY), "rw": (True, sc.MS_RDONLY),
-    "suid": (True, sc.MS_NOSUID), "nosuid": (False, sc.MS_NOSUID),
-    "symfollow": (True, sc.MS_NOSYMFOLLOW), "nosymfollow": (False, sc.MS_NOSYMFOLLOW),
+    "dev": (True, C.MS_NODEV), "nodev": (False, C.MS_NODEV),
+    "diratime": (True, C.MS_NODIRATIME), "nodiratime": (False, C.MS_NODIRATIME),
+    "dirsync": (False, C.MS_DIRSYNC),
+    "exec": (True, C.MS_NOEXEC), "noexec": (False, C.MS_NOEXEC),
+    "iversion": (False, C.MS_I_VERSION), "noiversion": (True, C.MS_I_VERSION),
+    "lazytime": (False, C.MS_LAZYTIME), "nolazytime": (True, C.MS_LAZYTIME),
+    "loud": (True, C.MS_SILENT), "silent": (False, C.MS_SILENT),
+    "mand": (False, C.MS_MANDLOCK), "nomand": (True, C.MS_MANDLOCK),
+    "relatime": (False, C.MS_RELATIME), "norelatime": (True, C.MS_RELATIME),
+    "strictatime": (False, C.MS_STRICTATIME), "nostrictatime": (True, C.MS_STRICTATIME),
+    "remount": (False, C.MS_REMOUNT),
+    "ro": (False, C.MS_RDONLY), "rw": (True, C.MS_RDONLY),
+    "suid": (True, C.MS_NOSUID), "nosuid": (False, C.MS_NOSUID),
+    "symfollow": (True, C.MS_NOSYMFOLLOW), "nosymfollow": (False, C.MS_NOSYMFOLLOW),
 }
 # recursive option -> (clears the attribute, MOUNT_ATTR_*), applied with mount_setattr(AT_RECURSIVE)
 REC_OPTIONS = {
-    "rro": (False, MOUNT_ATTR_RDONLY), "rrw": (True, MOUNT_ATTR_RDONLY),
-    "rnosuid": (False, MOUNT_ATTR_NOSUID), "rsuid": (True, MOUNT_ATTR_NOSUID),
-    "rnodev": (False, MOUNT_ATTR_NODEV), "rdev": (True, MOUNT_ATTR_NODEV),
-    "rnoexec": (False, MOUNT_ATTR_NOEXEC), "rexec": (True, MOUNT_ATTR_NOEXEC),
-    "rnodiratime": (False, MOUNT_ATTR_NODIRATIME), "rdiratime": (True, MOUNT_ATTR_NODIRATIME),
-    "rrelatime": (False, MOUNT_ATTR_RELATIME), "rnorelatime": (True, MOUNT_ATTR_RELATIME),
-    "rnoatime": (False, MOUNT_ATTR_NOATIME), "ratime": (True, MOUNT_ATTR_NOATIME),
-    "rstrictatime": (False, MOUNT_ATTR_STRICTATIME), "rnostrictatime": (True, MOUNT_ATTR_STRICTATIME),
-    "rnosymfollow": (False, MOUNT_ATTR_NOSYMFOLLOW), "rsymfollow": (True, MOUNT_ATTR_NOSYMFOLLOW),
+    "rro": (False, C.MOUNT_ATTR_RDONLY), "rrw": (True, C.MOUNT_ATTR_RDONLY),
+    "rnosuid": (False, C.MOUNT_ATTR_NOSUID), "rsuid": (True, C.MOUNT_ATTR_NOSUID),
+    "rnodev": (False, C.MOUNT_ATTR_NODEV), "rdev": (True, C.MOUNT_ATTR_NODEV),
+    "rnoexec": (False, C.MOUNT_ATTR_NOEXEC), "rexec": (True, C.MOUNT_ATTR_NOEXEC),
+    "rnodiratime": (False, C.MOUNT_ATTR_NODIRATIME), "rdiratime": (True, C.MOUNT_ATTR_NODIRATIME),
+    "rrelatime": (False, C.MOUNT_ATTR_RELATIME), "rnorelatime": (True, C.MOUNT_ATTR_RELATIME),
+    "rnoatime": (False, C.MOUNT_ATTR_NOATIME), "ratime": (True, C.MOUNT_ATTR_NOATIME),
+    "rstrictatime": (False, C.MOUNT_ATTR_STRICTATIME), "rnostrictatime": (True, C.MOUNT_ATTR_STRICTATIME),
+    "rnosymfollow": (False, C.MOUNT_ATTR_NOSYMFOLLOW), "rsymfollow": (True, C.MOUNT_ATTR_NOSYMFOLLOW),
 }
 PROPAGATION = {
-    "private": sc.MS_PRIVATE, "rprivate": sc.MS_PRIVATE | sc.MS_REC,
-    "shared": sc.MS_SHARED, "rshared": sc.MS_SHARED | sc.MS_REC,
-    "slave": sc.MS_SLAVE, "rslave": sc.MS_SLAVE | sc.MS_REC,
-    "unbindable": sc.MS_UNBINDABLE, "runbindable": sc.MS_UNBINDABLE | sc.MS_REC,
+    "private": C.MS_PRIVATE, "rprivate": C.MS_PRIVATE | C.MS_REC,
+    "shared": C.MS_SHARED, "rshared": C.MS_SHARED | C.MS_REC,
+    "slave": C.MS_SLAVE, "rslave": C.MS_SLAVE | C.MS_REC,
+    "unbindable": C.MS_UNBINDABLE, "runbindable": C.MS_UNBINDABLE | C.MS_REC,
 }
 
-ATIME_ENUM = sc.MS_NOATIME | sc.MS_RELATIME | sc.MS_STRICTATIME
-ATIME_FLAGS = ATIME_ENUM | sc.MS_NODIRATIME
+ATIME_ENUM = C.MS_NOATIME | C.MS_RELATIME | C.MS_STRICTATIME
+ATIME_FLAGS = ATIME_ENUM | C.MS_NODIRATIME
 # per-mount flags the kernel locks when a mount is inherited into a less privileged userns
-LOCK_FLAGS = sc.MS_RDONLY | sc.MS_NODEV | sc.MS_NOEXEC | sc.MS_NOSUID | ATIME_FLAGS
+LOCK_FLAGS = C.MS_RDONLY | C.MS_NODEV | C.MS_NOEXEC | C.MS_NOSUID | ATIME_FLAGS
 # statfs f_flag (ST_*) -> MS_* (fs/statfs.c calculate_f_flags)
-_ST_TO_MS = ((0x1, sc.MS_RDONLY), (0x2, sc.MS_NOSUID), (0x4, sc.MS_NODEV), (0x8, sc.MS_NOEXEC),
-             (0x10, sc.MS_SYNCHRONOUS), (0x40, sc.MS_MANDLOCK), (0x400, sc.MS_NOATIME),
-             (0x800, sc.MS_NODIRATIME), (0x1000, sc.MS_RELATIME), (0x2000, sc.MS_NOSYMFOLLOW))
+_ST_TO_MS = ((0x1, C.MS_RDONLY), (0x2, C.MS_NOSUID), (0x4, C.MS_NODEV), (0x8, C.MS_NOEXEC),
+             (0x10, C.MS_SYNCHRONOUS), (0x40, C.MS_MANDLOCK), (0x400, C.MS_NOATIME),
+             (0x800, C.MS_NODIRATIME), (0x1000, C.MS_RELATIME), (0x2000, C.MS_NOSYMFOLLOW))
 
 
 class Options:
@@ -111,15 +94,15 @@ class Options:
                 clear, a = REC_OPTIONS[o]
                 if clear:
                     # clearing one atime mode means back to the default (relatime):
-                    # mount_setattr wants the whole MOUNT_ATTR__ATIME mask cleared
-                    self.rec_clr |= MOUNT_ATTR__ATIME if (a & MOUNT_ATTR__ATIME) else a
+                    # mount_setattr wants the whole C.MOUNT_ATTR__ATIME mask cleared
+                    self.rec_clr |= C.MOUNT_ATTR__ATIME if (a & C.MOUNT_ATTR__ATIME) else a
                     self.rec_set &= ~a
                 else:
                     self.rec_set |= a
-                    if a & MOUNT_ATTR__ATIME == a:  # atime modes (relatime is 0)
-                        self.rec_clr |= MOUNT_ATTR__ATIME
-                        if a == MOUNT_ATTR_RELATIME:
-                            self.rec_set &= ~MOUNT_ATTR__ATIME
+                    if a & C.MOUNT_ATTR__ATIME == a:  # atime modes (relatime is 0)
+                        self.rec_clr |= C.MOUNT_ATTR__ATIME
+                        if a == C.MOUNT_ATTR_RELATIME:
+                            self.rec_set &= ~C.MOUNT_ATTR__ATIME
                     else:
                         self.rec_clr &= ~a
             elif o == "tmpcopyup":
@@ -131,11 +114,11 @@ class Options:
 
     @property
     def is_bind(self):
-        return bool(self.flags & sc.MS_BIND)
+        return bool(self.flags & C.MS_BIND)
 
     @property
     def recursive(self):
-        return bool(self.flags & sc.MS_REC)
+        return bool(self.flags & C.MS_REC)
 
     def data_string(self):
         return ",".join(self.data)
@@ -153,14 +136,14 @@ def statfs_flags(path_or_fd):
         if f_flag & st:
             flags |= ms
     if not flags & ATIME_ENUM:
-        flags |= sc.MS_STRICTATIME
+        flags |= C.MS_STRICTATIME
     return flags
 
 
 # ---------------------------------------------------------------------------------------
 # resolution inside the rootfs
 
-_RESOLVE = sc.RESOLVE_IN_ROOT | sc.RESOLVE_NO_MAGICLINKS
+_RESOLVE = C.RESOLVE_IN_ROOT | C.RESOLVE_NO_MAGICLINKS
 _have_openat2 = True
 _O_PATH = os.O_PATH | os.O_CLOEXEC
 
@@ -267,7 +250,7 @@ def path_of(fd):
 # errors
 
 def why(e):
-    """'call: strerror' from an OSError raised by pyrunc.syscalls (whose text is
+    """'call: strerror' from an OSError raised by pyrunc.native.syscalls (whose text is
     "call(args): strerror"), or just the strerror of one raised by os."""
     text = e.strerror or ""
     msg = os.strerror(e.errno) if e.errno else text
@@ -299,7 +282,7 @@ def set_propagation(fd, props):
 
 def set_rec_attr(fd, rec_set, rec_clr):
     if rec_set or rec_clr:
-        sc.mount_setattr(fd, "", sc.AT_EMPTY_PATH | sc.AT_RECURSIVE, rec_set, rec_clr)
+        sc.mount_setattr(fd, "", C.AT_EMPTY_PATH | C.AT_RECURSIVE, rec_set, rec_clr)
 
 
 def remount_bind(fd, flags, cleared=0):
@@ -308,8 +291,8 @@ def remount_bind(fd, flags, cleared=0):
     namespace), again with the locked flags the mount has, unless the request clears one.
     With "remount" among the options the flags are applied on top of the current ones."""
     target = fd_path(fd)
-    want = (flags & ~(sc.MS_REC | sc.MS_BIND | sc.MS_REMOUNT)) | sc.MS_BIND | sc.MS_REMOUNT
-    if flags & sc.MS_REMOUNT:
+    want = (flags & ~(C.MS_REC | C.MS_BIND | C.MS_REMOUNT)) | C.MS_BIND | C.MS_REMOUNT
+    if flags & C.MS_REMOUNT:
         want |= statfs_flags(fd) & ~cleared & ~(ATIME_ENUM if flags & ATIME_ENUM else 0)
     try:
         sc.mount(None, target, None, want)
@@ -330,7 +313,7 @@ def remount_readonly(fd, keep_all=False):
     """Make the mount at fd (or path) read-only keeping its locked flags, or all of them."""
     have = statfs_flags(fd)
     keep = have if keep_all else have & LOCK_FLAGS
-    sc.mount(None, fd_path(fd), None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | keep)
+    sc.mount(None, fd_path(fd), None, C.MS_BIND | C.MS_REMOUNT | C.MS_RDONLY | keep)
 
 
 # ---------------------------------------------------------------------------------------
@@ -338,7 +321,7 @@ def remount_readonly(fd, keep_all=False):
 
 def userns_fd(uid_mappings, gid_mappings):
     """A descriptor of a new, empty user namespace with the given mappings, made by a
-    short-lived child (open_tree + mount_setattr(MOUNT_ATTR_IDMAP) need one)."""
+    short-lived child (open_tree + mount_setattr(C.MOUNT_ATTR_IDMAP) need one)."""
     r, w = os.pipe()
     r2, w2 = os.pipe()
     pid = os.fork()
@@ -347,7 +330,7 @@ def userns_fd(uid_mappings, gid_mappings):
         try:
             os.close(w)
             os.close(r2)
-            sc.unshare(sc.CLONE_NEWUSER)
+            sc.unshare(C.CLONE_NEWUSER)
             os.write(w2, os.readlink("/proc/self").encode())
             os.read(r, 1)
             code = 0
@@ -373,15 +356,15 @@ def userns_fd(uid_mappings, gid_mappings):
 
 def idmapped_tree(src_fd, recursive_bind, recursive_idmap, uid_mappings, gid_mappings):
     """A detached bind-mount tree of src_fd with the mapping applied (an fd)."""
-    flags = sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC | sc.AT_EMPTY_PATH
+    flags = C.OPEN_TREE_CLONE | C.OPEN_TREE_CLOEXEC | C.AT_EMPTY_PATH
     if recursive_bind:
-        flags |= sc.AT_RECURSIVE
+        flags |= C.AT_RECURSIVE
     tree = sc.open_tree(src_fd, "", flags)
     try:
         ns = userns_fd(uid_mappings, gid_mappings)
         try:
-            sc.mount_setattr(tree, "", sc.AT_EMPTY_PATH | (sc.AT_RECURSIVE if recursive_idmap else 0),
-                             MOUNT_ATTR_IDMAP, 0, 0, ns)
+            sc.mount_setattr(tree, "", C.AT_EMPTY_PATH | (C.AT_RECURSIVE if recursive_idmap else 0),
+                             C.MOUNT_ATTR_IDMAP, 0, 0, ns)
         finally:
             os.close(ns)
     except BaseException:
@@ -392,12 +375,12 @@ def idmapped_tree(src_fd, recursive_bind, recursive_idmap, uid_mappings, gid_map
 
 def cloned_tree(path, recursive):
     """A detached bind-mount tree of path (open_tree OPEN_TREE_CLONE), an fd."""
-    flags = sc.OPEN_TREE_CLONE | sc.OPEN_TREE_CLOEXEC
-    return sc.open_tree(-100, path, flags | (sc.AT_RECURSIVE if recursive else 0))  # AT_FDCWD
+    flags = C.OPEN_TREE_CLONE | C.OPEN_TREE_CLOEXEC
+    return sc.open_tree(-100, path, flags | (C.AT_RECURSIVE if recursive else 0))  # AT_FDCWD
 
 
 def attach_tree(tree_fd, target_fd):
-    sc.move_mount(tree_fd, "", target_fd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH)
+    sc.move_mount(tree_fd, "", target_fd, "", C.MOVE_MOUNT_F_EMPTY_PATH | C.MOVE_MOUNT_T_EMPTY_PATH)
 
 
 # ---------------------------------------------------------------------------------------

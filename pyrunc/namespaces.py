@@ -2,19 +2,21 @@
 import os
 import sys
 
-from pyrunc import syscalls as sc
+from pyrunc.native import constants as C
+from pyrunc.native import syscalls as sc
+
 from pyrunc.errors import PyruncError
 
 # runtime-spec namespace type -> (clone flag, /proc/PID/ns name)
 TYPES = {
-    "user": (sc.CLONE_NEWUSER, "user"),
-    "ipc": (sc.CLONE_NEWIPC, "ipc"),
-    "uts": (sc.CLONE_NEWUTS, "uts"),
-    "network": (sc.CLONE_NEWNET, "net"),
-    "pid": (sc.CLONE_NEWPID, "pid"),
-    "mount": (sc.CLONE_NEWNS, "mnt"),
-    "cgroup": (sc.CLONE_NEWCGROUP, "cgroup"),
-    "time": (sc.CLONE_NEWTIME, "time"),
+    "user": (C.CLONE_NEWUSER, "user"),
+    "ipc": (C.CLONE_NEWIPC, "ipc"),
+    "uts": (C.CLONE_NEWUTS, "uts"),
+    "network": (C.CLONE_NEWNET, "net"),
+    "pid": (C.CLONE_NEWPID, "pid"),
+    "mount": (C.CLONE_NEWNS, "mnt"),
+    "cgroup": (C.CLONE_NEWCGROUP, "cgroup"),
+    "time": (C.CLONE_NEWTIME, "time"),
 }
 # setns order: user first (caps in the namespaces it owns), mount last (paths stay valid).
 JOIN_ORDER = ("user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount")
@@ -105,9 +107,10 @@ def loopback_up():
 
     s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
     try:
-        # struct ifreq (40 bytes): name[16], short flags (IFF_UP|IFF_LOOPBACK|IFF_RUNNING)
-        ifr = b"lo".ljust(16, b"\0") + (0x1 | 0x8 | 0x40).to_bytes(2, sys.byteorder) + bytes(22)
-        fcntl.ioctl(s.fileno(), 0x8914, ifr)  # SIOCSIFFLAGS
+        # struct ifreq (40 bytes): name[16], short flags
+        flags = C.IFF_UP | C.IFF_LOOPBACK | C.IFF_RUNNING
+        ifr = b"lo".ljust(16, b"\0") + flags.to_bytes(2, sys.byteorder) + bytes(22)
+        fcntl.ioctl(s.fileno(), C.SIOCSIFFLAGS, ifr)
     finally:
         s.close()
 

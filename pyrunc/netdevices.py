@@ -126,7 +126,7 @@ def _iproute_in(ns_fd=None):
 
     if ns_fd is None:
         return IPRoute()
-    from pyrunc import syscalls as sc
+    from pyrunc.native import syscalls as sc
 
     own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:

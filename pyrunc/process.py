@@ -5,7 +5,9 @@ import os
 # _signal, not signal: the signal module builds enums (enum costs ~7 ms to import).
 import _signal as signal
 
-from pyrunc import syscalls as sc
+from pyrunc.native import constants as C
+from pyrunc.native import syscalls as sc
+
 from pyrunc.errors import PyruncError
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -41,7 +43,7 @@ def parse_cpu_list(text):
 def set_rlimits(rlimits):
     for rl in rlimits or ():
         name = rl["type"]
-        res = sc.RLIMITS.get(name)
+        res = C.RLIMITS.get(name)
         if res is None:
             raise PyruncError(f"process.rlimits: unknown rlimit type {name!r}")
         try:
@@ -64,13 +66,13 @@ def _write_own_proc_file(name, text):
     try:
         fd = os.open(f"/proc/self/{name}", os.O_WRONLY | os.O_CLOEXEC)
     except PermissionError:
-        if sc.prctl(sc.PR_GET_DUMPABLE) != 0:
+        if sc.prctl(C.PR_GET_DUMPABLE) != 0:
             raise
-        sc.prctl(sc.PR_SET_DUMPABLE, 1)
+        sc.prctl(C.PR_SET_DUMPABLE, 1)
         try:
             fd = os.open(f"/proc/self/{name}", os.O_WRONLY | os.O_CLOEXEC)
         finally:
-            sc.prctl(sc.PR_SET_DUMPABLE, 0)
+            sc.prctl(C.PR_SET_DUMPABLE, 0)
     try:
         os.write(fd, text.encode())
     finally:
@@ -230,11 +232,11 @@ def set_user_and_caps(user, caps, warn=None, keep_extra=0):
         for c in range(last_cap() + 1):
             if not keep & (1 << c):
                 try:
-                    sc.prctl(sc.PR_CAPBSET_DROP, c)
+                    sc.prctl(C.PR_CAPBSET_DROP, c)
                 except OSError as e:
                     raise PyruncError(f"dropping capability {c} from the bounding set: "
                                       f"{e.strerror}") from None
-    sc.prctl(sc.PR_SET_KEEPCAPS, 1)
+    sc.prctl(C.PR_SET_KEEPCAPS, 1)
     try:
         os.setgroups(list(user.get("additionalGids") or ()))
     except OSError as e:
@@ -246,7 +248,7 @@ def set_user_and_caps(user, caps, warn=None, keep_extra=0):
         os.setresuid(uid, uid, uid)
     except OSError as e:
         raise PyruncError(f"process.user: setting uid {uid} gid {gid}: {e.strerror}") from None
-    sc.prctl(sc.PR_SET_KEEPCAPS, 0)
+    sc.prctl(C.PR_SET_KEEPCAPS, 0)
     if caps is None:
         return None
     eff, perm, inh = (caps_mask(caps.get(k)) for k in ("effective", "permitted", "inheritable"))
@@ -264,7 +266,7 @@ def set_user_and_caps(user, caps, warn=None, keep_extra=0):
         try:
             if not perm & inh & (1 << num):  # what the kernel checks, on the final sets
                 raise OSError(1, "Operation not permitted")
-            sc.prctl(sc.PR_CAP_AMBIENT, sc.PR_CAP_AMBIENT_RAISE, num)
+            sc.prctl(C.PR_CAP_AMBIENT, C.PR_CAP_AMBIENT_RAISE, num)
         except OSError as e:
             # As runc: a warning, since runc's own default spec asks for ambient caps
             # that are not inheritable.
@@ -308,7 +310,8 @@ def prepare(proc, linux, listen_fds=0, warn=None):
     """Apply process attributes in the order runc does (standard_init_linux.go), up to but
     not including execve; the executable is looked up now so that a missing one fails
     create (or exec), not start."""
-    from pyrunc import syscalls as sc
+    from pyrunc.native import constants as C
+    from pyrunc.native import syscalls as sc
 
     sec = linux.get("seccomp")
     if sec:
@@ -348,7 +351,7 @@ def prepare(proc, linux, listen_fds=0, warn=None):
     path = lookup_executable(args[0], env)
     nnp = proc.get("noNewPrivileges")
     if nnp:
-        sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1)
+        sc.prctl(C.PR_SET_NO_NEW_PRIVS, 1)
     if proc.get("selinuxLabel"):
         from pyrunc import selinux
 

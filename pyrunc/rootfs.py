@@ -23,7 +23,8 @@ import os
 import stat
 
 from pyrunc import devices, idmapped_mounts, mounts, rootfs_finalize, sysctl
-from pyrunc import syscalls as sc
+from pyrunc.native import constants as C
+from pyrunc.native import syscalls as sc
 from pyrunc.errors import PyruncError
 from pyrunc.idmapped_mounts import close_prepared_mounts, prepare_idmapped_mounts
 from pyrunc.mounts import MountError, fd_path, open_in_root, why
@@ -37,7 +38,7 @@ __all__ = ["RootfsContext", "prepare", "mount_one", "pivot", "finalize",
 USED_AFTER_PIVOT = (mounts, rootfs_finalize, sysctl)
 
 PROPAGATION = mounts.PROPAGATION
-DEFAULT_MOUNT_FLAGS = sc.MS_NOEXEC | sc.MS_NOSUID | sc.MS_NODEV
+DEFAULT_MOUNT_FLAGS = C.MS_NOEXEC | C.MS_NOSUID | C.MS_NODEV
 PROC_ROOT_INO = 1
 # entries of /proc a mount may cover (lxcfs emulates them): runc's list
 VALID_PROC_MOUNTS = frozenset((
@@ -112,7 +113,7 @@ def _parent_mount_private(path):
             shared = any(o.startswith("shared:") for o in fields[6:fields.index("-")] if o)
     if best and shared:
         try:
-            sc.mount(None, best, None, sc.MS_PRIVATE)
+            sc.mount(None, best, None, C.MS_PRIVATE)
         except OSError as e:
             raise PyruncError(f"making {best} (holding the rootfs) private: {why(e)}") from None
 
@@ -130,14 +131,14 @@ def prepare(ctx):
     # spec text wants an unbindable rootfs mount: rprivate here, unbindable after pivot_root.
     # Without a mount namespace this is the host's: only the rootfs bind is made private
     # (below); runc changes the host's / and the rootfs's parent mount too.
-    first = (PROPAGATION[prop] if "unbindable" not in prop else sc.MS_PRIVATE | sc.MS_REC) if prop \
-        else sc.MS_SLAVE | sc.MS_REC
+    first = (PROPAGATION[prop] if "unbindable" not in prop else C.MS_PRIVATE | C.MS_REC) if prop \
+        else C.MS_SLAVE | C.MS_REC
     try:
         if not ctx.host_ns:
             sc.mount(None, "/", None, first)
     except OSError as e:
         raise PyruncError(f"making / {prop or 'rslave'} in the container's mount namespace: {why(e)}") from None
-    if (not first & sc.MS_REC or first & sc.MS_SHARED) and not ctx.host_ns:
+    if (not first & C.MS_REC or first & C.MS_SHARED) and not ctx.host_ns:
         _parent_mount_private(ctx.rootfs)
     if not os.path.isdir(ctx.rootfs):
         raise PyruncError(f"root.path {ctx.rootfs}: not a directory" if os.path.exists(ctx.rootfs)
@@ -145,9 +146,9 @@ def prepare(ctx):
     if ctx.rootfs == "/":
         raise PyruncError("root.path must not be the host's /")
     try:
-        sc.mount(ctx.rootfs, ctx.rootfs, None, sc.MS_BIND | sc.MS_REC)
+        sc.mount(ctx.rootfs, ctx.rootfs, None, C.MS_BIND | C.MS_REC)
         if ctx.host_ns:  # what is mounted under it stays out of the host's peer groups
-            sc.mount(None, ctx.rootfs, None, sc.MS_PRIVATE | sc.MS_REC)
+            sc.mount(None, ctx.rootfs, None, C.MS_PRIVATE | C.MS_REC)
         ctx.rootfd = os.open(ctx.rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     except OSError as e:
         raise PyruncError(f"bind-mounting root.path {ctx.rootfs} onto itself: {why(e)}") from None
@@ -258,7 +259,7 @@ def _bind(ctx, dest, source, opts, what, idmap=None, src_fd=None, fallback=None)
                 finally:
                     os.close(tree)
             else:
-                mounts.mount_fd(fd_path(src_fd), fd, None, sc.MS_BIND | (opts.flags & sc.MS_REC))
+                mounts.mount_fd(fd_path(src_fd), fd, None, C.MS_BIND | (opts.flags & C.MS_REC))
         finally:
             os.close(fd)
     finally:
@@ -283,7 +284,7 @@ def _after_mount(ctx, dest, opts, what, bind=False, fd=None):
         fd = _reopen(ctx, dest, what)
     try:
         mounts.set_propagation(fd, opts.propagation)
-        if bind and (opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT) or opts.cleared):
+        if bind and (opts.flags & ~(C.MS_BIND | C.MS_REC | C.MS_REMOUNT) or opts.cleared):
             mounts.remount_bind(fd, opts.flags, opts.cleared)
         try:
             mounts.set_rec_attr(fd, opts.rec_set, opts.rec_clr)
@@ -320,12 +321,12 @@ def _fs(ctx, dest, fstype, source, opts, what):
         if fstype not in ("tmpfs", "mqueue"):  # as runc: those may cover a part of /proc
             _check_proc(ctx, fd, dest, what, fstype=fstype)
         if fstype == "sysfs" and not ctx.new_netns:
-            flags |= sc.MS_RDONLY  # the host's network namespace: read-only, as runc
+            flags |= C.MS_RDONLY  # the host's network namespace: read-only, as runc
         if ctx.mount_label and ctx.selinux and fstype not in ("proc", "sysfs", "mqueue"):
             data.append(f'context="{ctx.mount_label}"')
-        ro_later = bool(flags & sc.MS_RDONLY) and (fstype == "tmpfs" or clean == "/dev")
+        ro_later = bool(flags & C.MS_RDONLY) and (fstype == "tmpfs" or clean == "/dev")
         if ro_later:
-            flags &= ~sc.MS_RDONLY  # files are made in it first; finalize() makes it read-only
+            flags &= ~C.MS_RDONLY  # files are made in it first; finalize() makes it read-only
         copy_from = None
         if opts.copyup:
             if fstype != "tmpfs":
@@ -462,7 +463,7 @@ def _cgroup(ctx, dest, source, opts, what):
                         pass
     finally:
         os.close(dfd)
-    if opts.flags & sc.MS_RDONLY:
+    if opts.flags & C.MS_RDONLY:
         ctx.ro_later.append(dest)
 
 
@@ -472,7 +473,7 @@ def _cgroup_mounts(ctx, dest, binds, opts, what):
     for name, src, subsys in binds:
         sub = f"{base}/{name}"
         sub_what = f"{what}: {name}"
-        flags = DEFAULT_MOUNT_FLAGS | (opts.flags & sc.MS_RDONLY)
+        flags = DEFAULT_MOUNT_FLAGS | (opts.flags & C.MS_RDONLY)
         data = ",".join(sorted(subsys))
         fd = _target(ctx, sub, "dir", sub_what)
         try:
@@ -496,9 +497,9 @@ def _cgroup_binds(ctx, dest, binds, opts, what):
             at = f"/proc/self/fd/{dfd}/{name}"
             try:
                 os.mkdir(name, 0o755, dir_fd=dfd)
-                sc.mount(src, at, None, sc.MS_BIND | sc.MS_REC)
+                sc.mount(src, at, None, C.MS_BIND | C.MS_REC)
                 mounts.set_propagation(at, opts.propagation)
-                if opts.flags & ~(sc.MS_BIND | sc.MS_REC | sc.MS_REMOUNT) or opts.cleared:
+                if opts.flags & ~(C.MS_BIND | C.MS_REC | C.MS_REMOUNT) or opts.cleared:
                     mounts.remount_bind(at, opts.flags, opts.cleared)
             except OSError as e:
                 mounts.fail(f"{what}: {name}", e)
@@ -519,7 +520,7 @@ def _cgroup2(ctx, dest, source, opts, what):
         if path:
             src = os.path.normpath("/sys/fs/cgroup/" + path.lstrip("/"))
     bopts = mounts.Options()
-    bopts.flags = sc.MS_BIND | sc.MS_REC | opts.flags
+    bopts.flags = C.MS_BIND | C.MS_REC | opts.flags
     bopts.cleared = opts.cleared
     bopts.propagation = list(opts.propagation)
     _bind(ctx, dest, src, bopts, what)
@@ -552,7 +553,7 @@ def pivot(ctx):
         try:
             # the rootfs mount only (config-linux.md); the r-forms' recursion is runc's
             # first step in prepare(), which binds below inherit
-            sc.mount(None, "/", None, PROPAGATION[prop] & ~sc.MS_REC)
+            sc.mount(None, "/", None, PROPAGATION[prop] & ~C.MS_REC)
         except OSError as e:
             raise PyruncError(f"linux.rootfsPropagation {prop}: {why(e)}") from None
     if ctx.setup_dev:
@@ -579,8 +580,8 @@ def _pivot_root(ctx):
     finally:
         os.close(oldroot)
     # unmounting the old root must not propagate anywhere, then detach it all
-    sc.mount(None, ".", None, sc.MS_SLAVE | sc.MS_REC)
-    sc.umount2(".", sc.MNT_DETACH)
+    sc.mount(None, ".", None, C.MS_SLAVE | C.MS_REC)
+    sc.umount2(".", C.MNT_DETACH)
     os.chdir("/")
 
 
@@ -595,19 +596,19 @@ def _move_root(ctx):
                 or mp == rootfs or mp.startswith(rootfs + "/"):
             continue
         try:
-            sc.mount(None, mp, None, sc.MS_SLAVE | sc.MS_REC)
+            sc.mount(None, mp, None, C.MS_SLAVE | C.MS_REC)
         except OSError as e:
             if e.errno == errno.ENOENT:
                 continue  # under something already unmounted
             raise
         try:
-            sc.umount2(mp, sc.MNT_DETACH)
+            sc.umount2(mp, C.MNT_DETACH)
         except OSError as e:
             if e.errno not in (errno.EINVAL, errno.EPERM):
                 raise
             sc.mount("tmpfs", mp, "tmpfs", 0)
     os.chdir(rootfs)
-    sc.mount(rootfs, "/", None, sc.MS_MOVE)
+    sc.mount(rootfs, "/", None, C.MS_MOVE)
     os.chroot(".")
     os.chdir("/")
 

@@ -10,7 +10,8 @@ import os
 import stat
 
 from pyrunc import mounts
-from pyrunc import syscalls as sc
+from pyrunc.native import constants as C
+from pyrunc.native import syscalls as sc
 from pyrunc.errors import PyruncError
 from pyrunc.mounts import fd_path, open_in_root, why
 
@@ -39,7 +40,7 @@ def finalize(ctx):
                 raise PyruncError(f"root.readonly: remounting / read-only: {why(e)}") from None
         if "unbindable" in ctx.propagation:  # after the binds above (see rootfs.pivot)
             try:
-                sc.mount(None, "/", None, sc.MS_UNBINDABLE)  # the rootfs mount (config-linux.md)
+                sc.mount(None, "/", None, C.MS_UNBINDABLE)  # the rootfs mount (config-linux.md)
             except OSError as e:
                 raise PyruncError(f"linux.rootfsPropagation {ctx.propagation}: {why(e)}") from None
     finally:
@@ -77,12 +78,12 @@ class _Resolver:
 def _readonly_path(res, p):
     try:
         with res.open(p) as t:
-            sc.mount(t.target, t.target, None, sc.MS_BIND | sc.MS_REC)
+            sc.mount(t.target, t.target, None, C.MS_BIND | C.MS_REC)
         with res.open(p) as t:
             mounts.remount_readonly(t.target, keep_all=True)
             if t.fd is not None:  # submounts too, where the kernel can
                 try:
-                    mounts.set_rec_attr(t.fd, mounts.MOUNT_ATTR_RDONLY, 0)
+                    mounts.set_rec_attr(t.fd, C.MOUNT_ATTR_RDONLY, 0)
                 except OSError:
                     pass
     except FileNotFoundError:
@@ -99,9 +100,9 @@ def _mask_path(ctx, res, p):
             st = os.stat(t.target)
             if stat.S_ISDIR(st.st_mode):
                 data = f'context="{ctx.mount_label}"' if ctx.mount_label and ctx.selinux else None
-                sc.mount("tmpfs", t.target, "tmpfs", sc.MS_RDONLY, data)
+                sc.mount("tmpfs", t.target, "tmpfs", C.MS_RDONLY, data)
             else:
-                sc.mount("/dev/null", t.target, None, sc.MS_BIND)
+                sc.mount("/dev/null", t.target, None, C.MS_BIND)
     except FileNotFoundError:
         return
     except OSError as e:

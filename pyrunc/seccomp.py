@@ -3,7 +3,7 @@
 Two halves, split by fork:
 
 - In the runtime, before it forks the container's processes (init.preimport_process),
-  prepare() loads libseccomp.so.2 (cffi ABI mode, pyrunc._seccomp), builds the filter
+  prepare() loads libseccomp.so.2 (dlopen'ed through pyrunc.native), builds the filter
   and exports it as a classic BPF program. Every config error surfaces here, as one
   PyruncError line naming the field. libseccomp is never needed after fork, so a
   container whose rootfs has no libseccomp (or, after pivot_root, no host at all)
@@ -39,72 +39,46 @@ import errno
 import os
 
 from pyrunc.errors import PyruncError
+from pyrunc.native import constants as C
+from pyrunc.native import syscalls as sc
 
 LIBSECCOMP = "libseccomp.so.2"
 
-# libseccomp's action values (seccomp.h); ERRNO and TRACE carry a 16-bit datum.
-ACT_KILL_PROCESS = 0x80000000
-ACT_KILL_THREAD = 0x00000000
-ACT_TRAP = 0x00030000
-ACT_ERRNO = 0x00050000
-ACT_TRACE = 0x7FF00000
-ACT_LOG = 0x7FFC0000
-ACT_NOTIFY = 0x7FC00000
-ACT_ALLOW = 0x7FFF0000
 ACTIONS = {
-    "SCMP_ACT_KILL": ACT_KILL_THREAD,  # runc: SCMP_ACT_KILL kills the thread
-    "SCMP_ACT_KILL_PROCESS": ACT_KILL_PROCESS,
-    "SCMP_ACT_KILL_THREAD": ACT_KILL_THREAD,
-    "SCMP_ACT_TRAP": ACT_TRAP,
-    "SCMP_ACT_ERRNO": ACT_ERRNO,
-    "SCMP_ACT_TRACE": ACT_TRACE,
-    "SCMP_ACT_ALLOW": ACT_ALLOW,
-    "SCMP_ACT_LOG": ACT_LOG,
-    "SCMP_ACT_NOTIFY": ACT_NOTIFY,
+    "SCMP_ACT_KILL": C.SCMP_ACT_KILL_THREAD,  # runc: SCMP_ACT_KILL kills the thread
+    "SCMP_ACT_KILL_PROCESS": C.SCMP_ACT_KILL_PROCESS,
+    "SCMP_ACT_KILL_THREAD": C.SCMP_ACT_KILL_THREAD,
+    "SCMP_ACT_TRAP": C.SCMP_ACT_TRAP,
+    "SCMP_ACT_ERRNO": C.SCMP_ACT_ERRNO,
+    "SCMP_ACT_TRACE": C.SCMP_ACT_TRACE,
+    "SCMP_ACT_ALLOW": C.SCMP_ACT_ALLOW,
+    "SCMP_ACT_LOG": C.SCMP_ACT_LOG,
+    "SCMP_ACT_NOTIFY": C.SCMP_ACT_NOTIFY,
 }
 _WITH_ERRNO = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
-EPERM = 1
-
-# enum scmp_compare
-OPERATORS = {
-    "SCMP_CMP_NE": 1, "SCMP_CMP_LT": 2, "SCMP_CMP_LE": 3, "SCMP_CMP_EQ": 4,
-    "SCMP_CMP_GE": 5, "SCMP_CMP_GT": 6, "SCMP_CMP_MASKED_EQ": 7,
-}
-
-# seccomp(2) filter flags
-FLAGS = {
-    "SECCOMP_FILTER_FLAG_TSYNC": 1 << 0,
-    "SECCOMP_FILTER_FLAG_LOG": 1 << 1,
-    "SECCOMP_FILTER_FLAG_SPEC_ALLOW": 1 << 2,
-    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV": 1 << 5,
-}
-FLAG_NEW_LISTENER = 1 << 3
-FLAG_TSYNC_ESRCH = 1 << 4
-SECCOMP_SET_MODE_FILTER = 1
-BPF_MAXINSNS = 4096
-
-# enum scmp_filter_attr
-_ATTR_CTL_OPTIMIZE = 8
+OPERATORS = C.SCMP_CMP
+# the seccomp(2) filter flags a config may name
+FLAGS = {name: getattr(C, name) for name in (
+    "SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV")}
 
 _U64 = (1 << 64) - 1
 SECCOMP_FD_NAME = "seccompFd"  # runtime-spec's name of the fd in ContainerProcessState
 OCI_VERSION = "1.3.0"
 
-_lib = None  # (ffi, libseccomp, libc) once loaded
-_flag_support = {}
+_flag_support = {}  # this kernel's answers (flag_supported), not a container's state
 _pending = None  # the Filter the next container process set up here loads (set before fork)
 
 
 class Filter:
     """A compiled filter: what the container process needs to load it."""
 
-    __slots__ = ("source", "bpf", "flags", "nr_seccomp", "notify", "sock", "listener")
+    __slots__ = ("source", "bpf", "flags", "notify", "sock", "listener")
 
-    def __init__(self, source, bpf, flags, nr_seccomp, notify):
+    def __init__(self, source, bpf, flags, notify):
         self.source = source
         self.bpf = bpf
         self.flags = flags
-        self.nr_seccomp = nr_seccomp
         self.notify = notify
         self.sock = None  # our end of the socketpair to the runtime's forwarder
         self.listener = None
@@ -113,40 +87,21 @@ class Filter:
 # --- libseccomp --------------------------------------------------------------------------
 
 
-def _libs():
-    global _lib
-    if _lib is None:
-        from pyrunc._seccomp import ffi
-
-        try:
-            lib = ffi.dlopen(LIBSECCOMP)
-        except OSError as e:
-            raise PyruncError(f"linux.seccomp: cannot load {LIBSECCOMP} (is libseccomp "
-                              f"installed?): {e}") from None
-        _lib = (ffi, lib, ffi.dlopen(None))
-    return _lib
+def _load_libseccomp():
+    try:
+        sc.libseccomp_open()  # once per process (the C side keeps the handle)
+    except OSError as e:
+        raise PyruncError(f"linux.seccomp: cannot load {LIBSECCOMP} (is libseccomp "
+                          f"installed?): {e.strerror}") from None
 
 
 def libseccomp_version():
     """(major, minor, micro) of the libseccomp loaded, or None if it cannot be loaded."""
     try:
-        _, lib, _ = _libs()
+        _load_libseccomp()
     except PyruncError:
         return None
-    v = lib.seccomp_version()
-    return (v.major, v.minor, v.micro)
-
-
-def _syscall_nr(name):
-    _, lib, _ = _libs()
-    return lib.seccomp_syscall_resolve_name(name.encode())
-
-
-def _seccomp_syscall(nr, op, flags, ptr):
-    """The raw seccomp(2) syscall; returns (result, errno)."""
-    ffi, _, libc = _libs()
-    ret = libc.syscall(nr, ffi.cast("long", op), ffi.cast("long", flags), ptr)
-    return ret, (ffi.errno if ret < 0 else 0)
+    return sc.libseccomp_version()
 
 
 def flag_supported(flag_bits):
@@ -154,13 +109,15 @@ def flag_supported(flag_bits):
     checks the flags before it reads the program, so a NULL program fails with EFAULT
     exactly when the flags are fine)."""
     if flag_bits not in _flag_support:
-        ffi, _, _ = _libs()
-        nr = _syscall_nr("seccomp")
         probe = flag_bits
-        if probe & FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]:
-            probe |= FLAG_NEW_LISTENER  # the kernel takes it with a listener only
-        _, err = _seccomp_syscall(nr, SECCOMP_SET_MODE_FILTER, probe, ffi.NULL)
-        _flag_support[flag_bits] = err == errno.EFAULT
+        if probe & C.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV:
+            probe |= C.SECCOMP_FILTER_FLAG_NEW_LISTENER  # the kernel takes it with a listener only
+        try:
+            sc.seccomp_set_mode_filter(probe, None)
+            ok = False  # (cannot succeed without a program)
+        except OSError as e:
+            ok = e.errno == errno.EFAULT
+        _flag_support[flag_bits] = ok
     return _flag_support[flag_bits]
 
 
@@ -189,7 +146,7 @@ def _action(name, errno_ret, where, errno_where):
                               "(only SCMP_ACT_ERRNO and SCMP_ACT_TRACE do)")
         return act | _uint(errno_ret, errno_where, 0xFFFF)
     if name in _WITH_ERRNO:
-        return act | EPERM
+        return act | errno.EPERM
     return act
 
 
@@ -216,25 +173,19 @@ def _conditions(args, where):
     return [conds]
 
 
-def _add_rule(ffi, lib, ctx, action, nr, conds, where, name):
-    arr = ffi.NULL
-    if conds:
-        arr = ffi.new("struct scmp_arg_cmp[]", len(conds))
-        for k, (index, op, a, b) in enumerate(conds):
-            arr[k].arg, arr[k].op, arr[k].datum_a, arr[k].datum_b = index, op, a, b
-    rc = lib.seccomp_rule_add_array(ctx, action, nr, len(conds), arr)
+def _add_rule(ctx, action, nr, conds, where, name):
+    rc = sc.scmp_rule_add(ctx, action, nr, conds)
     if rc < 0:
         raise PyruncError(f"{where}: adding the rule for {_quote(name)}: {os.strerror(-rc)}")
 
 
-def _arch_token(lib, name, where):
+def _arch_token(name, where):
     if not isinstance(name, str) or not name.startswith("SCMP_ARCH_"):
         raise PyruncError(f"{where}: unknown architecture {_quote(name)}")
-    token = lib.seccomp_arch_resolve_name(name[len("SCMP_ARCH_"):].lower().encode())
+    token = sc.scmp_arch_resolve_name(name[len("SCMP_ARCH_"):].lower())
     if not token:
-        v = lib.seccomp_version()
         raise PyruncError(f"{where}: architecture {name} is not known to libseccomp "
-                          f"{v.major}.{v.minor}.{v.micro}")
+                          + ".".join(map(str, sc.libseccomp_version())))
     return token
 
 
@@ -242,7 +193,7 @@ def compile(cfg, where="linux.seccomp", warn=None):  # noqa: A001 - the module's
     """Build the filter for a linux.seccomp object; returns a Filter (bpf bytes)."""
     if not isinstance(cfg, dict):
         raise PyruncError(f"{where}: must be an object")
-    ffi, lib, _ = _libs()
+    _load_libseccomp()
     default_name = cfg.get("defaultAction")
     if default_name == "SCMP_ACT_NOTIFY":
         raise PyruncError(f"{where}.defaultAction: SCMP_ACT_NOTIFY cannot be the default action")
@@ -276,30 +227,30 @@ def compile(cfg, where="linux.seccomp", warn=None):  # noqa: A001 - the module's
             raise PyruncError(f"{w}.args: must be an array")
         rules.append((w, names, action, _conditions(args, w) if args else [[]],
                       act_name == "SCMP_ACT_NOTIFY"))
-    ctx = lib.seccomp_init(default)
-    if ctx == ffi.NULL:
+    ctx = sc.scmp_init(default)
+    if ctx is None:
         raise PyruncError(f"{where}.defaultAction: {default_name} is not supported by "
                           "this kernel or libseccomp")
     try:
         for j, arch in enumerate(cfg.get("architectures") or ()):
-            rc = lib.seccomp_arch_add(ctx, _arch_token(lib, arch, f"{where}.architectures[{j}]"))
+            rc = sc.scmp_arch_add(ctx, _arch_token(arch, f"{where}.architectures[{j}]"))
             if rc < 0 and rc != -errno.EEXIST:  # the native one is always there
                 raise PyruncError(f"{where}.architectures[{j}]: adding {arch}: {os.strerror(-rc)}")
         if len(syscalls) > 32:
-            lib.seccomp_attr_set(ctx, _ATTR_CTL_OPTIMIZE, 2)  # binary tree, as runc; best effort
+            sc.scmp_attr_set(ctx, C.SCMP_FLTATR_CTL_OPTIMIZE, 2)  # binary tree, as runc; best effort
         for w, names, action, condsets, is_notify in rules:
             if action == default:
                 continue  # runc: redundant, skipped
             for name in names:
-                nr = lib.seccomp_syscall_resolve_name(name.encode())
+                nr = sc.scmp_syscall_resolve_name(name)
                 if nr == -1:  # __NR_SCMP_ERROR: unknown to libseccomp, skipped as by runc
                     continue
                 for conds in condsets:
-                    _add_rule(ffi, lib, ctx, action, nr, conds, w, name)
+                    _add_rule(ctx, action, nr, conds, w, name)
                 notify = notify or is_notify
-        bpf = _export(lib, ctx)
+        bpf = _export(ctx)
     finally:
-        lib.seccomp_release(ctx)
+        sc.scmp_release(ctx)
     flags = 0
     for j, name in enumerate(cfg.get("flags") or ()):
         bit = FLAGS.get(name)
@@ -310,22 +261,22 @@ def compile(cfg, where="linux.seccomp", warn=None):  # noqa: A001 - the module's
         if bit == FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"] and not notify:
             continue  # only meaningful (and only accepted) with a notify listener
         if bit == FLAGS["SECCOMP_FILTER_FLAG_TSYNC"] and notify:
-            if flag_supported(bit | FLAG_TSYNC_ESRCH):
-                flags |= bit | FLAG_TSYNC_ESRCH  # the kernel wants ESRCH with a listener
+            if flag_supported(bit | C.SECCOMP_FILTER_FLAG_TSYNC_ESRCH):
+                flags |= bit | C.SECCOMP_FILTER_FLAG_TSYNC_ESRCH  # the kernel wants ESRCH with a listener
             continue
         if flag_supported(bit):
             flags |= bit
         elif warn:
             warn(f"{where}.flags[{j}]: {name} is not supported by this kernel: skipped")
     if notify:
-        flags |= FLAG_NEW_LISTENER
-    return Filter(cfg, bpf, flags, _syscall_nr("seccomp"), notify)
+        flags |= C.SECCOMP_FILTER_FLAG_NEW_LISTENER
+    return Filter(cfg, bpf, flags, notify)
 
 
-def _export(lib, ctx):
+def _export(ctx):
     fd = os.memfd_create("pyrunc-seccomp", os.MFD_CLOEXEC)
     try:
-        rc = lib.seccomp_export_bpf(ctx, fd)
+        rc = sc.scmp_export_bpf(ctx, fd)
         if rc < 0:
             raise PyruncError(f"linux.seccomp: exporting the filter: {os.strerror(-rc)}")
         size = os.fstat(fd).st_size
@@ -340,9 +291,9 @@ def _export(lib, ctx):
         os.close(fd)
     if not data or len(data) % 8:
         raise PyruncError("linux.seccomp: libseccomp exported an empty or malformed filter")
-    if len(data) // 8 > BPF_MAXINSNS:
+    if len(data) // 8 > C.BPF_MAXINSNS:
         raise PyruncError(f"linux.seccomp: the filter has {len(data) // 8} BPF instructions; "
-                          f"the kernel takes at most {BPF_MAXINSNS} (fewer rules or "
+                          f"the kernel takes at most {C.BPF_MAXINSNS} (fewer rules or "
                           "architectures)")
     return data
 
@@ -485,17 +436,11 @@ def load():
     filt, _pending = _pending, None
     if filt is None:
         return
-    ffi, _, _ = _libs()
-    n = len(filt.bpf) // 8
-    prog = ffi.new("struct sock_filter[]", n)
-    ffi.memmove(prog, filt.bpf, len(filt.bpf))
-    fprog = ffi.new("struct sock_fprog *")
-    fprog.len = n
-    fprog.filter = prog
-    ret, err = _seccomp_syscall(filt.nr_seccomp, SECCOMP_SET_MODE_FILTER, filt.flags, fprog)
-    if ret < 0:
-        raise PyruncError(f"linux.seccomp: loading the filter ({n} instructions, flags "
-                          f"{filt.flags:#x}): {os.strerror(err)}")
+    try:
+        ret = sc.seccomp_set_mode_filter(filt.flags, filt.bpf)
+    except OSError as e:
+        raise PyruncError(f"linux.seccomp: loading the filter ({len(filt.bpf) // 8} "
+                          f"instructions, flags {filt.flags:#x}): {os.strerror(e.errno)}") from None
     if filt.notify:
         _hand_over(filt, ret)
 

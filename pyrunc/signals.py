@@ -15,18 +15,20 @@ class ChildSubreaper:
     __slots__ = ("_was",)
 
     def __enter__(self):
-        from pyrunc import syscalls as sc
+        from pyrunc.native import constants as C
+        from pyrunc.native import syscalls as sc
 
         self._was = sc.child_subreaper()
         if not self._was:
-            sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1)
+            sc.prctl(C.PR_SET_CHILD_SUBREAPER, 1)
         return self
 
     def __exit__(self, *exc):
         if not self._was:
-            from pyrunc import syscalls as sc
+            from pyrunc.native import constants as C
+            from pyrunc.native import syscalls as sc
 
-            sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 0)
+            sc.prctl(C.PR_SET_CHILD_SUBREAPER, 0)
 
 
 def block_all():

@@ -141,11 +141,12 @@ def apply(sysctls, nsmap, hostname=None):
 def _open_beneath(base, rel):
     """Open /proc/sys/<rel> for writing without leaving /proc/sys nor following links
     (check() already refused "..": this is the second line of defence)."""
-    from pyrunc import syscalls as sc
+    from pyrunc.native import constants as C
+    from pyrunc.native import syscalls as sc
 
     try:
-        return sc.openat2(base, rel, os.O_WRONLY, 0, sc.RESOLVE_BENEATH | sc.RESOLVE_NO_SYMLINKS |
-                          sc.RESOLVE_NO_MAGICLINKS)
+        return sc.openat2(base, rel, os.O_WRONLY, 0, C.RESOLVE_BENEATH | C.RESOLVE_NO_SYMLINKS |
+                          C.RESOLVE_NO_MAGICLINKS)
     except OSError as e:
         if e.errno not in (errno.ENOSYS, errno.E2BIG):  # kernel < 5.6 has no openat2
             raise

@@ -38,14 +38,14 @@ def test_library_create_and_exec_leave_the_caller_as_it_was(rt):
     rt.ids.add("sub")
     out = run_python("""
         import os
-        from pyrunc._native import ffi, lib
+        from pyrunc.native._lowlevel import ffi, lib
         from pyrunc.container import create, start, delete, kill
         from pyrunc.exec_process import build_process, exec_in
         from pyrunc.state import open_container
 
         def subreaper():  # prctl(PR_GET_CHILD_SUBREAPER)
             out = ffi.new("int *")
-            assert lib.prctl(37, int(ffi.cast("uintptr_t", out)), 0, 0, 0) == 0
+            assert lib.prctl(37, int(ffi.cast("uintptr_t", out)), 0, 0, 0) == 0  # PR_GET_CHILD_SUBREAPER
             return bool(out[0])
 
         def ppid(pid):

@@ -99,9 +99,10 @@ CAP_SYS_PTRACE = 19
 
 
 def _runtime_without_sys_ptrace():
-    from pyrunc import syscalls as sc
+    from pyrunc.native import constants as C
+    from pyrunc.native import syscalls as sc
 
-    sc.prctl(sc.PR_CAPBSET_DROP, CAP_SYS_PTRACE)
+    sc.prctl(C.PR_CAPBSET_DROP, CAP_SYS_PTRACE)
 
 
 def test_exec_not_dumpable_and_no_host_fds(rt):

@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from support.host import by_mountpoint, mountinfo
+from pyrunc.native import constants as C
 
 
 # ---------------------------------------------------------------------------------------
@@ -39,15 +40,14 @@ def hostdir(tmp_path):
 
 def test_options_flags_cleared_data():
     from pyrunc import mounts
-    from pyrunc import syscalls as sc
 
     o = mounts.Options(["rbind", "ro", "nosuid", "noexec", "rw", "strictatime", "size=10k",
                         "mode=0755", "defaults", "rshared", "private", "tmpcopyup"])
     assert o.is_bind and o.recursive
-    assert o.flags & sc.MS_NOSUID and o.flags & sc.MS_NOEXEC and o.flags & sc.MS_STRICTATIME
-    assert not o.flags & sc.MS_RDONLY and o.cleared & sc.MS_RDONLY  # the last of ro/rw wins
+    assert o.flags & C.MS_NOSUID and o.flags & C.MS_NOEXEC and o.flags & C.MS_STRICTATIME
+    assert not o.flags & C.MS_RDONLY and o.cleared & C.MS_RDONLY  # the last of ro/rw wins
     assert o.data == ["size=10k", "mode=0755"]
-    assert o.propagation == [sc.MS_SHARED | sc.MS_REC, sc.MS_PRIVATE]
+    assert o.propagation == [C.MS_SHARED | C.MS_REC, C.MS_PRIVATE]
     assert o.copyup and o.idmap is None
 
 
@@ -67,21 +67,21 @@ def test_options_recursive_attributes():
     from pyrunc import mounts
 
     o = mounts.Options(["rro", "rnosuid", "rnodev", "rnoexec", "rnoatime", "rnodiratime", "rnosymfollow"])
-    assert o.rec_set == (mounts.MOUNT_ATTR_RDONLY | mounts.MOUNT_ATTR_NOSUID | mounts.MOUNT_ATTR_NODEV
-                         | mounts.MOUNT_ATTR_NOEXEC | mounts.MOUNT_ATTR_NOATIME
-                         | mounts.MOUNT_ATTR_NODIRATIME | mounts.MOUNT_ATTR_NOSYMFOLLOW)
-    assert o.rec_clr == mounts.MOUNT_ATTR__ATIME  # an atime mode must clear the whole mask
+    assert o.rec_set == (C.MOUNT_ATTR_RDONLY | C.MOUNT_ATTR_NOSUID | C.MOUNT_ATTR_NODEV
+                         | C.MOUNT_ATTR_NOEXEC | C.MOUNT_ATTR_NOATIME
+                         | C.MOUNT_ATTR_NODIRATIME | C.MOUNT_ATTR_NOSYMFOLLOW)
+    assert o.rec_clr == C.MOUNT_ATTR__ATIME  # an atime mode must clear the whole mask
     o = mounts.Options(["rrw", "rsuid", "rdev", "rexec", "rdiratime", "rsymfollow"])
     assert o.rec_set == 0
-    assert o.rec_clr == (mounts.MOUNT_ATTR_RDONLY | mounts.MOUNT_ATTR_NOSUID | mounts.MOUNT_ATTR_NODEV
-                         | mounts.MOUNT_ATTR_NOEXEC | mounts.MOUNT_ATTR_NODIRATIME
-                         | mounts.MOUNT_ATTR_NOSYMFOLLOW)
+    assert o.rec_clr == (C.MOUNT_ATTR_RDONLY | C.MOUNT_ATTR_NOSUID | C.MOUNT_ATTR_NODEV
+                         | C.MOUNT_ATTR_NOEXEC | C.MOUNT_ATTR_NODIRATIME
+                         | C.MOUNT_ATTR_NOSYMFOLLOW)
     o = mounts.Options(["rstrictatime"])
-    assert (o.rec_set, o.rec_clr) == (mounts.MOUNT_ATTR_STRICTATIME, mounts.MOUNT_ATTR__ATIME)
+    assert (o.rec_set, o.rec_clr) == (C.MOUNT_ATTR_STRICTATIME, C.MOUNT_ATTR__ATIME)
     o = mounts.Options(["rnoatime", "rrelatime"])
-    assert (o.rec_set, o.rec_clr) == (0, mounts.MOUNT_ATTR__ATIME)
+    assert (o.rec_set, o.rec_clr) == (0, C.MOUNT_ATTR__ATIME)
     o = mounts.Options(["ratime"])
-    assert (o.rec_set, o.rec_clr) == (0, mounts.MOUNT_ATTR__ATIME)
+    assert (o.rec_set, o.rec_clr) == (0, C.MOUNT_ATTR__ATIME)
 
 
 # ---------------------------------------------------------------------------------------

@@ -209,14 +209,15 @@ def test_errors_name_the_field():
 
 def test_flags_given_to_the_kernel():
     from pyrunc import seccomp
+    from pyrunc.native import constants as C
 
     f = seccomp.compile(profile(rule(["mkdir"]), flags=["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_NOPE",
                                                         "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]))
     assert f.flags == seccomp.FLAGS["SECCOMP_FILTER_FLAG_LOG"]  # unknown skipped; WAIT_KILLABLE_RECV needs a listener
     f = seccomp.compile(notify_profile("/x", flags=["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]))
-    want = seccomp.FLAG_NEW_LISTENER
-    if seccomp.flag_supported(seccomp.FLAGS["SECCOMP_FILTER_FLAG_TSYNC"] | seccomp.FLAG_TSYNC_ESRCH):
-        want |= seccomp.FLAGS["SECCOMP_FILTER_FLAG_TSYNC"] | seccomp.FLAG_TSYNC_ESRCH
+    want = C.SECCOMP_FILTER_FLAG_NEW_LISTENER
+    if seccomp.flag_supported(seccomp.FLAGS["SECCOMP_FILTER_FLAG_TSYNC"] | C.SECCOMP_FILTER_FLAG_TSYNC_ESRCH):
+        want |= seccomp.FLAGS["SECCOMP_FILTER_FLAG_TSYNC"] | C.SECCOMP_FILTER_FLAG_TSYNC_ESRCH
     if seccomp.flag_supported(seccomp.FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]):
         want |= seccomp.FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]
     assert f.flags == want

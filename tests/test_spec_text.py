@@ -80,9 +80,10 @@ CAP_SYS_BOOT = 22  # a capability the runtime never needs: dropped for these tes
 def _runtime_without_sys_boot():
     """preexec_fn: the runtime runs without CAP_SYS_BOOT (root's permitted set after execve
     is its bounding set), as in a restricted environment."""
-    from pyrunc import syscalls as sc
+    from pyrunc.native import constants as C
+    from pyrunc.native import syscalls as sc
 
-    sc.prctl(sc.PR_CAPBSET_DROP, CAP_SYS_BOOT)
+    sc.prctl(C.PR_CAPBSET_DROP, CAP_SYS_BOOT)
 
 
 def _own_bounding():

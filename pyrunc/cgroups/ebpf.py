@@ -103,22 +103,24 @@ def device_filter(emulator):
 
 def attached_programs(dirfd):
     """Ids of the device programs attached to this cgroup itself."""
-    from pyrunc import syscalls as sc
+    from pyrunc.native import constants as C
+    from pyrunc.native import syscalls as sc
 
-    return sc.bpf_prog_query(dirfd, sc.BPF_CGROUP_DEVICE)
+    return sc.bpf_prog_query(dirfd, C.BPF_CGROUP_DEVICE)
 
 
 def load_attach(dirpath, program):
     """Load ``program`` and attach it to the cgroup directory, then detach whatever
     device program was attached there before. OSError on failure, with the call."""
-    from pyrunc import syscalls as sc
+    from pyrunc.native import constants as C
+    from pyrunc.native import syscalls as sc
 
     dirfd = os.open(dirpath, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         old = attached_programs(dirfd)
         prog = _load(program)
         try:
-            sc.bpf_prog_attach(dirfd, prog, sc.BPF_CGROUP_DEVICE, sc.BPF_F_ALLOW_MULTI)
+            sc.bpf_prog_attach(dirfd, prog, C.BPF_CGROUP_DEVICE, C.BPF_F_ALLOW_MULTI)
             for pid in old:
                 try:
                     ofd = sc.bpf_prog_get_fd_by_id(pid)
@@ -129,7 +131,7 @@ def load_attach(dirpath, program):
                         continue
                     raise
                 try:
-                    sc.bpf_prog_detach(dirfd, ofd, sc.BPF_CGROUP_DEVICE)
+                    sc.bpf_prog_detach(dirfd, ofd, C.BPF_CGROUP_DEVICE)
                 except OSError as e:
                     if e.errno != errno.ENOENT:
                         raise
@@ -142,20 +144,21 @@ def load_attach(dirpath, program):
 
 
 def _load(program):
-    from pyrunc import syscalls as sc
+    from pyrunc.native import constants as C
+    from pyrunc.native import syscalls as sc
 
     try:
-        return sc.bpf_prog_load(sc.BPF_PROG_TYPE_CGROUP_DEVICE, program, LICENSE)
+        return sc.bpf_prog_load(C.BPF_PROG_TYPE_CGROUP_DEVICE, program, LICENSE)
     except OSError as e:
         if e.errno != errno.EPERM:
             raise
     # Kernels before 5.11 charge programs to RLIMIT_MEMLOCK (runc raises it too); the
     # container's processes are forked already and do not inherit it.
     try:
-        sc.setrlimit(sc.RLIMITS["RLIMIT_MEMLOCK"], (1 << 64) - 1, (1 << 64) - 1)
+        sc.setrlimit(C.RLIMITS["RLIMIT_MEMLOCK"], (1 << 64) - 1, (1 << 64) - 1)
     except OSError:
         pass
-    return sc.bpf_prog_load(sc.BPF_PROG_TYPE_CGROUP_DEVICE, program, LICENSE, log_size=65536)
+    return sc.bpf_prog_load(C.BPF_PROG_TYPE_CGROUP_DEVICE, program, LICENSE, log_size=65536)
 
 
 def probe():

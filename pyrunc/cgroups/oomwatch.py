@@ -55,14 +55,15 @@ class MemoryEventsWatch:
     _EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (+ name)
 
     def __init__(self, cgdir):
-        from pyrunc import syscalls as sc
+        from pyrunc.native import constants as C
+        from pyrunc.native import syscalls as sc
 
         self.events = os.path.join(cgdir, "memory.events")
         self.cgevents = os.path.join(cgdir, "cgroup.events")
         self.fd = sc.inotify_init()
         try:
-            self.ev_wd = sc.inotify_add_watch(self.fd, self.events, sc.IN_MODIFY)
-            self.cg_wd = sc.inotify_add_watch(self.fd, self.cgevents, sc.IN_MODIFY)
+            self.ev_wd = sc.inotify_add_watch(self.fd, self.events, C.IN_MODIFY)
+            self.cg_wd = sc.inotify_add_watch(self.fd, self.cgevents, C.IN_MODIFY)
         except OSError:
             os.close(self.fd)
             raise

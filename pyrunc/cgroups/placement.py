@@ -62,7 +62,7 @@ class Placement:
         namespaces with clone_flags (then a refused clone3 raises OSError)."""
         pid = None
         if clone_flags or self.clone_fd is not None:
-            from pyrunc import syscalls as sc
+            from pyrunc.native import syscalls as sc
 
             try:
                 pid = sc.clone_fork(clone_flags, self.clone_fd)

@@ -67,9 +67,10 @@ def _ready(opts):
     as runc's run, so that it reaps what is orphaned in a container without a PID
     namespace; with --no-subreaper it is not, and those go to the host's reaper."""
     if opts["no_subreaper"] or not opts["detach"]:
-        from pyrunc import syscalls as sc
+        from pyrunc.native import constants as C
+        from pyrunc.native import syscalls as sc
 
-        sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 0 if opts["no_subreaper"] else 1)
+        sc.prctl(C.PR_SET_CHILD_SUBREAPER, 0 if opts["no_subreaper"] else 1)
     if not opts["detach"]:
         from pyrunc import signals
 

@@ -13,5 +13,5 @@ sys.path: conftest.py puts it there).
 - compare:  pyrunc next to runc: the same bundle through both
 
 Every module imports only the standard library (and pytest) at its top, never pyrunc's
-compiled module: the tests marked ``unit`` use them without root or pyrunc._native.
+compiled module: the tests marked ``unit`` use them without root or pyrunc.native._lowlevel.
 """

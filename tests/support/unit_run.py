@@ -1,5 +1,5 @@
 """Run pytest with pyrunc's compiled modules unimportable, as the tests marked ``unit``
-must run (no root, no pyrunc._native: a checkout where nothing was built):
+must run (no root, no pyrunc.native._lowlevel: a checkout where nothing was built):
 
     python tests/support/unit_run.py -m unit tests/
 
@@ -8,7 +8,7 @@ The arguments are pytest's. tests/test_unit_marker.py runs it as `nobody`.
 import importlib.abc
 import sys
 
-BLOCKED = ("pyrunc._native", "pyrunc._seccomp")
+BLOCKED = ("pyrunc.native._lowlevel",)
 
 
 class _Unbuilt(importlib.abc.MetaPathFinder):
@@ -27,7 +27,7 @@ if __name__ == "__main__":
 
 def unbuilt_copy(dest):
     """Copy this checkout's pyrunc/, tests/, specs/, conformance/ and setup.cfg to dest/main without
-    pyrunc's compiled modules (the .so files and the cffi-generated _seccomp.py), and
+    pyrunc's compiled module (the .so files), and
     link dest/shared to the runtime-spec text next to the checkout. Returns dest/main."""
     import shutil
     from pathlib import Path
@@ -35,7 +35,7 @@ def unbuilt_copy(dest):
     from support.paths import REPO, SHARED_SPEC
 
     main = Path(dest) / "main"
-    skip = shutil.ignore_patterns("*.so", "_seccomp.py", "__pycache__", ".hypothesis")
+    skip = shutil.ignore_patterns("*.so", "__pycache__", ".hypothesis")
     for d in ("pyrunc", "tests", "specs", "conformance"):
         shutil.copytree(REPO / d, main / d, ignore=skip, symlinks=True)
     shutil.copy2(REPO / "setup.cfg", main / "setup.cfg")

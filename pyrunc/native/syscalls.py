@@ -1,96 +1,29 @@
-"""The one place for syscalls that Python's `os` lacks (cffi, compiled at install).
+"""The syscall wrappers: every call into C goes through here (the one cffi module,
+pyrunc.native._lowlevel). The values they take are named in pyrunc.native.constants.
 
-Every wrapper raises OSError(errno, "call(args): strerror") on failure.
+Every wrapper raises OSError(errno, "call(args): strerror") on failure. CALLS names
+them all: pyrunc.native.fake stands in for exactly these in unit tests.
 """
 import errno
 import os
 
-from pyrunc._native import ffi, lib
+from pyrunc.native.constants import CLONE_INTO_CGROUP, PR_GET_CHILD_SUBREAPER
 
-# clone/unshare/setns flags
-CLONE_NEWTIME = 0x00000080
-CLONE_NEWNS = 0x00020000
-CLONE_NEWCGROUP = 0x02000000
-CLONE_NEWUTS = 0x04000000
-CLONE_NEWIPC = 0x08000000
-CLONE_NEWUSER = 0x10000000
-CLONE_NEWPID = 0x20000000
-CLONE_NEWNET = 0x40000000
+try:
+    from pyrunc.native._lowlevel import ffi, lib
+except ImportError as e:  # not built: only pyrunc.native.fake can stand in (unit tests)
+    class _NotBuilt:
+        def __getattr__(self, name, why=str(e)):
+            raise ImportError(f"pyrunc.native._lowlevel is not built ({why}): "
+                              "install pyrunc (pip install .), or use pyrunc.native.fake")
 
-# mount flags
-MS_RDONLY = 0x1
-MS_NOSUID = 0x2
-MS_NODEV = 0x4
-MS_NOEXEC = 0x8
-MS_SYNCHRONOUS = 0x10
-MS_REMOUNT = 0x20
-MS_MANDLOCK = 0x40
-MS_DIRSYNC = 0x80
-MS_NOSYMFOLLOW = 0x100
-MS_NOATIME = 0x400
-MS_NODIRATIME = 0x800
-MS_BIND = 0x1000
-MS_MOVE = 0x2000
-MS_REC = 0x4000
-MS_SILENT = 0x8000
-MS_UNBINDABLE = 0x20000
-MS_PRIVATE = 0x40000
-MS_SLAVE = 0x80000
-MS_SHARED = 0x100000
-MS_RELATIME = 0x200000
-MS_STRICTATIME = 0x1000000
-MS_LAZYTIME = 0x2000000
-
-MNT_FORCE = 1
-MNT_DETACH = 2
-UMOUNT_NOFOLLOW = 8
-
-# prctl
-PR_SET_PDEATHSIG = 1
-PR_GET_DUMPABLE = 3
-PR_SET_DUMPABLE = 4
-PR_SET_KEEPCAPS = 8
-PR_SET_NAME = 15
-PR_CAPBSET_READ = 23
-PR_CAPBSET_DROP = 24
-PR_SET_CHILD_SUBREAPER = 36
-PR_GET_CHILD_SUBREAPER = 37
-PR_SET_NO_NEW_PRIVS = 38
-PR_GET_NO_NEW_PRIVS = 39
-PR_CAP_AMBIENT = 47
-PR_CAP_AMBIENT_RAISE = 2
-PR_CAP_AMBIENT_CLEAR_ALL = 4
-
-# openat2 resolve flags
-RESOLVE_NO_XDEV = 0x01
-RESOLVE_NO_MAGICLINKS = 0x02
-RESOLVE_NO_SYMLINKS = 0x04
-RESOLVE_BENEATH = 0x08
-RESOLVE_IN_ROOT = 0x10
-
-# open_tree / move_mount / mount_setattr
-OPEN_TREE_CLONE = 1
-OPEN_TREE_CLOEXEC = os.O_CLOEXEC
-AT_EMPTY_PATH = 0x1000
-AT_RECURSIVE = 0x8000
-MOVE_MOUNT_F_EMPTY_PATH = 0x4
-MOUNT_ATTR_RDONLY = 0x1
-MOUNT_ATTR_NOSUID = 0x2
-MOUNT_ATTR_NODEV = 0x4
-MOUNT_ATTR_NOEXEC = 0x8
-MOUNT_ATTR_IDMAP = 0x100000
-
+    ffi = lib = _NotBuilt()
 
 def _check(ret, call):
     if ret < 0:
         err = ffi.errno
         raise OSError(err, f"{call}: {os.strerror(err)}")
     return ret
-
-
-def wipe_memory(addr, size):
-    """Zero `size` bytes of this process's own memory at address `addr`."""
-    ffi.memmove(ffi.cast("char *", addr), bytes(size), size)
 
 
 def _b(s):
@@ -215,7 +148,7 @@ def clone_fork(flags=0, cgroup_fd=None):
     """os.fork() by clone3: the child in new namespaces (CLONE_NEW* flags) and, with
     cgroup_fd (an O_PATH fd of a cgroup v2 directory), born in that cgroup."""
     global _clone3_missing
-    call = f"clone3({flags:#x}{'' if cgroup_fd is None else ', CLONE_INTO_CGROUP'})"
+    call = f"clone3({flags:#x}{'' if cgroup_fd is None else f' | {CLONE_INTO_CGROUP:#x}'})"
     if _clone3_missing:  # ENOSYS once (an old kernel, a seccomp profile): not again
         raise OSError(errno.ENOSYS, f"{call}: {os.strerror(errno.ENOSYS)}")
     try:
@@ -225,22 +158,12 @@ def clone_fork(flags=0, cgroup_fd=None):
         raise
 
 
-# RLIMIT_* of Linux's generic ABI (x86, arm, riscv, ...; not alpha, mips, sparc).
-RLIMITS = {name: i for i, name in enumerate((
-    "RLIMIT_CPU", "RLIMIT_FSIZE", "RLIMIT_DATA", "RLIMIT_STACK", "RLIMIT_CORE", "RLIMIT_RSS",
-    "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS",
-    "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME"))}
-
-
 def setrlimit(resource, soft, hard):
     """prlimit64 on this process; soft/hard as uint64 (2**64-1 is RLIM_INFINITY)."""
     _check(lib.pyrunc_setrlimit(resource, soft, hard), f"setrlimit({resource}, {soft}, {hard})")
 
 
 # bpf(2): cgroup v2 device programs (pyrunc.cgroups.ebpf)
-BPF_PROG_TYPE_CGROUP_DEVICE = 15
-BPF_CGROUP_DEVICE = 6  # attach type
-BPF_F_ALLOW_MULTI = 0x2
 
 
 def bpf_prog_load(prog_type, insns, license="Apache", log_size=0):
@@ -289,12 +212,98 @@ def bpf_prog_get_fd_by_id(prog_id):
     return _check(lib.pyrunc_bpf_prog_get_fd_by_id(prog_id), f"bpf(BPF_PROG_GET_FD_BY_ID, {prog_id})")
 
 
-IN_MODIFY = 0x2
-
-
 def inotify_init():
     return _check(lib.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK), "inotify_init1")
 
 
 def inotify_add_watch(fd, path, mask):
     return _check(lib.inotify_add_watch(fd, _b(path), mask), f"inotify_add_watch({path})")
+
+
+def fstatfs_type(fd):
+    """statfs(2)'s f_type of the filesystem fd is on."""
+    out = ffi.new("uint64_t *")
+    _check(lib.pyrunc_fstatfs_type(fd, out), f"fstatfs({fd})")
+    return out[0]
+
+
+def seccomp_set_mode_filter(flags, bpf):
+    """seccomp(SECCOMP_SET_MODE_FILTER, flags) with bpf (classic BPF, 8 bytes an
+    instruction); returns the listener fd with SECCOMP_FILTER_FLAG_NEW_LISTENER, else 0.
+    bpf None only checks the flags: the kernel fails with EFAULT past them."""
+    if bpf is None:
+        ret = lib.pyrunc_seccomp_filter(flags, ffi.NULL, 0)
+    else:
+        ret = lib.pyrunc_seccomp_filter(flags, ffi.from_buffer(bpf), len(bpf) // 8)
+    return _check(ret, f"seccomp(SECCOMP_SET_MODE_FILTER, {flags:#x})")
+
+
+# libseccomp.so.2, dlopen'ed by the C side on first use (pyrunc.seccomp only)
+
+
+def libseccomp_open():
+    """Load libseccomp.so.2 (once); OSError(ENOENT, why) if it cannot be."""
+    if lib.pyrunc_scmp_open() < 0:
+        raise OSError(errno.ENOENT, ffi.string(lib.pyrunc_scmp_error()).decode(errors="replace"))
+
+
+def libseccomp_version():
+    """(major, minor, micro), or (0, 0, 0) for a libseccomp too old to tell (< 2.3)."""
+    v = ffi.new("unsigned int[3]")
+    if lib.pyrunc_scmp_version(v) < 0:
+        return (0, 0, 0)
+    return (v[0], v[1], v[2])
+
+
+def scmp_init(default_action):
+    """A new filter context, or None (the default action is not supported)."""
+    ctx = lib.pyrunc_scmp_init(default_action)
+    return None if ctx == ffi.NULL else ctx
+
+
+def scmp_release(ctx):
+    lib.pyrunc_scmp_release(ctx)
+
+
+# These return libseccomp's result: 0, or a negative errno (no OSError).
+def scmp_attr_set(ctx, attr, value):
+    return lib.pyrunc_scmp_attr_set(ctx, attr, value)
+
+
+def scmp_arch_resolve_name(name):
+    """The arch token of name (libseccomp's spelling: "x86_64"), or 0."""
+    return lib.pyrunc_scmp_arch_resolve_name(_b(name))
+
+
+def scmp_arch_add(ctx, token):
+    return lib.pyrunc_scmp_arch_add(ctx, token)
+
+
+def scmp_syscall_resolve_name(name):
+    """The syscall number of name, or -1 (__NR_SCMP_ERROR) when libseccomp does not know it."""
+    return lib.pyrunc_scmp_syscall_resolve_name(_b(name))
+
+
+def scmp_rule_add(ctx, action, nr, conds):
+    """conds: [(arg index, SCMP_CMP_* value, datum_a, datum_b), ...] ANDed."""
+    arr = ffi.NULL
+    if conds:
+        arr = ffi.new("struct pyrunc_scmp_arg[]", len(conds))
+        for k, (index, op, a, b) in enumerate(conds):
+            arr[k].arg, arr[k].op, arr[k].datum_a, arr[k].datum_b = index, op, a, b
+    return lib.pyrunc_scmp_rule_add_array(ctx, action, nr, len(conds), arr)
+
+
+def scmp_export_bpf(ctx, fd):
+    return lib.pyrunc_scmp_export_bpf(ctx, fd)
+
+
+def wipe_memory(addr, size):
+    """Zero `size` bytes of this process's own memory at address `addr`."""
+    ffi.memmove(ffi.cast("char *", addr), bytes(size), size)
+
+
+# What pyrunc.native.fake stands in for: every wrapper above.
+CALLS = tuple(name for name, value in globals().items()
+              if not name.startswith("_") and callable(value) and
+              getattr(value, "__module__", None) == __name__)

@@ -1,7 +1,9 @@
-"""cffi out-of-line (API mode) build of pyrunc._native, compiled at install time.
+"""The one cffi module, pyrunc.native._lowlevel (out-of-line API mode, compiled at
+install time by setup.py: no pycparser or compiler at run time).
 
-Only the syscalls Python's `os` lacks. Each C wrapper returns -1 and sets errno on
-failure; pyrunc.syscalls turns that into OSError.
+Only what Python's `os` lacks. Each C wrapper returns -1 and sets errno on failure;
+pyrunc.native.syscalls turns that into OSError. libseccomp.so.2 is not linked: the
+C side dlopen()s it on first use (pyrunc_scmp_open), for a config with linux.seccomp.
 """
 from cffi import FFI
 
@@ -49,11 +51,29 @@ ffibuilder.cdef(
     int pyrunc_bpf_prog_get_fd_by_id(uint32_t id);
     int inotify_init1(int flags);
     int inotify_add_watch(int fd, const char *pathname, uint32_t mask);
+
+    int pyrunc_fstatfs_type(int fd, uint64_t *f_type);
+    long pyrunc_seccomp_filter(unsigned int flags, const void *insns, unsigned int count);
+
+    /* libseccomp.so.2, dlopen'ed on first use (pyrunc_scmp_open) */
+    struct pyrunc_scmp_arg { unsigned int arg; int op; uint64_t datum_a; uint64_t datum_b; };
+    int pyrunc_scmp_open(void);
+    const char *pyrunc_scmp_error(void);
+    int pyrunc_scmp_version(unsigned int v[3]);
+    void *pyrunc_scmp_init(uint32_t def_action);
+    void pyrunc_scmp_release(void *ctx);
+    int pyrunc_scmp_attr_set(void *ctx, int attr, uint32_t value);
+    uint32_t pyrunc_scmp_arch_resolve_name(const char *arch_name);
+    int pyrunc_scmp_arch_add(void *ctx, uint32_t arch_token);
+    int pyrunc_scmp_syscall_resolve_name(const char *name);
+    int pyrunc_scmp_rule_add_array(void *ctx, uint32_t action, int syscall,
+                                   unsigned int arg_cnt, const struct pyrunc_scmp_arg *args);
+    int pyrunc_scmp_export_bpf(void *ctx, int fd);
     """
 )
 
 ffibuilder.set_source(
-    "pyrunc._native",
+    "pyrunc.native._lowlevel",
     r"""
     #define _GNU_SOURCE
     #include <sched.h>
@@ -70,6 +90,32 @@ ffibuilder.set_source(
     #include <linux/capability.h>
     #include <linux/bpf.h>
     #include <sys/inotify.h>
+    #include <sys/vfs.h>
+    #include <stdio.h>
+    #include <dlfcn.h>
+    #include <linux/filter.h>
+    #include <linux/seccomp.h>
+
+    /* Syscalls newer than some libc headers: the numbers every architecture shares
+       since Linux 5.x (asm-generic/unistd.h). */
+    #ifndef SYS_open_tree
+    #define SYS_open_tree 428
+    #endif
+    #ifndef SYS_move_mount
+    #define SYS_move_mount 429
+    #endif
+    #ifndef SYS_clone3
+    #define SYS_clone3 435
+    #endif
+    #ifndef SYS_openat2
+    #define SYS_openat2 437
+    #endif
+    #ifndef SYS_mount_setattr
+    #define SYS_mount_setattr 442
+    #endif
+    #ifndef CLONE_INTO_CGROUP
+    #define CLONE_INTO_CGROUP 0x200000000ULL
+    #endif
 
     int pyrunc_pivot_root(const char *new_root, const char *put_old) {
         return syscall(SYS_pivot_root, new_root, put_old);
@@ -121,21 +167,21 @@ ffibuilder.set_source(
     int pyrunc_openat2(int dirfd, const char *path, uint64_t flags, uint64_t mode,
                        uint64_t resolve) {
         struct pyrunc_open_how how = { flags, mode, resolve };
-        return syscall(437 /* SYS_openat2 */, dirfd, path, &how, sizeof(how));
+        return syscall(SYS_openat2, dirfd, path, &how, sizeof(how));
     }
     int pyrunc_open_tree(int dirfd, const char *path, unsigned int flags) {
-        return syscall(428 /* SYS_open_tree */, dirfd, path, flags);
+        return syscall(SYS_open_tree, dirfd, path, flags);
     }
     int pyrunc_move_mount(int from_dirfd, const char *from_path, int to_dirfd,
                           const char *to_path, unsigned int flags) {
-        return syscall(429 /* SYS_move_mount */, from_dirfd, from_path, to_dirfd, to_path, flags);
+        return syscall(SYS_move_mount, from_dirfd, from_path, to_dirfd, to_path, flags);
     }
     struct pyrunc_mount_attr { uint64_t attr_set, attr_clr, propagation, userns_fd; };
     int pyrunc_mount_setattr(int dirfd, const char *path, unsigned int flags,
                              uint64_t attr_set, uint64_t attr_clr, uint64_t propagation,
                              uint64_t userns_fd) {
         struct pyrunc_mount_attr a = { attr_set, attr_clr, propagation, userns_fd };
-        return syscall(442 /* SYS_mount_setattr */, dirfd, path, flags, &a, sizeof(a));
+        return syscall(SYS_mount_setattr, dirfd, path, flags, &a, sizeof(a));
     }
     int pyrunc_setrlimit(int resource, uint64_t soft, uint64_t hard) {
         uint64_t lim[2] = { soft, hard };  /* struct rlimit64 */
@@ -219,13 +265,13 @@ ffibuilder.set_source(
         memset(&a, 0, sizeof(a));
         a.flags = flags;
         if (cgroup_fd >= 0) {
-            a.flags |= 0x200000000ULL; /* CLONE_INTO_CGROUP */
+            a.flags |= CLONE_INTO_CGROUP;
             a.cgroup = (uint64_t)cgroup_fd;
         }
         a.exit_signal = SIGCHLD;
         st = PyGILState_Ensure();
         PyOS_BeforeFork();
-        pid = syscall(435 /* SYS_clone3 */, &a, sizeof(a));
+        pid = syscall(SYS_clone3, &a, sizeof(a));
         err = errno;
         if (pid == 0)
             PyOS_AfterFork_Child();
@@ -235,6 +281,94 @@ ffibuilder.set_source(
         errno = err;
         return pid;
     }
+
+    int pyrunc_fstatfs_type(int fd, uint64_t *f_type) {
+        struct statfs s;
+        int r = fstatfs(fd, &s);
+        if (r == 0)
+            *f_type = (uint64_t)s.f_type & 0xFFFFFFFFULL;
+        return r;
+    }
+    /* seccomp(SECCOMP_SET_MODE_FILTER): count classic BPF instructions at insns; with
+       insns NULL, only the flags are checked (the kernel fails with EFAULT past them). */
+    long pyrunc_seccomp_filter(unsigned int flags, const void *insns, unsigned int count) {
+        struct sock_fprog prog = { (unsigned short)count, (struct sock_filter *)insns };
+        return syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, insns ? &prog : NULL);
+    }
+
+    /* libseccomp through dlopen: loaded only for a config with linux.seccomp (linking
+       it would load it, and its relocations, at every start), and no headers or -dev
+       package needed to build. The declarations follow libseccomp 2.5's <seccomp.h>
+       (enums are ints; struct pyrunc_scmp_arg is struct scmp_arg_cmp). */
+    struct pyrunc_scmp_arg { unsigned int arg; int op; uint64_t datum_a; uint64_t datum_b; };
+    struct pyrunc_scmp_ver { unsigned int major, minor, micro; };
+    static struct {
+        void *handle;
+        const struct pyrunc_scmp_ver *(*version)(void);  /* libseccomp >= 2.3 */
+        void *(*init)(uint32_t);
+        void (*release)(void *);
+        int (*attr_set)(void *, int, uint32_t);
+        uint32_t (*arch_resolve_name)(const char *);
+        int (*arch_add)(void *, uint32_t);
+        int (*syscall_resolve_name)(const char *);
+        int (*rule_add_array)(void *, uint32_t, int, unsigned int,
+                              const struct pyrunc_scmp_arg *);
+        int (*export_bpf)(void *, int);
+    } scmp;
+    static char scmp_err[512];
+    int pyrunc_scmp_open(void) {
+        void *h;
+        if (scmp.handle)
+            return 0;
+        h = dlopen("libseccomp.so.2", RTLD_NOW | RTLD_LOCAL);
+        if (!h) {
+            snprintf(scmp_err, sizeof(scmp_err), "%s", dlerror());
+            return -1;
+        }
+    #define PYRUNC_SYM(field, name) \
+        if (!(*(void **)&scmp.field = dlsym(h, name))) { \
+            snprintf(scmp_err, sizeof(scmp_err), "libseccomp.so.2 has no %s", name); \
+            dlclose(h); \
+            return -1; \
+        }
+        PYRUNC_SYM(init, "seccomp_init")
+        PYRUNC_SYM(release, "seccomp_release")
+        PYRUNC_SYM(attr_set, "seccomp_attr_set")
+        PYRUNC_SYM(arch_resolve_name, "seccomp_arch_resolve_name")
+        PYRUNC_SYM(arch_add, "seccomp_arch_add")
+        PYRUNC_SYM(syscall_resolve_name, "seccomp_syscall_resolve_name")
+        PYRUNC_SYM(rule_add_array, "seccomp_rule_add_array")
+        PYRUNC_SYM(export_bpf, "seccomp_export_bpf")
+    #undef PYRUNC_SYM
+        *(void **)&scmp.version = dlsym(h, "seccomp_version");
+        scmp.handle = h;
+        return 0;
+    }
+    const char *pyrunc_scmp_error(void) { return scmp_err; }
+    int pyrunc_scmp_version(unsigned int v[3]) {
+        const struct pyrunc_scmp_ver *p = scmp.version ? scmp.version() : NULL;
+        if (!p)
+            return -1;
+        v[0] = p->major; v[1] = p->minor; v[2] = p->micro;
+        return 0;
+    }
+    void *pyrunc_scmp_init(uint32_t def_action) { return scmp.init(def_action); }
+    void pyrunc_scmp_release(void *ctx) { scmp.release(ctx); }
+    int pyrunc_scmp_attr_set(void *ctx, int attr, uint32_t value) {
+        return scmp.attr_set(ctx, attr, value);
+    }
+    uint32_t pyrunc_scmp_arch_resolve_name(const char *name) {
+        return scmp.arch_resolve_name(name);
+    }
+    int pyrunc_scmp_arch_add(void *ctx, uint32_t token) { return scmp.arch_add(ctx, token); }
+    int pyrunc_scmp_syscall_resolve_name(const char *name) {
+        return scmp.syscall_resolve_name(name);
+    }
+    int pyrunc_scmp_rule_add_array(void *ctx, uint32_t action, int syscall,
+                                   unsigned int arg_cnt, const struct pyrunc_scmp_arg *args) {
+        return scmp.rule_add_array(ctx, action, syscall, arg_cnt, args);
+    }
+    int pyrunc_scmp_export_bpf(void *ctx, int fd) { return scmp.export_bpf(ctx, fd); }
     """,
 )
 

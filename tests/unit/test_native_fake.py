@@ -1,0 +1,80 @@
+"""Unit tests over the fake native layer (pyrunc.native.fake): no root, no compiled module."""
+import errno
+import os
+import subprocess
+import sys
+
+import pytest
+
+from support.paths import REPO
+from pyrunc import namespaces, process
+from pyrunc.errors import PyruncError
+from pyrunc.native import constants as C
+from pyrunc.native import syscalls
+from pyrunc.native.fake import FakeSyscalls
+
+pytestmark = pytest.mark.unit
+
+
+def test_unshare_asks_for_the_new_namespaces_only():
+    with FakeSyscalls() as fake:
+        namespaces.unshare_new({"uts": None, "ipc": None, "network": "/proc/1/ns/net",
+                                "cgroup": None}, exclude=("cgroup",))
+    assert fake.calls == [("unshare", {"flags": C.CLONE_NEWUTS | C.CLONE_NEWIPC})]
+
+
+def test_unshare_failure_is_one_line_naming_the_namespaces():
+    with FakeSyscalls() as fake:
+        fake.fails("unshare", errno.EPERM)
+        with pytest.raises(PyruncError) as ei:
+            namespaces.unshare_new({"uts": None, "pid": None})
+    assert str(ei.value) == "unshare namespaces ['pid', 'uts']: unshare: Operation not permitted"
+
+
+def test_rlimits_are_set_in_order_and_a_refusal_names_the_limit():
+    with FakeSyscalls() as fake:
+        process.set_rlimits([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 4096},
+                             {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}])
+        assert fake.called("setrlimit") == [
+            {"resource": C.RLIMITS["RLIMIT_NOFILE"], "soft": 1024, "hard": 4096},
+            {"resource": C.RLIMITS["RLIMIT_CORE"], "soft": 0, "hard": 0}]
+        fake.fails("setrlimit", errno.EPERM)
+        with pytest.raises(PyruncError, match="process.rlimits: setting RLIMIT_NOFILE to "
+                           "soft=1 hard=2: setrlimit: Operation not permitted"):
+            process.set_rlimits([{"type": "RLIMIT_NOFILE", "soft": 1, "hard": 2}])
+
+
+def test_the_fake_checks_signatures_and_uninstalls():
+    real_mount = syscalls.mount
+    with FakeSyscalls() as fake:
+        assert syscalls.mount is not real_mount
+        with pytest.raises(TypeError):
+            syscalls.mount("src")  # the real wrapper's signature: target is missing
+        fake.answers("prctl", lambda option, **_: 7 if option == C.PR_GET_DUMPABLE else 0)
+        assert syscalls.prctl(C.PR_GET_DUMPABLE) == 7
+        with pytest.raises(AttributeError):
+            fake.returns("no_such_call", 0)
+    assert syscalls.mount is real_mount
+
+
+def test_without_the_compiled_module():
+    """The fake and the modules above import and run where _lowlevel is not built."""
+    code = (
+        "import sys\n"
+        "sys.modules['pyrunc.native._lowlevel'] = None  # as if it were not built\n"
+        "from pyrunc import namespaces\n"
+        "from pyrunc.native import syscalls\n"
+        "from pyrunc.native.fake import FakeSyscalls\n"
+        "try:\n"
+        "    syscalls.unshare(0)\n"
+        "    sys.exit('the real wrapper ran without its module')\n"
+        "except ImportError as e:\n"
+        "    assert 'not built' in str(e), e\n"
+        "with FakeSyscalls() as fake:\n"
+        "    namespaces.unshare_new({'uts': None})\n"
+        "assert fake.calls == [('unshare', {'flags': 0x04000000})], fake.calls\n"
+        "print('ok')\n")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=60)
+    assert (r.returncode, r.stdout, r.stderr) == (0, "ok\n", "")
