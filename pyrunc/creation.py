@@ -31,9 +31,10 @@ class _Creation:
         self.rollbacks = []  # undo() callables (e.g. netdevices), run first, newest first
         self.start_fd = None  # exec.fifo's read end when create(to_start=True)
         self.host_rootfs = None  # (rootfs, its mount's id) without a mount namespace
+        self.prepared_mounts = None  # idmapped_mounts.PreparedMounts (the init's trees)
 
     def undo(self):
-        _close_idmapped_mounts()
+        self._close_prepared_mounts()
         if self.start_fd is not None:
             os.close(self.start_fd)
             self.start_fd = None
@@ -62,6 +63,10 @@ class _Creation:
                 pass
         if self.state_dir:
             self.store.remove(self.cid)
+
+    def _close_prepared_mounts(self):
+        if self.prepared_mounts is not None:
+            self.prepared_mounts.close()
 
 
 @forking
@@ -156,18 +161,19 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
                         console_sock=con_sock, fifo_fd=fifo_fd, preserve_fds=preserve_fds,
                         listen_fds=listen_fds,
                         container_id=cid)
+        if _has_idmapped_mounts(config) or ("user" in spec.nsmap and config.get("mounts")):
+            from pyrunc import idmapped_mounts
+
+            # Made here, as real root, before the init enters its user namespace; they
+            # reach the init in spec (and are in made's, to be closed on failure).
+            spec.prepared_mounts = made.prepared_mounts = idmapped_mounts.PreparedMounts()
+            if _has_idmapped_mounts(config):
+                idmapped_mounts.prepare_idmapped_mounts(config, bundle, made.prepared_mounts)
+            if "user" in spec.nsmap and config.get("mounts"):  # the same, for plain binds
+                idmapped_mounts.prepare_bind_sources(config, bundle, made.prepared_mounts)
         if seccomp_needs_runtime(linux):
             preimport(spec)  # else the container side does it while we set the limits
             spec.preimported = True
-        if _has_idmapped_mounts(config):
-            from pyrunc import idmapped_mounts
-
-            # Made here, as real root, before the init enters its user namespace.
-            idmapped_mounts.prepare_idmapped_mounts(config, bundle)
-        if "user" in spec.nsmap and config.get("mounts"):
-            from pyrunc import idmapped_mounts
-
-            idmapped_mounts.prepare_bind_sources(config, bundle)  # the same, for plain binds
         from pyrunc.cgroups.placement import Placement
 
         if host_ns:
@@ -184,7 +190,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         finally:
             placement.close()
         made.pids.append(pid)
-        _close_idmapped_mounts()
+        made._close_prepared_mounts()
         if con_sock is not None:
             con_sock.close()
         if config_has_new_userns(linux):
@@ -280,14 +286,6 @@ def _has_idmapped_mounts(config):
                 any(o in ("idmap", "ridmap") for o in m.get("options") or ()):
             return True
     return False
-
-
-def _close_idmapped_mounts():
-    import sys
-
-    mod = sys.modules.get("pyrunc.idmapped_mounts")
-    if mod is not None:
-        mod.close_prepared_mounts()
 
 
 def config_has_new_userns(linux):

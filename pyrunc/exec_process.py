@@ -100,7 +100,8 @@ def _notify_state(c):
     return c.hook_state("running") if (c.config.get("linux") or {}).get("seccomp") else None
 
 
-def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds, preimported, placement):
+def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds, preimported, placement,
+            seccomp_filter):
     from pyrunc import process
     from pyrunc.native import constants as C
     from pyrunc.native import syscalls as sc
@@ -111,8 +112,8 @@ def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds, preimported, 
             from pyrunc.init import preimport_process
 
             # Here, not in the runtime: this overlaps the runtime's cgroup placement.
-            preimport_process(proc, c.config.get("linux"), _notify_state(c),
-                              warn=lambda m: initpipe.send(sock, "warn", msg=m))
+            seccomp_filter = preimport_process(proc, c.config.get("linux"), _notify_state(c),
+                                               warn=lambda m: initpipe.send(sock, "warn", msg=m))
         initpipe.recv(sock, "go")
         if placement is not None:
             placement.join_self()
@@ -129,7 +130,8 @@ def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds, preimported, 
                     from pyrunc import console
 
                     console.setup_in_container(console_sock, proc.get("consoleSize"))
-                prepared = process.prepare(proc, c.config.get("linux") or {}, listen_fds)
+                prepared = process.prepare(proc, c.config.get("linux") or {}, listen_fds,
+                                           seccomp_filter=seccomp_filter)
                 process.execute(prepared, preserve_fds)
             except BaseException as e:  # noqa: BLE001 - reported to the runtime
                 from pyrunc.init import report_failure
@@ -165,8 +167,9 @@ def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0, list
         warn_ignored(proc["capabilities"], userns=any(ns.get("type") == "user" for ns in
                                                      (c.config.get("linux") or {}).get("namespaces") or ()))
     preimported = seccomp_needs_runtime(c.config.get("linux"))
+    seccomp_filter = None  # made here or by the helper; it crosses fork as an argument
     if preimported:
-        preimport_process(proc, c.config.get("linux"), _notify_state(c))
+        seccomp_filter = preimport_process(proc, c.config.get("linux"), _notify_state(c))
     if proc.get("terminal") and not console_socket:
         raise OptionError("console_socket", "cannot allocate tty if pyrunc will detach without "
                           "setting console socket (pass {option})")
@@ -182,7 +185,7 @@ def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0, list
         placement = Placement(mgr).open()
     try:
         helper, parent = spawn(lambda sock: _helper(sock, c, proc, con, preserve_fds, listen_fds,
-                                                    preimported, placement),
+                                                    preimported, placement, seccomp_filter),
                                placement=placement)
     finally:
         if placement is not None:

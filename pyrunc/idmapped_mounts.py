@@ -4,16 +4,16 @@ Two sides:
 - the runtime, before it forks the container's processes, makes every idmapped bind
   mount of the config as a detached tree (prepare_idmapped_mounts): with a user
   namespace the init has no privilege over the host's filesystems any more, so
-  mount_setattr(MOUNT_ATTR_IDMAP) must happen there; the init, a forked child, inherits
-  the trees and attaches them (prepared_tree), and each side closes its copies
-  (close_prepared_mounts);
+  mount_setattr(MOUNT_ATTR_IDMAP) must happen there; the trees are kept in a
+  PreparedMounts, which crosses fork in init.InitSpec; the init, a forked child,
+  attaches them (PreparedMounts.tree), and each side closes its copies (close());
 - the init, for an idmapped bind mount the runtime did not prepare, works out the
   mappings (mappings) and makes the tree itself (detached_tree).
 
 With a user namespace the runtime also clones the source of every other bind mount
 (prepare_bind_sources): the init, once in the user namespace, may not reach a source
 the host's root can (a 0700 parent, say); it then attaches the runtime's tree
-(prepared_source), as current runc does with open_tree(2) mount sources.
+(PreparedMounts.source), as current runc does with open_tree(2) mount sources.
 """
 import errno
 import os
@@ -59,41 +59,54 @@ def detached_tree(src_fd, opts, idmap, what, in_userns=False):
         raise
 
 
-# Detached idmapped trees made by the runtime before it forks the container's processes
-# (index in config["mounts"] -> fd), and plain clones of bind sources (the same).
-_prepared = {}
-_sources = {}
+class PreparedMounts:
+    """Detached trees the runtime made before it forked the container's processes, by
+    index in config["mounts"]: idmapped trees, and plain clones of bind sources."""
+
+    __slots__ = ("trees", "sources")
+
+    def __init__(self):
+        self.trees = {}  # index -> fd of the idmapped tree
+        self.sources = {}  # index -> fd of the clone of the source
+
+    def tree(self, index):
+        return self.trees.get(index)
+
+    def source(self, index):
+        return self.sources.get(index)
+
+    def close(self):
+        """Runtime side, after the fork (and on failure), and the init once it has
+        attached them: this process's copies go."""
+        for fd in (*self.trees.values(), *self.sources.values()):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.trees.clear()
+        self.sources.clear()
 
 
-def prepared_source(index):
-    """The clone of config["mounts"][index]'s source the runtime made (an fd), or None."""
-    return _sources.get(index)
-
-
-def prepare_bind_sources(config, bundle):
+def prepare_bind_sources(config, bundle, prepared):
     """Runtime side, before fork, for a container with a user namespace: a detached
     clone (open_tree) of each bind mount's source that is not idmapped. A source that
     cannot be cloned is left to the init (which names the error)."""
     for i, m in enumerate(config.get("mounts") or ()):
         opts = mounts.Options(m.get("options"))
-        if not (opts.is_bind or m.get("type") == "bind") or wanted(m, opts) or i in _prepared:
+        if not (opts.is_bind or m.get("type") == "bind") or wanted(m, opts) or i in prepared.trees:
             continue
         source = m.get("source") or ""
         src = source if os.path.isabs(source) else os.path.join(bundle, source)
         try:
-            _sources[i] = mounts.cloned_tree(src, opts.recursive)
+            prepared.sources[i] = mounts.cloned_tree(src, opts.recursive)
         except OSError:
             continue
 
 
-def prepared_tree(index):
-    """The tree the runtime prepared for config["mounts"][index] (an fd), or None."""
-    return _prepared.get(index)
-
-
-def prepare_idmapped_mounts(config, bundle):
+def prepare_idmapped_mounts(config, bundle, prepared):
     """Runtime side, before fork: make the idmapped bind mounts of config as detached
-    trees; the container's init (a forked child) attaches them. A no-op without them."""
+    trees, into prepared (a PreparedMounts); the container's init (a forked child)
+    attaches them. A no-op without them."""
     linux = config.get("linux") or {}
     nsmap = {ns["type"]: ns.get("path") or None for ns in linux.get("namespaces") or ()}
     for i, m in enumerate(config.get("mounts") or ()):
@@ -109,27 +122,16 @@ def prepare_idmapped_mounts(config, bundle):
         try:
             src_fd = os.open(src, os.O_PATH | os.O_CLOEXEC)
         except OSError as e:
-            close_prepared_mounts()
+            prepared.close()
             raise MountError(f"{what}: source {src}: {e.strerror}") from None
         try:
-            _prepared[i] = detached_tree(src_fd, opts, idmap, what)
+            prepared.trees[i] = detached_tree(src_fd, opts, idmap, what)
         except OSError as e:
-            close_prepared_mounts()
+            prepared.close()
             mounts.fail(what, e)
         except BaseException:
-            close_prepared_mounts()
+            prepared.close()
             raise
         finally:
             os.close(src_fd)
 
-
-def close_prepared_mounts():
-    """Runtime side, after the fork (and on failure), and the init once it has attached
-    them: this process's copies go."""
-    for fd in (*_prepared.values(), *_sources.values()):
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    _prepared.clear()
-    _sources.clear()

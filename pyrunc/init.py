@@ -11,7 +11,8 @@ from pyrunc.errors import HookError, PyruncError, one_line
 
 
 class InitSpec:
-    """Everything the container side needs; built by the runtime before fork."""
+    """Everything the container side needs; built by the runtime before fork. The only
+    state that crosses the fork: nothing of one container is kept in module globals."""
 
     def __init__(self, config, bundle, *, no_pivot=False, no_new_keyring=False,
                  console_sock=None, fifo_fd=None, preserve_fds=0, container_id="",
@@ -31,6 +32,10 @@ class InitSpec:
         self.preimported = False  # set by the runtime if it ran preimport() itself
         self.placement = None  # cgroups.placement.Placement: the container side joins by it
         self.rootfs_ctx = None  # rootfs.RootfsContext, made by preimport()
+        self.seccomp = None  # seccomp.Filter of linux.seccomp, made by preimport()
+        # idmapped_mounts.PreparedMounts: trees the runtime made (idmapped binds, and bind
+        # sources with a user namespace), attached by the init
+        self.prepared_mounts = None
         self.debug = log.is_debug()  # else debug notes are not sent over the init pipe
 
 
@@ -187,9 +192,10 @@ def preimport_process(proc, linux=None, state=None, warn=None):
     the container side cannot import anything.
 
     With linux (the config's linux section), linux.seccomp is compiled here, where
-    libseccomp can still be loaded; state (the container's runtime.md state) goes to a
-    seccomp notify listener. A config whose seccomp was not prepared here fails in the
-    container process (fail closed). AppArmor/SELinux settings are checked on the host."""
+    libseccomp can still be loaded: the seccomp.Filter is returned (None without one),
+    for process.prepare; state (the container's runtime.md state) goes to a seccomp
+    notify listener. A config whose seccomp was not prepared here fails in the container
+    process (fail closed). AppArmor/SELinux settings are checked on the host."""
     import fcntl  # noqa: F401
     import _signal  # noqa: F401
 
@@ -212,19 +218,15 @@ def preimport_process(proc, linux=None, state=None, warn=None):
     if (linux or {}).get("seccomp"):
         from pyrunc import log, seccomp
 
-        seccomp.prepare(linux["seccomp"], state, warn=warn or log.warning)
-    else:
-        import sys
-
-        if "pyrunc.seccomp" in sys.modules:
-            sys.modules["pyrunc.seccomp"].reset()  # nothing left from an earlier container
+        return seccomp.prepare(linux["seccomp"], state, warn=warn or log.warning)
+    return None
 
 
 def preimport(spec, warn=None):
     """preimport_process, plus what the init's set-up needs."""
     # The state is for a seccomp notify listener only.
     state = _hook_state(spec, "creating") if spec.linux.get("seccomp") else None
-    preimport_process(spec.process, spec.linux, state, warn)
+    spec.seccomp = preimport_process(spec.process, spec.linux, state, warn)
     from pyrunc import rootfs  # noqa: F401
 
     hooks_cfg = spec.config.get("hooks") or {}
@@ -236,7 +238,8 @@ def preimport(spec, warn=None):
     # limits, rather than on the init's way to "ready".
     spec.rootfs_ctx = rootfs.RootfsContext(
         spec.config, spec.bundle, spec.no_pivot, new_userns=spec.nsmap.get("user", 1) is None,
-        new_netns=spec.nsmap.get("network", 1) is None, host_ns="mount" not in spec.nsmap)
+        new_netns=spec.nsmap.get("network", 1) is None, host_ns="mount" not in spec.nsmap,
+        prepared_mounts=spec.prepared_mounts)
 
 
 def _init(spec, sock):
@@ -284,7 +287,7 @@ def _init(spec, sock):
     rootfs.finalize(ctx)
     prepared = process.prepare(proc, linux, spec.listen_fds,
                                warn=(lambda m: initpipe.send(sock, "debug", msg=m))
-                               if spec.debug else (lambda m: None))
+                               if spec.debug else (lambda m: None), seccomp_filter=spec.seccomp)
     fifo = f"/proc/self/fd/{spec.fifo_fd}"
     # After "ready" nothing may fail that create cannot report: reopening exec.fifo
     # needs the container's /proc and a descriptor free under the RLIMIT_NOFILE just

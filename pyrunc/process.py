@@ -299,25 +299,29 @@ def reset_signals():
 class Prepared:
     """What is left to do at execve once process attributes are applied."""
 
-    __slots__ = ("path", "args", "env", "final_cpus", "final_caps")
+    __slots__ = ("path", "args", "env", "final_cpus", "final_caps", "seccomp")
 
-    def __init__(self, path, args, env, final_cpus, final_caps=None):
+    def __init__(self, path, args, env, final_cpus, final_caps=None, seccomp=None):
         self.path, self.args, self.env, self.final_cpus = path, args, env, final_cpus
         self.final_caps = final_caps  # set after the seccomp filter (set_user_and_caps)
+        self.seccomp = seccomp  # the seccomp.Filter still to load, if any
 
 
-def prepare(proc, linux, listen_fds=0, warn=None):
+def prepare(proc, linux, listen_fds=0, warn=None, seccomp_filter=None):
     """Apply process attributes in the order runc does (standard_init_linux.go), up to but
     not including execve; the executable is looked up now so that a missing one fails
-    create (or exec), not start."""
+    create (or exec), not start. seccomp_filter: linux.seccomp as the runtime compiled
+    it before fork (init.preimport_process)."""
     from pyrunc.native import constants as C
     from pyrunc.native import syscalls as sc
 
     sec = linux.get("seccomp")
+    filt = None
     if sec:
-        from pyrunc import seccomp  # compiled by the runtime before fork
+        from pyrunc import seccomp  # imported by preimport_process, before any pivot_root
 
-        seccomp.require_prepared(sec)
+        seccomp.require_prepared(seccomp_filter, sec)
+        filt = seccomp_filter
     if proc.get("apparmorProfile"):
         from pyrunc import apparmor
 
@@ -363,7 +367,8 @@ def prepare(proc, linux, listen_fds=0, warn=None):
         # effective set until then (the final sets follow the filter, as the last step
         # before execve), where runc loads it before changing user and capabilities.
         if caps is None:
-            seccomp.load_before_caps(nnp)  # sets left as they are: nothing to restore
+            seccomp.load(filt)  # sets left as they are: nothing to restore
+            filt = None
         else:
             from pyrunc.capabilities import CAPABILITIES
 
@@ -380,11 +385,13 @@ def prepare(proc, linux, listen_fds=0, warn=None):
     except OSError:
         raise PyruncError(f"process.cwd {cwd}: the working directory is outside the container's "
                           "root (possible container breakout detected)") from None
-    if sec and seccomp.load_if_listener():  # while the runtime is there to pass the fd on
+    if filt is not None and filt.notify:  # while the runtime is there to pass the fd on
+        seccomp.load(filt)
+        filt = None
         if final_caps is not None:
             set_final_caps(final_caps)
             final_caps = None
-    return Prepared(path, args, env, aff.get("final"), final_caps)
+    return Prepared(path, args, env, aff.get("final"), final_caps, filt)
 
 
 def _max_fd():
@@ -405,13 +412,12 @@ def execute(prep, preserve_fds):
     os.closerange(first, _max_fd())
     reset_signals()
     env = dict(e.split("=", 1) if "=" in e else (e, "") for e in prep.env)
-    import sys
+    if prep.seccomp is not None:
+        from pyrunc import seccomp  # imported by preimport_process, before any pivot_root
 
-    seccomp = sys.modules.get("pyrunc.seccomp")  # imported before fork only when configured
-    if seccomp is not None:
         # The last steps before execve (config-linux.md "Seccomp"): nothing the runtime
         # still does (cwd check, exec.fifo, closing fds, signals) runs under the filter.
-        seccomp.load()  # (nothing left if loaded earlier)
+        seccomp.load(prep.seccomp)
     if prep.final_caps is not None:
         set_final_caps(prep.final_caps)
     os.execve(prep.path, prep.args, env)

@@ -3,8 +3,8 @@ prepare() (propagation, rootfs bind, mounts, devices), then (createContainer hoo
 pivot(), and after hostname/console/sysctl finalize() (read-only tmpfs and /dev,
 readonly paths, masked paths, read-only root: pyrunc.rootfs_finalize). Idmapped bind
 mounts (and the detached trees the runtime prepares for them before fork) are in
-pyrunc.idmapped_mounts; finalize, prepare_idmapped_mounts and close_prepared_mounts are
-importable from here too.
+pyrunc.idmapped_mounts (they reach the init in RootfsContext.prepared_mounts); finalize
+is importable from here too.
 
 Safety rules kept everywhere:
 - before anything is mounted, the whole mount tree of the new namespace is made rprivate
@@ -26,12 +26,10 @@ from pyrunc import devices, idmapped_mounts, mounts, rootfs_finalize, sysctl
 from pyrunc.native import constants as C
 from pyrunc.native import syscalls as sc
 from pyrunc.errors import PyruncError
-from pyrunc.idmapped_mounts import close_prepared_mounts, prepare_idmapped_mounts
 from pyrunc.mounts import MountError, fd_path, open_in_root, why
 from pyrunc.rootfs_finalize import finalize
 
-__all__ = ["RootfsContext", "prepare", "mount_one", "pivot", "finalize",
-           "prepare_idmapped_mounts", "close_prepared_mounts"]
+__all__ = ["RootfsContext", "prepare", "mount_one", "pivot", "finalize"]
 
 # The init runs these after pivot_root, where nothing can be imported any more: imported
 # above, before it (pyrunc.init's preimport() imports this module before fork).
@@ -51,8 +49,10 @@ VALID_PROC_MOUNTS = frozenset((
 
 class RootfsContext:
     def __init__(self, config, bundle, no_pivot=False, new_userns=False, new_netns=False,
-                 host_ns=False):
+                 host_ns=False, prepared_mounts=None):
         self.config = config
+        # idmapped_mounts.PreparedMounts: the runtime's trees (made before fork), or None
+        self.prepared_mounts = prepared_mounts
         self.host_ns = host_ns  # no mount namespace: mounts in the runtime's, then chroot
         self.bundle = bundle
         root = config.get("root") or {}
@@ -158,7 +158,8 @@ def prepare(ctx):
         mount_one(ctx, m, i)
     if ctx.setup_dev:
         devices.setup(ctx)
-    close_prepared_mounts()  # attached by now; the init's copies go
+    if ctx.prepared_mounts is not None:
+        ctx.prepared_mounts.close()  # attached by now; the init's copies go
 
 
 def mount_one(ctx, m, index=None):
@@ -171,11 +172,12 @@ def mount_one(ctx, m, index=None):
     what = mounts.describe(source, dest, "" if (opts.is_bind or fstype == "bind") else fstype)
     try:
         if opts.is_bind or fstype == "bind":
-            idmap = idmapped_mounts.prepared_tree(index)
+            prepared = ctx.prepared_mounts
+            idmap = prepared.tree(index) if prepared is not None else None
             if idmap is None and idmapped_mounts.wanted(m, opts):
                 idmap = idmapped_mounts.mappings(ctx.linux, ctx.nsmap, m, opts, what)
             _bind(ctx, dest, source, opts, what, idmap,
-                  fallback=idmapped_mounts.prepared_source(index))
+                  fallback=prepared.source(index) if prepared is not None else None)
         elif idmapped_mounts.wanted(m, opts):
             raise MountError(f"{what}: idmapped mounts are supported for bind mounts only")
         elif fstype == "cgroup":
@@ -233,7 +235,7 @@ def _fstype_of(fd):
 
 
 def _bind(ctx, dest, source, opts, what, idmap=None, src_fd=None, fallback=None):
-    """fallback: the runtime's clone of the source (idmapped_mounts.prepared_source),
+    """fallback: the runtime's clone of the source (PreparedMounts.source),
     attached instead when the init (in a user namespace) cannot reach the source."""
     own = False
     if src_fd is None:

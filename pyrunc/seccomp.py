@@ -67,11 +67,13 @@ SECCOMP_FD_NAME = "seccompFd"  # runtime-spec's name of the fd in ContainerProce
 OCI_VERSION = "1.3.0"
 
 _flag_support = {}  # this kernel's answers (flag_supported), not a container's state
-_pending = None  # the Filter the next container process set up here loads (set before fork)
 
 
 class Filter:
-    """A compiled filter: what the container process needs to load it."""
+    """A compiled filter: what the container process needs to load it. Made by the
+    runtime before fork (prepare), it crosses fork in the container side's plan
+    (init.InitSpec.seccomp, or exec's helper arguments) and is loaded by process.prepare
+    or, as the last step before execve, process.execute."""
 
     __slots__ = ("source", "bpf", "flags", "notify", "sock", "listener")
 
@@ -303,21 +305,13 @@ def _export(ctx):
 
 def prepare(cfg, state=None, warn=None):
     """In the runtime, before fork: compile cfg for the container process about to be
-    made. state (runtime.md "State" of the container) is needed with a notify listener."""
-    global _pending
-    _pending = None
+    made; returns the Filter it will load. state (runtime.md "State" of the container)
+    is needed with a notify listener."""
     filt = compile(cfg, warn=warn)
     if filt.notify:
         filt.sock = _start_forwarder(cfg, state or {})
         filt.listener = cfg.get("listenerPath")
-    _pending = filt
     return filt
-
-
-def reset():
-    """Forget a filter prepared for an earlier container (library use)."""
-    global _pending
-    _pending = None
 
 
 def _start_forwarder(cfg, state):
@@ -403,39 +397,16 @@ def _forward(sock, path, metadata, state):
 # --- the container side ----------------------------------------------------------------------
 
 
-def require_prepared(cfg):
+def require_prepared(filt, cfg):
     """In the container process: the filter for cfg must have been made before fork."""
-    if _pending is None or _pending.source is not cfg:
+    if filt is None or filt.source is not cfg:
         raise PyruncError("linux.seccomp: the filter was not prepared by the runtime "
                           "before the container was entered (internal error)")
 
 
-def pending():
-    return _pending is not None
-
-
-def load_before_caps(no_new_privs):
-    """Without no_new_privs a filter loads only while CAP_SYS_ADMIN is held: now."""
-    if _pending is not None and not no_new_privs:
-        load()
-
-
-def load_if_listener():
-    """A filter with a notify listener loads while the runtime is still there; True if
-    it did."""
-    if _pending is not None and _pending.notify:
-        load()
-        return True
-    return False
-
-
-def load():
+def load(filt):
     """seccomp(SECCOMP_SET_MODE_FILTER) with the prepared program; with a notify
     listener, pass the fd to the runtime and wait until it reached the agent."""
-    global _pending
-    filt, _pending = _pending, None
-    if filt is None:
-        return
     try:
         ret = sc.seccomp_set_mode_filter(filt.flags, filt.bpf)
     except OSError as e:

@@ -63,9 +63,9 @@ _NO_CLONE3 = """#!{python}
 # pyrunc with clone3(2) failing ENOSYS, as under Docker's older default seccomp profile
 import os, sys
 from pyrunc import seccomp
-seccomp.prepare({{"defaultAction": "SCMP_ACT_ALLOW",
-                 "syscalls": [{{"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38}}]}})
-seccomp.load()
+seccomp.load(seccomp.prepare({{"defaultAction": "SCMP_ACT_ALLOW",
+                               "syscalls": [{{"names": ["clone3"], "action": "SCMP_ACT_ERRNO",
+                                             "errnoRet": 38}}]}}))
 os.execv({pyrunc!r}, [{pyrunc!r}] + sys.argv[1:])
 """
 

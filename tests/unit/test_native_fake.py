@@ -78,3 +78,18 @@ def test_without_the_compiled_module():
     r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                        timeout=60)
     assert (r.returncode, r.stdout, r.stderr) == (0, "ok\n", "")
+
+
+def test_a_seccomp_config_without_its_filter_fails_closed():
+    """The filter reaches the container process in its plan (an argument), never
+    through module state: without it (or with another config's) nothing is applied."""
+    from pyrunc import seccomp
+
+    cfg = {"defaultAction": "SCMP_ACT_ALLOW"}
+    proc = {"args": ["/bin/true"], "oomScoreAdj": 5}
+    other = seccomp.Filter({"defaultAction": "SCMP_ACT_ALLOW"}, b"\0" * 8, 0, False)
+    with FakeSyscalls() as fake:
+        for filt in (None, other):
+            with pytest.raises(PyruncError, match="the filter was not prepared by the runtime"):
+                process.prepare(proc, {"seccomp": cfg}, seccomp_filter=filt)
+    assert fake.calls == []
