@@ -61,10 +61,6 @@ ATIME_ENUM = C.MS_NOATIME | C.MS_RELATIME | C.MS_STRICTATIME
 ATIME_FLAGS = ATIME_ENUM | C.MS_NODIRATIME
 # per-mount flags the kernel locks when a mount is inherited into a less privileged userns
 LOCK_FLAGS = C.MS_RDONLY | C.MS_NODEV | C.MS_NOEXEC | C.MS_NOSUID | ATIME_FLAGS
-# statfs f_flag (ST_*) -> MS_* (fs/statfs.c calculate_f_flags)
-_ST_TO_MS = ((0x1, C.MS_RDONLY), (0x2, C.MS_NOSUID), (0x4, C.MS_NODEV), (0x8, C.MS_NOEXEC),
-             (0x10, C.MS_SYNCHRONOUS), (0x40, C.MS_MANDLOCK), (0x400, C.MS_NOATIME),
-             (0x800, C.MS_NODIRATIME), (0x1000, C.MS_RELATIME), (0x2000, C.MS_NOSYMFOLLOW))
 
 
 class Options:
@@ -132,7 +128,7 @@ def statfs_flags(path_or_fd):
     """The MS_* flags a mount has now (from statfs), strictatime made explicit."""
     f_flag = os.statvfs(path_or_fd).f_flag
     flags = 0
-    for st, ms in _ST_TO_MS:
+    for st, ms in C.ST_TO_MS:
         if f_flag & st:
             flags |= ms
     if not flags & ATIME_ENUM:

@@ -2,10 +2,9 @@
 import os
 import sys
 
+from pyrunc.errors import PyruncError
 from pyrunc.native import constants as C
 from pyrunc.native import syscalls as sc
-
-from pyrunc.errors import PyruncError
 
 # runtime-spec namespace type -> (clone flag, /proc/PID/ns name)
 TYPES = {

@@ -36,16 +36,15 @@ them elsewhere uses a poststop hook or the namespace's owner (network_namespaces
 import os
 
 from pyrunc.errors import PyruncError
+from pyrunc.native.constants import (CLONE_NEWNET, IFA_F_HOMEADDRESS, IFA_F_MANAGETEMPADDR,
+                                     IFA_F_MCAUTOJOIN, IFA_F_NODAD, IFA_F_NOPREFIXROUTE,
+                                     IFA_F_OPTIMISTIC, IFA_F_PERMANENT, IFF_UP, IFNAMSIZ,
+                                     RT_SCOPE_UNIVERSE)
 
-IFNAMSIZ = 16
-IFF_UP = 0x1
-IFA_F_PERMANENT = 0x80
-RT_SCOPE_UNIVERSE = 0
 # Address flags user space may set (the rest -- tentative, deprecated, secondary,
-# permanent, dadfailed -- the kernel owns): nodad, optimistic, homeaddress,
-# mngtmpaddr, noprefixroute, autojoin.
-_SETTABLE_ADDR_FLAGS = 0x02 | 0x04 | 0x10 | 0x100 | 0x200 | 0x400
-_CLONE_NEWNET = 0x40000000
+# permanent, dadfailed -- the kernel owns).
+_SETTABLE_ADDR_FLAGS = (IFA_F_NODAD | IFA_F_OPTIMISTIC | IFA_F_HOMEADDRESS | IFA_F_MANAGETEMPADDR
+                        | IFA_F_NOPREFIXROUTE | IFA_F_MCAUTOJOIN)
 
 # events --stats: (our key, IFLA_STATS64 field), in runc's field order.
 # runc's types.NetworkInterface has no JSON tags: its events print the Go field names.
@@ -130,11 +129,11 @@ def _iproute_in(ns_fd=None):
 
     own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
-        sc.setns(ns_fd, _CLONE_NEWNET)
+        sc.setns(ns_fd, CLONE_NEWNET)
         try:
             return IPRoute()
         finally:
-            sc.setns(own, _CLONE_NEWNET)
+            sc.setns(own, CLONE_NEWNET)
     finally:
         os.close(own)
 

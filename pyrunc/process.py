@@ -5,25 +5,11 @@ import os
 # _signal, not signal: the signal module builds enums (enum costs ~7 ms to import).
 import _signal as signal
 
+from pyrunc.errors import PyruncError
 from pyrunc.native import constants as C
 from pyrunc.native import syscalls as sc
 
-from pyrunc.errors import PyruncError
-
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-_SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
-                   "SCHED_ISO": 4, "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
-_SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x1, "SCHED_FLAG_RECLAIM": 0x2,
-                "SCHED_FLAG_DL_OVERRUN": 0x4, "SCHED_FLAG_KEEP_POLICY": 0x8,
-                "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
-                "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
-_IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
-_MPOL_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3,
-               "MPOL_LOCAL": 4, "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6}
-_MPOL_FLAGS = {"MPOL_F_NUMA_BALANCING": 1 << 13, "MPOL_F_RELATIVE_NODES": 1 << 14,
-               "MPOL_F_STATIC_NODES": 1 << 15}
-_PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
 
 
 def parse_cpu_list(text):
@@ -80,14 +66,14 @@ def _write_own_proc_file(name, text):
 
 
 def set_scheduler(s):
-    policy = _SCHED_POLICIES.get(s.get("policy"))
+    policy = C.SCHED_POLICIES.get(s.get("policy"))
     if policy is None:
         raise PyruncError(f"process.scheduler: unknown policy {s.get('policy')!r}")
     flags = 0
     for f in s.get("flags") or ():
-        if f not in _SCHED_FLAGS:
+        if f not in C.SCHED_FLAGS:
             raise PyruncError(f"process.scheduler: unknown flag {f!r}")
-        flags |= _SCHED_FLAGS[f]
+        flags |= C.SCHED_FLAGS[f]
     try:
         sc.sched_setattr(0, policy, flags, s.get("nice", 0), s.get("priority", 0),
                          s.get("runtime", 0), s.get("deadline", 0), s.get("period", 0))
@@ -96,7 +82,7 @@ def set_scheduler(s):
 
 
 def set_io_priority(p):
-    cls = _IOPRIO_CLASSES.get(p.get("class"))
+    cls = C.IOPRIO_CLASSES.get(p.get("class"))
     if cls is None:
         raise PyruncError(f"process.ioPriority: unknown class {p.get('class')!r}")
     try:
@@ -106,13 +92,13 @@ def set_io_priority(p):
 
 
 def set_memory_policy(mp):
-    mode = _MPOL_MODES.get(mp.get("mode"))
+    mode = C.MPOL_MODES.get(mp.get("mode"))
     if mode is None:
         raise PyruncError(f"linux.memoryPolicy: invalid mode {mp.get('mode')!r}")
     for f in mp.get("flags") or ():
-        if f not in _MPOL_FLAGS:
+        if f not in C.MPOL_FLAGS:
             raise PyruncError(f"linux.memoryPolicy: invalid flag {f!r}")
-        mode |= _MPOL_FLAGS[f]
+        mode |= C.MPOL_FLAGS[f]
     nodes = parse_cpu_list(mp.get("nodes") or "")
     try:
         sc.set_mempolicy(mode, sorted(nodes))
@@ -122,7 +108,7 @@ def set_memory_policy(mp):
 
 
 def set_personality(p):
-    dom = _PERSONALITY_DOMAINS.get(p.get("domain"))
+    dom = C.PERSONALITY_DOMAINS.get(p.get("domain"))
     if dom is None:
         raise PyruncError(f"linux.personality: unknown domain {p.get('domain')!r}")
     try:

@@ -23,10 +23,10 @@ import os
 import stat
 
 from pyrunc import devices, idmapped_mounts, mounts, rootfs_finalize, sysctl
-from pyrunc.native import constants as C
-from pyrunc.native import syscalls as sc
 from pyrunc.errors import PyruncError
 from pyrunc.mounts import MountError, fd_path, open_in_root, why
+from pyrunc.native import constants as C
+from pyrunc.native import syscalls as sc
 from pyrunc.rootfs_finalize import finalize
 
 __all__ = ["RootfsContext", "prepare", "mount_one", "pivot", "finalize"]

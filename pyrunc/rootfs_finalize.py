@@ -10,10 +10,10 @@ import os
 import stat
 
 from pyrunc import mounts
-from pyrunc.native import constants as C
-from pyrunc.native import syscalls as sc
 from pyrunc.errors import PyruncError
 from pyrunc.mounts import fd_path, open_in_root, why
+from pyrunc.native import constants as C
+from pyrunc.native import syscalls as sc
 
 
 def finalize(ctx):

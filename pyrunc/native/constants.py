@@ -42,6 +42,11 @@ MS_I_VERSION = 1 << 23
 MS_STRICTATIME = 0x1000000
 MS_LAZYTIME = 0x2000000
 
+# statfs(2) f_flag (ST_*) -> MS_* (fs/statfs.c calculate_f_flags)
+ST_TO_MS = ((0x1, MS_RDONLY), (0x2, MS_NOSUID), (0x4, MS_NODEV), (0x8, MS_NOEXEC),
+            (0x10, MS_SYNCHRONOUS), (0x40, MS_MANDLOCK), (0x400, MS_NOATIME),
+            (0x800, MS_NODIRATIME), (0x1000, MS_RELATIME), (0x2000, MS_NOSYMFOLLOW))
+
 # umount2(2)
 MNT_FORCE = 1
 MNT_DETACH = 2
@@ -95,6 +100,21 @@ RLIMITS = {name: i for i, name in enumerate((
     "RLIMIT_NPROC", "RLIMIT_NOFILE", "RLIMIT_MEMLOCK", "RLIMIT_AS", "RLIMIT_LOCKS",
     "RLIMIT_SIGPENDING", "RLIMIT_MSGQUEUE", "RLIMIT_NICE", "RLIMIT_RTPRIO", "RLIMIT_RTTIME"))}
 
+# process attributes by their runtime-spec names: sched_setattr(2) policies and flags,
+# ioprio_set(2) classes, set_mempolicy(2) modes and flags, personality(2) domains
+SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3,
+                  "SCHED_ISO": 4, "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
+SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x1, "SCHED_FLAG_RECLAIM": 0x2,
+               "SCHED_FLAG_DL_OVERRUN": 0x4, "SCHED_FLAG_KEEP_POLICY": 0x8,
+               "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+               "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+MPOL_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTERLEAVE": 3,
+              "MPOL_LOCAL": 4, "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6}
+MPOL_FLAGS = {"MPOL_F_NUMA_BALANCING": 1 << 13, "MPOL_F_RELATIVE_NODES": 1 << 14,
+              "MPOL_F_STATIC_NODES": 1 << 15}
+PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
+
 # bpf(2): cgroup v2 device programs (pyrunc.cgroups.ebpf)
 BPF_PROG_TYPE_CGROUP_DEVICE = 15
 BPF_CGROUP_DEVICE = 6  # attach type
@@ -115,6 +135,17 @@ SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
 IFF_LOOPBACK = 0x8
 IFF_RUNNING = 0x40
+
+# netlink (rtnetlink(7)): interface names, address flags and scopes
+IFNAMSIZ = 16
+IFA_F_NODAD = 0x02
+IFA_F_OPTIMISTIC = 0x04
+IFA_F_HOMEADDRESS = 0x10
+IFA_F_PERMANENT = 0x80
+IFA_F_MANAGETEMPADDR = 0x100
+IFA_F_NOPREFIXROUTE = 0x200
+IFA_F_MCAUTOJOIN = 0x400
+RT_SCOPE_UNIVERSE = 0
 
 # statfs(2) f_type
 PROC_SUPER_MAGIC = 0x9FA0
