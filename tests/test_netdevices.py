@@ -19,6 +19,7 @@ import uuid
 import pytest
 from support.host import busybox_path
 from support.checks import one_line_error
+from support.runtime import run_cmd
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -97,15 +98,7 @@ def netns():
 def nscmd(rt, ns, *args, check=True, timeout=60):
     """rt.cmd, with the runtime run in the test's network namespace."""
     argv = ["nsenter", f"--net={ns.path}", rt.binary, "--root", rt.root, *map(str, args)]
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        p = subprocess.run(argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, text=True,
-                           timeout=timeout)
-        out.seek(0)
-        err.seek(0)
-        p.stdout, p.stderr = out.read(), err.read()
-    if check and p.returncode != 0:
-        raise AssertionError(f"{argv} exited {p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}")
-    return p
+    return run_cmd(argv, timeout=timeout, check=check)
 
 
 def ns_create(rt, ns, cid, bundle, check=True):

@@ -30,6 +30,7 @@ RUNTIME_NAMES = ("runc", "pyrunc")
 # the project's own helpers (tests/conftest.py is importable as `conftest`)
 from support.host import busybox_path as busybox_binary  # noqa: E402
 from support.host import pyrunc_binary  # noqa: E402
+from support.runtime import run_cmd  # noqa: E402,F401
 
 
 def runc_binary():
@@ -57,21 +58,6 @@ def _check_exit(p, argv, runtime):
         calls = runtime.last_calls() if runtime else ""
         raise AssertionError(f"{' '.join(argv)}\nexited {p.returncode}\nstdout: {p.stdout}\n"
                              f"stderr: {p.stderr}\nlast {runtime} calls:\n{calls}")
-
-
-def run_cmd(argv, *, env=None, timeout=60, input=None, check=False, stdin=None, cwd=None, pass_fds=()):
-    """Run a command with stdout/stderr in files, not pipes: a container started by the
-    command may inherit them and hold a pipe open long after the command returned."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        kw = {"input": input} if input is not None else {"stdin": stdin if stdin is not None else subprocess.DEVNULL}
-        p = subprocess.run(argv, stdout=out, stderr=err, text=True, env=env, timeout=timeout, cwd=cwd,
-                           pass_fds=pass_fds, **kw)
-        out.seek(0)
-        err.seek(0)
-        p.stdout, p.stderr = out.read(), err.read()
-    if check and p.returncode != 0:
-        raise AssertionError(f"{argv} exited {p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}")
-    return p
 
 
 def wait_for(pred, timeout=10.0, interval=0.05, what="condition"):

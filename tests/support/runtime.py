@@ -3,11 +3,27 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import uuid
 from pathlib import Path
 
 from support.host import busybox_path, prefix_dirs
 
+
+
+def run_cmd(argv, *, env=None, timeout=60, input=None, check=False, stdin=None, cwd=None, **kw):
+    """Run a command with stdout/stderr in files, not pipes: a container started by the
+    command may inherit them and hold a pipe open long after the command returned."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        io = {"input": input} if input is not None else {"stdin": stdin if stdin is not None else subprocess.DEVNULL}
+        p = subprocess.run(argv, stdout=out, stderr=err, text=True, env=env, timeout=timeout, cwd=cwd,
+                           **io, **kw)
+        out.seek(0)
+        err.seek(0)
+        p.stdout, p.stderr = out.read(), err.read()
+    if check and p.returncode != 0:
+        raise AssertionError(f"{argv} exited {p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}")
+    return p
 
 class ConsoleReceiver:
     """A --console-socket listener (as conmon/containerd's shim): takes the pty master
@@ -71,19 +87,8 @@ class Runtime:
     def cmd(self, *args, check=True, input=None, timeout=60, env=None, **kw):
         """Run the runtime; stdout/stderr go to files, not pipes, since a created
         container's init inherits them and would hold a pipe open after create exits."""
-        import tempfile
-
         argv = [self.binary, "--root", self.root, *map(str, args)]
-        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            p = subprocess.run(argv, stdout=out, stderr=err, text=True, timeout=timeout,
-                               env=env, input=input,
-                               **({} if input is not None else {"stdin": subprocess.DEVNULL}), **kw)
-            out.seek(0)
-            err.seek(0)
-            p.stdout, p.stderr = out.read(), err.read()
-        if check and p.returncode != 0:
-            raise AssertionError(f"{argv} exited {p.returncode}\nstdout: {p.stdout}\nstderr: {p.stderr}")
-        return p
+        return run_cmd(argv, env=env, timeout=timeout, input=input, check=check, **kw)
 
     def bundle(self, args=("sh",), name=None, edit=None, **top):
         """Make a busybox bundle; edit(config) may change the config in place."""
