@@ -1,6 +1,6 @@
 """Shared helpers for bench/run.py and bench/importtime.py.
 
-Nothing here imports pyrunc at module level; the bundle builder imports pyrunc.bundle from
+Nothing here imports pyrunc at module level; the bundle builder imports pyrunc.tooling.bundle from
 this checkout (pure Python: a clean checkout works without installing pyrunc).
 
 Process hygiene (root on a shared machine):
@@ -399,8 +399,8 @@ class Workspace:
     def build_rootfs(self):
         if str(REPO) not in sys.path:
             sys.path.insert(0, str(REPO))
-        from pyrunc.bundle import make_rootfs
-        from pyrunc.spec.default import default_config
+        from pyrunc.tooling.bundle import make_rootfs
+        from pyrunc.config.default import default_config
 
         make_rootfs(str(self.rootfs), find_busybox())
         cfg = default_config()

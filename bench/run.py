@@ -3,7 +3,7 @@
 
     python3 bench/run.py [--pyrunc PATH] [--runc PATH] [--rounds N] [--json OUT]
 
-Both runtimes run the same busybox bundle (pyrunc.bundle's rootfs and runc's default
+Both runtimes run the same busybox bundle (pyrunc.tooling.bundle's rootfs and runc's default
 spec, terminal false; one config.json per container, only the cgroupsPath differs) and
 are alternated round by round (the order flips every round). For every command the wall
 time is measured here from spawn to reap (posix_spawn + wait4), with the CPU time and

@@ -12,12 +12,12 @@ Errors are pyrunc.errors.PyruncError and its subclasses (the message is one line
 what is wrong and where). The `pyrunc` command is a thin layer over this class.
 
 Each operation imports the module that does it when it runs: `state` needs none of
-`create`'s (pyrunc.creation) or `exec`'s (pyrunc.exec_process) imports.
+`create`'s (pyrunc.container.create) or `exec`'s (pyrunc.process.exec) imports.
 """
 import os
 
 from pyrunc.errors import OptionError, PyruncError
-from pyrunc.state import Store, load_container
+from pyrunc.container.state import Store, load_container
 
 DEFAULT_ROOT = "/run/pyrunc"
 
@@ -25,7 +25,7 @@ DEFAULT_ROOT = "/run/pyrunc"
 def load_config(bundle: str) -> dict:
     """<bundle>/config.json, checked as create() checks it (ConfigError naming the
     problem); CreateOptions(config=...) takes it."""
-    from pyrunc.container import load_bundle
+    from pyrunc.container.lifecycle import load_bundle
 
     return load_bundle(os.path.abspath(bundle))
 
@@ -65,7 +65,7 @@ class Container:
             on_ready=None) -> "Container":
         """create() then start() (runc's `run --detach`): returns the running container;
         wait() for its exit code. On failure nothing is left behind."""
-        from pyrunc.container import delete, start
+        from pyrunc.container.lifecycle import delete, start
 
         c = cls._create(id, options, root, on_ready, to_start=True)
         try:
@@ -78,7 +78,7 @@ class Container:
 
     @classmethod
     def _create(cls, id, options, root, on_ready, to_start):
-        from pyrunc.creation import create
+        from pyrunc.container.create import create
 
         c = cls(id, root=root)
         o = options
@@ -141,14 +141,14 @@ class Container:
 
     def start(self) -> None:
         """Run the user's process (runtime.md "start")."""
-        from pyrunc.container import start
+        from pyrunc.container.lifecycle import start
 
         start(self.root, self.id, container=self._made)
 
     def kill(self, signal: "int | str" = 15, *, all_processes: bool = False) -> None:
         """Send a signal (a number, or a name: "KILL", "SIGTERM", "RTMIN+1") to the init,
         or with all_processes to every process in the container's cgroup."""
-        from pyrunc.container import kill, parse_signal
+        from pyrunc.container.lifecycle import kill, parse_signal
 
         kill(self.root, self.id, signal if type(signal) is int else parse_signal(signal),
              all_processes=all_processes)
@@ -156,19 +156,19 @@ class Container:
     def delete(self, *, force: bool = False) -> None:
         """Remove a stopped container (runtime.md "delete"); force: kill it first if
         it is not stopped, and no error if it is gone already."""
-        from pyrunc.container import delete
+        from pyrunc.container.lifecycle import delete
 
         made, self._made = self._made, None
         delete(self.root, self.id, force=force, container=made)
 
     def pause(self) -> None:
         """Freeze every process of the container (its cgroup freezer)."""
-        from pyrunc.container import pause
+        from pyrunc.container.lifecycle import pause
 
         pause(self.root, self.id)
 
     def resume(self) -> None:
-        from pyrunc.container import resume
+        from pyrunc.container.lifecycle import resume
 
         resume(self.root, self.id)
 
@@ -177,8 +177,8 @@ class Container:
         linux.resources, merged into the current ones."""
         import copy
 
-        from pyrunc.container import update
-        from pyrunc.spec.validate import check
+        from pyrunc.container.lifecycle import update
+        from pyrunc.config.validate import check
 
         # As config.json's linux.resources (with runc's reading of it: on a copy)
         update(self.root, self.id, check(copy.deepcopy(resources), "resources", source="resources"))
@@ -188,7 +188,7 @@ class Container:
     def exec(self, options: "ExecOptions") -> int:  # noqa: F821
         """Start a process in the running container; returns its pid (a child of the
         caller: wait(pid) for its exit code) once it has exec'd."""
-        from pyrunc.exec_process import build_process, exec_in
+        from pyrunc.process.exec import build_process, exec_in
 
         c = self._load()
         status = c.status()
@@ -200,7 +200,7 @@ class Container:
         if options.process is not None:
             import copy
 
-            from pyrunc.spec.validate import check
+            from pyrunc.config.validate import check
 
             # As config.json's process at create (with runc's reading of it: on a copy)
             options = options.replace(process=check(copy.deepcopy(options.process), "process",
@@ -219,7 +219,7 @@ class Container:
 
         forward_signals (the CLI's foreground mode): every signal the caller receives
         is sent on to the process, and every child the caller has is reaped. Signals
-        must be blocked (pyrunc.signals.block_all) before the process may exit:
+        must be blocked (pyrunc.process.supervise.block_all) before the process may exit:
         on_ready of create()/run(), or before exec(). on_winch: called on SIGWINCH."""
         if pid is None:
             c = self._made or self._load()
@@ -229,14 +229,14 @@ class Container:
             if not forward_signals and not c.init_alive():
                 return self._reap(pid, wait=False)  # exited: a zombie child, or gone
         if forward_signals:
-            from pyrunc.signals import supervise
+            from pyrunc.process.supervise import supervise
 
             return supervise(pid, on_winch=on_winch)
         return self._reap(pid)
 
     @staticmethod
     def _reap(pid, wait=True):
-        from pyrunc.signals import status_code
+        from pyrunc.process.supervise import status_code
 
         try:
             wpid, status = os.waitpid(pid, 0 if wait else os.WNOHANG)

@@ -9,8 +9,8 @@ Nothing heavy at import time; libseccomp is loaded by features() only.
 
 import os
 
-from pyrunc.capabilities import known_names
-from pyrunc.spec.default import OCI_VERSION
+from pyrunc.linux.capabilities import known_names
+from pyrunc.config.default import OCI_VERSION
 
 OCI_VERSION_MIN = "1.0.0"
 OCI_VERSION_MAX = OCI_VERSION
@@ -70,7 +70,7 @@ _SECCOMP_ARCHS_2_6 = ("SCMP_ARCH_LOONGARCH64", "SCMP_ARCH_M68K", "SCMP_ARCH_SH",
 
 # flag -> (libseccomp version that can set it, kernel version that accepts it). pyrunc
 # exports the filter from libseccomp and passes the flags to seccomp(2) itself
-# (pyrunc.seccomp), so only the kernel matters.
+# (pyrunc.linux.seccomp), so only the kernel matters.
 _SECCOMP_FLAGS = {
     "SECCOMP_FILTER_FLAG_TSYNC": ((0, 0, 0), (3, 17)),
     "SECCOMP_FILTER_FLAG_LOG": ((0, 0, 0), (4, 14)),
@@ -84,7 +84,7 @@ _SECCOMP_ACTIONS_SINCE = {
     "SCMP_ACT_NOTIFY": (2, 5, 0),
 }
 
-# linux.memoryPolicy modes and flags pyrunc.process applies (set_mempolicy(2)). Sorted.
+# linux.memoryPolicy modes and flags pyrunc.process.attributes applies (set_mempolicy(2)). Sorted.
 MEMORY_POLICY_MODES = (
     "MPOL_BIND", "MPOL_DEFAULT", "MPOL_INTERLEAVE", "MPOL_LOCAL", "MPOL_PREFERRED",
     "MPOL_PREFERRED_MANY", "MPOL_WEIGHTED_INTERLEAVE",
@@ -155,7 +155,7 @@ def _cgroupfs_host():
     from pyrunc.cgroups import is_unified
 
     if is_unified():
-        from pyrunc.cgroups import ebpf
+        from pyrunc.cgroups.v2 import ebpf
 
         try:
             ebpf.probe()
@@ -164,7 +164,7 @@ def _cgroupfs_host():
             devices = f"none: cannot load a device program ({e.strerror})"
         return {ANNOTATION_CGROUP_HOST: "v2", ANNOTATION_CGROUP_MANAGER: "cgroupfs v2",
                 ANNOTATION_CGROUP_DEVICES: devices}
-    from pyrunc.cgroups._util import v1_mounts
+    from pyrunc.cgroups.fs import v1_mounts
 
     try:
         mounts = v1_mounts()

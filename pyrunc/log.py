@@ -41,7 +41,7 @@ def open_file():
 def _line(level, msg):
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     if _format == "json":
-        from pyrunc.jsonutil import dumps
+        from pyrunc.util.jsonutil import dumps
 
         # One line in the message too: engines show it to users (containerd: the last
         # error line's msg) and it may quote anything from a config or argv.

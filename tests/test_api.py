@@ -24,7 +24,7 @@ def run_python(code, **values):
 
 @pytest.mark.unit
 def test_create_has_a_signature():
-    from pyrunc.container import create
+    from pyrunc.container.lifecycle import create
 
     params = inspect.signature(create).parameters
     assert {"root", "cid", "bundle", "pid_file", "console_socket", "no_pivot"} <= set(params)
@@ -39,9 +39,9 @@ def test_library_create_and_exec_leave_the_caller_as_it_was(rt):
     out = run_python("""
         import os
         from pyrunc.native._lowlevel import ffi, lib
-        from pyrunc.container import create, start, delete, kill
-        from pyrunc.exec_process import build_process, exec_in
-        from pyrunc.state import open_container
+        from pyrunc.container.lifecycle import create, start, delete, kill
+        from pyrunc.process.exec import build_process, exec_in
+        from pyrunc.container.state import open_container
 
         def subreaper():  # prctl(PR_GET_CHILD_SUBREAPER)
             out = ffi.new("int *")
@@ -153,7 +153,7 @@ def test_option_errors_name_the_option_not_a_flag():
     """The library's words name its options; the CLI's (tests/test_process_validation.py)
     name its flags."""
     from pyrunc.errors import OptionError
-    from pyrunc.exec_process import build_process
+    from pyrunc.process.exec import build_process
     from pyrunc.options import ExecOptions
 
     for opts, text in ((ExecOptions(["x"], cwd="tmp"), "invalid cwd tmp: must be an absolute path"),
@@ -202,7 +202,7 @@ def test_import_pyrunc_is_cheap():
     mods = set(p.stdout.split())
     assert "pyrunc.api" in mods
     for heavy in ("dataclasses", "inspect", "typing", "re", "enum", "json", "subprocess",
-                  "pyrunc.creation", "pyrunc.exec_process", "pyrunc.cgroups"):
+                  "pyrunc.container.create", "pyrunc.process.exec", "pyrunc.cgroups"):
         assert heavy not in mods, heavy
 
 
@@ -242,8 +242,8 @@ def test_cli_uses_only_the_api():
     modules that implement the operations."""
     import ast
 
-    inner = {"pyrunc.container", "pyrunc.creation", "pyrunc.exec_process", "pyrunc.state",
-             "pyrunc.events", "pyrunc.init", "pyrunc.cgroups"}
+    inner = {"pyrunc.container.lifecycle", "pyrunc.container.create", "pyrunc.process.exec", "pyrunc.container.state",
+             "pyrunc.events", "pyrunc.process.init", "pyrunc.cgroups"}
     found = []
     for f in sorted((REPO / "pyrunc" / "cli").glob("*.py")):
         for node in ast.walk(ast.parse(f.read_text())):

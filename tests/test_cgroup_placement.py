@@ -62,7 +62,7 @@ def test_runc_places_the_same(runc_rt, tmp_path):
 _NO_CLONE3 = """#!{python}
 # pyrunc with clone3(2) failing ENOSYS, as under Docker's older default seccomp profile
 import os, sys
-from pyrunc import seccomp
+from pyrunc.linux import seccomp
 seccomp.load(seccomp.prepare({{"defaultAction": "SCMP_ACT_ALLOW",
                                "syscalls": [{{"names": ["clone3"], "action": "SCMP_ACT_ERRNO",
                                              "errnoRet": 38}}]}}))

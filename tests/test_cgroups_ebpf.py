@@ -1,4 +1,4 @@
-"""The cgroup v2 device program (pyrunc.cgroups.ebpf).
+"""The cgroup v2 device program (pyrunc.cgroups.v2.ebpf).
 
 1. Its verdicts, run by a small interpreter of the instructions it emits, are the v1
    devices controller's for the same rules (the emulator: later rules win, defaults
@@ -19,7 +19,9 @@ import uuid
 import pytest
 from hypothesis import assume, given, settings, strategies as st
 
-from pyrunc.cgroups import ebpf, is_unified
+from pyrunc.cgroups import is_unified
+
+from pyrunc.cgroups.v2 import ebpf
 from pyrunc.cgroups.devices import WILDCARD, Emulator, Rule, default_rules, rules_from_oci, \
     target_emulator
 from pyrunc.errors import PyruncError

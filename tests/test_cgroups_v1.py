@@ -18,7 +18,9 @@ import uuid
 
 import pytest
 
-from pyrunc.cgroups import _util, is_unified, load_manager, new_manager
+from pyrunc.cgroups import is_unified, load_manager, new_manager
+
+from pyrunc.cgroups import fs
 from pyrunc.errors import PyruncError
 
 pytestmark = [
@@ -28,13 +30,13 @@ pytestmark = [
 
 V1 = None
 if not is_unified():
-    from pyrunc.cgroups.v1 import V1Manager as V1
+    from pyrunc.cgroups.v1.manager import V1Manager as V1
 
 
 def _bases():
     """The own-cgroup directory of this process in every hierarchy."""
-    mounts = _util.v1_mounts()
-    own = _util.own_cgroups()
+    mounts = fs.v1_mounts()
+    own = fs.own_cgroups()
     out = {}
     for sub, (mnt, root) in mounts.items():
         base = own.get(sub, root)
@@ -47,7 +49,7 @@ def _thaw_all(prefix):
         for d, _subdirs, files in os.walk(os.path.join(base, prefix)):
             if "freezer.state" in files:
                 try:
-                    _util.write_file("freezer", d, "freezer.state", "THAWED")
+                    fs.write_file("freezer", d, "freezer.state", "THAWED")
                 except PyruncError:
                     pass
 
@@ -59,7 +61,7 @@ def _sweep(prefix):
     tops = [t for t in tops if os.path.isdir(t)]
     _thaw_all(prefix)
     for t in tops:
-        for pid in _util.read_procs(t):
+        for pid in fs.read_procs(t):
             try:
                 os.kill(pid, 9)
             except ProcessLookupError:
@@ -266,7 +268,7 @@ def test_pids_limit_enforced(env):
     _, err = sh.communicate(timeout=10)
     assert sh.returncode != 0
     assert b"fork" in err.lower()
-    ev = _util.parse_flat_keyed(open(os.path.join(m.paths["pids"], "pids.events")).read())
+    ev = fs.parse_flat_keyed(open(os.path.join(m.paths["pids"], "pids.events")).read())
     assert ev["max"] >= 1
     assert len(m.pids()) <= 4
 

@@ -10,10 +10,12 @@ import os
 
 import pytest
 
-from pyrunc.cgroups import ebpf, is_unified, load_manager
-from pyrunc.cgroups import v2 as v2mod
-from pyrunc.cgroups._util import cpu_shares_to_weight, hugepage_sizes
-from pyrunc.cgroups.v2 import V2Manager, swap_to_v2
+from pyrunc.cgroups import is_unified, load_manager
+
+from pyrunc.cgroups.v2 import ebpf
+from pyrunc.cgroups.v2 import manager as v2mod
+from pyrunc.cgroups.fs import cpu_shares_to_weight, hugepage_sizes
+from pyrunc.cgroups.v2.manager import V2Manager, swap_to_v2
 from pyrunc.errors import PyruncError
 
 ROOT_CTRLS = "cpuset cpu io memory hugetlb pids rdma misc"
@@ -269,7 +271,7 @@ def test_cpu_burst_retried_after_quota(fake, writes, monkeypatch):
     def picky(controller, d, name, value):
         calls.append((name, value))
         if name == "cpu.max.burst" and not any(n == "cpu.max" for n, _ in calls):
-            from pyrunc.cgroups._util import error
+            from pyrunc.cgroups.fs import error
 
             raise error(controller, f'writing "{value}" to {name}: Invalid argument', 22)
         return real(controller, d, name, value)

@@ -214,7 +214,7 @@ def test_unified_map(rt, runc_rt, v2_table):
 
 
 def _programs(d):
-    from pyrunc.cgroups import ebpf
+    from pyrunc.cgroups.v2 import ebpf
 
     fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
     try:

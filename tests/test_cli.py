@@ -111,7 +111,7 @@ def test_validate_official_documents():
     docs = SHARED_SPEC / "schema" / "test" / "config"
     if not docs.exists():
         pytest.skip("../shared/runtime-spec-v1.3.0 is absent")
-    from pyrunc.spec.schema_messages import schema_problems
+    from pyrunc.config.schema.messages import schema_problems
 
     for kind in ("good", "bad"):
         for doc in sorted((docs / kind).glob("*.json")):
@@ -127,7 +127,7 @@ def test_validate_official_documents():
 
 
 def test_validate_cli_prints_pointer(tmp_path):
-    from pyrunc.spec.default import default_config
+    from pyrunc.config.default import default_config
 
     c = default_config()
     c["linux"]["namespaces"][2]["type"] = "foo"
@@ -188,8 +188,8 @@ def test_failed_command_writes_exactly_one_json_line(tmp_path):
     """podman reads a failed command's --log file as one JSON document: warnings that
     came before the error (here: a failing poststop hook) must not be in it."""
     from support.host import busybox_path
-    from pyrunc.bundle import make_rootfs
-    from pyrunc.spec.default import default_config
+    from pyrunc.tooling.bundle import make_rootfs
+    from pyrunc.config.default import default_config
 
     make_rootfs(str(tmp_path / "rootfs"), busybox_path())
     c = default_config()
@@ -209,12 +209,12 @@ def test_failed_command_writes_exactly_one_json_line(tmp_path):
 def test_init_pipe_reads_the_error_of_a_peer_that_died_with_unread_input():
     """A container side that fails while a message of ours is unread: its error, not
     "Connection reset by peer" (the kernel reports ECONNRESET first)."""
-    from pyrunc import initpipe
+    from pyrunc.process import channel
 
-    ours, theirs = initpipe.pair()
-    initpipe.send(theirs, "error", msg="the real reason")
-    initpipe.send(ours, "go")  # never read
+    ours, theirs = channel.pair()
+    channel.send(theirs, "error", msg="the real reason")
+    channel.send(ours, "go")  # never read
     theirs.close()
-    with pytest.raises(initpipe.InitError, match="the real reason"):
-        initpipe.recv(ours)
+    with pytest.raises(channel.InitError, match="the real reason"):
+        channel.recv(ours)
     ours.close()

@@ -1,4 +1,4 @@
-"""create/run refuse only what runc refuses (pyrunc/spec/compat.py): each config here is
+"""create/run refuse only what runc refuses (pyrunc/config/compat.py): each config here is
 outside the JSON schema or a MUST of the spec text, runc 1.1.5 runs it, and so must
 pyrunc, with the same result; `pyrunc validate` reports it as a warning with its JSON
 pointer (exit 0), `validate --strict` fails on it."""

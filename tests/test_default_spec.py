@@ -1,4 +1,4 @@
-"""pyrunc.spec.default (the `pyrunc spec` template) and pyrunc.capabilities."""
+"""pyrunc.config.default (the `pyrunc spec` template) and pyrunc.linux.capabilities."""
 
 import copy
 import json
@@ -15,9 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pyrunc.cgroups import is_unified
-from pyrunc import capabilities
+from pyrunc.linux import capabilities
 from pyrunc.errors import ConfigError, PyruncError
-from pyrunc.spec.default import (
+from pyrunc.config.default import (
     OCI_VERSION,
     default_config,
     default_config_json,
@@ -302,7 +302,7 @@ def test_light_imports():
     code = (
         "import sys, time\n"
         "t = time.perf_counter()\n"
-        "import pyrunc.capabilities, pyrunc.spec.default, pyrunc.features\n"
+        "import pyrunc.linux.capabilities, pyrunc.config.default, pyrunc.features\n"
         "dt = time.perf_counter() - t\n"
         "heavy = [m for m in ('jsonschema', 'subprocess', 'ctypes', 'argparse', 'pyroute2') if m in sys.modules]\n"
         "print(heavy, dt)\n"

@@ -64,7 +64,7 @@ def test_exec_process_file_and_caps_from_config(running, tmp_path):
     pf.write_text(json.dumps(proc))
     status = rt.cmd("exec", "--process", pf, "ex").stdout
     bnd = [l for l in status.splitlines() if l.startswith("CapBnd:")][0].split()[1]
-    from pyrunc.capabilities import cap_number
+    from pyrunc.linux.capabilities import cap_number
 
     assert int(bnd, 16) == sum(1 << cap_number(c) for c in cfg["process"]["capabilities"]["bounding"])
     nnp = [l for l in status.splitlines() if l.startswith("NoNewPrivs:")][0].split()[1]
@@ -108,7 +108,7 @@ def _runtime_without_sys_ptrace():
 def test_exec_not_dumpable_and_no_host_fds(rt):
     """The joining process is non-dumpable while it holds host state (CVE-2019-5736
     class) and no host descriptor reaches the exec'd process (CVE-2024-21626 class)."""
-    from pyrunc.capabilities import known_names
+    from pyrunc.linux.capabilities import known_names
 
     caps = [c for c in known_names() if c != "CAP_SYS_PTRACE"]
 

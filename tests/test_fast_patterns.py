@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from support.paths import REPO
-from pyrunc.spec.schema_runtime import FAST_PATTERNS
+from pyrunc.config.schema.runtime import FAST_PATTERNS
 
 pytestmark = pytest.mark.unit
 

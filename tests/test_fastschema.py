@@ -1,4 +1,4 @@
-"""pyrunc.spec.fastschema gives the same verdict as jsonschema's Draft4Validator.
+"""pyrunc.config.schema.compiler gives the same verdict as jsonschema's Draft4Validator.
 
 Checked on our specs/ (official test documents, every field of realistic full
 documents mutated, random multi-mutations), on the official schemas (which use
@@ -17,7 +17,9 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from pyrunc.spec import fastschema, schema_messages, specs_dir
+from pyrunc.config import specs_dir
+
+from pyrunc.config.schema import compiler as fastschema, messages as schema_messages
 
 pytestmark = pytest.mark.unit
 
@@ -63,9 +65,9 @@ def test_specs_dir_is_the_checkout():
 
 
 def test_compiled_checks_are_current():
-    """pyrunc/spec/_schema_checks.py is what the generator makes of specs/ now (else:
-    python -m pyrunc.spec.fastschema > pyrunc/spec/_schema_checks.py)."""
-    current = (REPO / "pyrunc" / "spec" / "_schema_checks.py").read_text()
+    """pyrunc/config/schema/_checks.py is what the generator makes of specs/ now (else:
+    python -m pyrunc.config.schema.compiler > pyrunc/config/schema/_checks.py)."""
+    current = (REPO / "pyrunc" / "config" / "schema" / "_checks.py").read_text()
     assert current == fastschema.generate_module(SPECS)
 
 
@@ -85,7 +87,7 @@ def _specs_copy(tmp_path, add_property=None):
 
 def _check_command(*args):
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    return subprocess.run([sys.executable, "-m", "pyrunc.spec.fastschema", "--check", *args],
+    return subprocess.run([sys.executable, "-m", "pyrunc.config.schema.compiler", "--check", *args],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -96,8 +98,8 @@ def test_check_command_says_whether_the_compiled_checks_are_current(tmp_path):
     changed = _specs_copy(tmp_path, ("newKnob", {"$ref": "defs.json#/definitions/u64"}))
     r = _check_command(str(changed))
     assert r.returncode == 1 and r.stdout == ""
-    assert r.stderr.count("\n") == 1 and "_schema_checks.py is not current" in r.stderr, r.stderr
-    assert "python -m pyrunc.spec.fastschema > pyrunc/spec/_schema_checks.py" in r.stderr
+    assert r.stderr.count("\n") == 1 and "_checks.py is not current" in r.stderr, r.stderr
+    assert "python -m pyrunc.config.schema.compiler > pyrunc/config/schema/_checks.py" in r.stderr
 
 
 @pytest.mark.parametrize("schema", [
@@ -122,7 +124,7 @@ def test_one_new_property_is_a_small_diff(tmp_path, schema):
 
 
 def test_names_follow_the_json_pointer():
-    source = (REPO / "pyrunc" / "spec" / "_schema_checks.py").read_text()
+    source = (REPO / "pyrunc" / "config" / "schema" / "_checks.py").read_text()
     # config-linux.json#/definitions/resources/properties/pids
     assert "\ndef _check__linux__resources__pids(x):\n" in source or \
         "\n_check__linux__resources__pids = " in source
@@ -344,7 +346,7 @@ def _run(code):
 def test_fast_path_never_imports_jsonschema():
     code = (
         "import json, sys\n"
-        "from pyrunc.spec import schema_messages, validate\n"
+        "from pyrunc.config import validate\nfrom pyrunc.config.schema import messages as schema_messages\n"
         f"doc = json.loads({json.dumps(json.dumps(oracle.FULL_CONFIG))})\n"
         "assert schema_messages.is_valid_fast(doc)\n"
         "assert not schema_messages.is_valid_fast(dict(doc, ociVersion=1))\n"
@@ -360,7 +362,7 @@ def test_fast_path_never_imports_jsonschema():
 
 
 def test_import_cost_is_small():
-    r = _run("import pyrunc.spec.fastschema")
+    r = _run("import pyrunc.config.schema.compiler")
     assert r.returncode == 0, r.stderr[-2000:]
     cumulative = {}
     for line in r.stderr.splitlines():
@@ -368,7 +370,7 @@ def test_import_cost_is_small():
         if len(parts) == 3 and parts[1].isdigit():
             cumulative[parts[2]] = int(parts[1])
     # Microseconds; generous bound (bytecode may not be cached in CI).
-    assert cumulative["pyrunc.spec.fastschema"] < 30_000, cumulative
+    assert cumulative["pyrunc.config.schema.compiler"] < 30_000, cumulative
 
 
 def test_validation_is_fast():

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from pyrunc import capabilities, features as features_mod
+from pyrunc import features as features_mod
+
+from pyrunc.linux import capabilities
 from pyrunc.features import features, features_json
-from pyrunc.spec.default import OCI_VERSION, default_config
+from pyrunc.config.default import OCI_VERSION, default_config
 from support.paths import SCHEMA_DIR
 from support.schemas import official_validator, schema_errors
 
@@ -307,7 +309,7 @@ def test_cgroup_annotations_tell_this_host(feat):
 @pytest.mark.unit
 def test_cgroup_devices_annotation_when_bpf_fails(monkeypatch):
     from pyrunc import cgroups
-    from pyrunc.cgroups import ebpf
+    from pyrunc.cgroups.v2 import ebpf
 
     def refused():
         raise OSError(1, "bpf(BPF_PROG_LOAD): Operation not permitted")

@@ -72,7 +72,7 @@ def test_unique_items_is_linear(tmp_path):
     entries took hours)."""
     (tmp_path / "u.json").write_text(json.dumps({"uniqueItems": True}))
     code = f"""if 1:
-        from pyrunc.spec import fastschema
+        from pyrunc.config.schema import compiler as fastschema
         v = fastschema.Validator({str(tmp_path)!r}, "u.json")
         items = [[i, str(i)] for i in range(100_000)]
         assert v.is_valid(items)

@@ -93,7 +93,7 @@ HEAVY = {"re", "enum", "json", "jsonschema", "referencing", "pyroute2", "argpars
 
 
 def test_hot_path_imports_nothing_heavy(fresh_venv, tmp_path):
-    from pyrunc.bundle import make_bundle
+    from pyrunc.tooling.bundle import make_bundle
 
     bundle = tmp_path / "b"
     make_bundle(str(bundle), ["sleep", "30"])

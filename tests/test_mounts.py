@@ -39,7 +39,7 @@ def hostdir(tmp_path):
 # option parsing
 
 def test_options_flags_cleared_data():
-    from pyrunc import mounts
+    from pyrunc.rootfs import mounts
 
     o = mounts.Options(["rbind", "ro", "nosuid", "noexec", "rw", "strictatime", "size=10k",
                         "mode=0755", "defaults", "rshared", "private", "tmpcopyup"])
@@ -52,7 +52,7 @@ def test_options_flags_cleared_data():
 
 
 def test_options_every_runc_flag_is_known():
-    from pyrunc import mounts
+    from pyrunc.rootfs import mounts
 
     for name in ("acl", "noacl", "iversion", "noiversion", "mand", "nomand", "silent", "loud",
                  "sync", "async", "dirsync", "remount", "relatime", "norelatime", "noatime",
@@ -64,7 +64,7 @@ def test_options_every_runc_flag_is_known():
 
 
 def test_options_recursive_attributes():
-    from pyrunc import mounts
+    from pyrunc.rootfs import mounts
 
     o = mounts.Options(["rro", "rnosuid", "rnodev", "rnoexec", "rnoatime", "rnodiratime", "rnosymfollow"])
     assert o.rec_set == (C.MOUNT_ATTR_RDONLY | C.MOUNT_ATTR_NOSUID | C.MOUNT_ATTR_NODEV
@@ -89,7 +89,7 @@ def test_options_recursive_attributes():
 
 @pytest.fixture(params=["openat2", "walk"])
 def resolver(request, monkeypatch):
-    from pyrunc import mounts
+    from pyrunc.rootfs import mounts
 
     if request.param == "walk":
         monkeypatch.setattr(mounts, "_have_openat2", False)
@@ -120,7 +120,7 @@ def _resolved(rootfd, fd):
 
 
 def test_open_in_root_never_leaves(tmp_path, resolver):
-    from pyrunc import mounts
+    from pyrunc.rootfs import mounts
 
     root, outside = _tree(tmp_path)
     rootfd = os.open(root, os.O_PATH | os.O_DIRECTORY)

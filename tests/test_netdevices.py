@@ -304,7 +304,7 @@ def test_failure_after_the_move_puts_devices_back(rt, netns):
 def test_library_checks_without_validation():
     """check_config repeats the shape checks: a library caller may pass its own config."""
     from pyrunc.errors import PyruncError
-    from pyrunc.netdevices import check_config
+    from pyrunc.linux.netdevices import check_config
 
     def config(devices, ns=({"type": "network"},)):
         return {"linux": {"namespaces": list(ns), "netDevices": devices}}
@@ -341,9 +341,9 @@ def test_pyroute2_imported_only_for_network_work(rt, netns):
         return {line.split("|")[-1].strip() for line in log.splitlines() if "|" in line}
 
     plain = imported("ni1", rt.bundle(["true"]))
-    assert "pyrunc.container" in plain  # the log is there
+    assert "pyrunc.container.lifecycle" in plain  # the log is there
     assert not any(m.startswith("pyroute2") for m in plain)
-    assert "pyrunc.netdevices" not in plain
+    assert "pyrunc.linux.netdevices" not in plain
     netns.veth("im0", "im0p")
     with_net = imported("ni2", rt.bundle(["true"], edit=with_devices({"im0": {}})))
     assert "pyroute2" in with_net

@@ -65,7 +65,7 @@ def test_exec_flags_are_validated(running, flags, message):
 
 
 def test_exec_process_as_runc_reads_it(running, tmp_path):
-    """What runc's Go decoding takes, exec takes too (spec/compat.py, as create): nulls
+    """What runc's Go decoding takes, exec takes too (config/compat.py, as create): nulls
     are unset, a missing uid or gid is 0."""
     for r in running:
         for change, ids in [({"user": {}}, "0 0"), ({"user": {"uid": 5}}, "5 0"),

@@ -15,7 +15,7 @@ def test_readme_has_four_commands_and_ci_runs_the_test_ones():
     cmds = readme_commands()
     assert len(cmds) == 4, cmds
     install, test, guest, sd_guest = cmds
-    assert "pyrunc run" in install and "pyrunc.bundle" in install
+    assert "pyrunc run" in install and "pyrunc.tooling.bundle" in install
     assert "pytest" in test
     assert "run-in-v2-guest.sh" in guest and "ci-in-guest.sh" in guest
     assert "run-in-systemd-guest.sh" in sd_guest and "ci-in-guest.sh" in sd_guest

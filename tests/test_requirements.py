@@ -55,7 +55,7 @@ def test_every_third_party_import_is_required():
 
 
 def test_jsonschema_is_new_enough_for_referencing():
-    """spec/schema_messages.py passes registry= (a referencing.Registry) to Draft4Validator:
+    """config/schema/messages.py passes registry= (a referencing.Registry) to Draft4Validator:
     jsonschema 4.18 and later."""
     required = _requirements()
     assert required["jsonschema"] >= (4, 18)

@@ -123,7 +123,7 @@ def test_update_changes_live_limits(rt):
     assert (container_cgroup_dir(rt, "upd", "pids") / "pids.max").read_text().strip() == "30"
     # device rules survive an update
     if V2:
-        from pyrunc.cgroups import ebpf
+        from pyrunc.cgroups.v2 import ebpf
 
         fd = os.open(container_cgroup_dir(rt, "upd", ""), os.O_RDONLY | os.O_DIRECTORY)
         try:

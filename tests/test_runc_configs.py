@@ -112,7 +112,7 @@ def test_failed_create_without_mount_namespace_leaves_no_mount(rt, tmp_path):
 
 
 def _altroot(tmp_path):
-    from pyrunc.bundle import make_rootfs
+    from pyrunc.tooling.bundle import make_rootfs
 
     alt = tmp_path / "altroot"
     make_rootfs(str(alt), busybox_path())

@@ -557,7 +557,7 @@ def test_official_test_documents_same_verdict(kind, good, path):
         assert not good
         if kind == "config":
             from pyrunc.errors import ConfigError
-            from pyrunc.spec.config import parse_config
+            from pyrunc.config.load import parse_config
 
             with pytest.raises(ConfigError):
                 parse_config(Path(path).read_bytes(), str(path))
@@ -630,8 +630,8 @@ def test_generated_state_and_features_variants_same_verdict(kind_doc):
 
 @needs_official
 def test_schema_problems_agree_with_verdict():
-    """pyrunc.spec.schema_messages.schema_problems is empty exactly when the schema says valid."""
-    from pyrunc.spec.schema_messages import schema_problems
+    """pyrunc.config.schema.messages.schema_problems is empty exactly when the schema says valid."""
+    from pyrunc.config.schema.messages import schema_problems
 
     docs = exhaustive_variants(FULL_CONFIG, official()["config"].is_valid)[::40]
     for doc in docs:

@@ -20,7 +20,7 @@ SIGSYS_STATUS = 128 + 31
 
 def _libseccomp():
     try:
-        from pyrunc import seccomp
+        from pyrunc.linux import seccomp
 
         return seccomp.libseccomp_version()
     except Exception:  # noqa: BLE001
@@ -105,7 +105,7 @@ def test_log_trace_allow_actions(rt):
 
 def test_default_action_and_errno_ret(rt):
     # defaultAction ERRNO with defaultErrnoRet: what is not listed fails with that errno
-    from pyrunc.spec.default import default_seccomp
+    from pyrunc.config.default import default_seccomp
 
     sec = default_seccomp()
     sec["defaultErrnoRet"] = errno.ENOSYS
@@ -179,7 +179,7 @@ def test_flags_and_architectures(rt):
 
 
 def test_errors_name_the_field():
-    from pyrunc import seccomp
+    from pyrunc.linux import seccomp
     from pyrunc.errors import PyruncError
 
     cases = [
@@ -208,7 +208,7 @@ def test_errors_name_the_field():
 
 
 def test_flags_given_to_the_kernel():
-    from pyrunc import seccomp
+    from pyrunc.linux import seccomp
     from pyrunc.native import constants as C
 
     f = seccomp.compile(profile(rule(["mkdir"]), flags=["SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_NOPE",

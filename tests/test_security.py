@@ -321,7 +321,7 @@ def test_cve_2019_16884_proc_symlink(rt, runc_rt):
 
 
 def test_lsm_labels_only_written_to_procfs(tmp_path):
-    from pyrunc.apparmor import write_proc_attr
+    from pyrunc.linux.lsm.apparmor import write_proc_attr
     from pyrunc.errors import PyruncError
 
     fake = tmp_path / "exec"
@@ -345,7 +345,7 @@ def _caps(text):
 
 
 def test_cve_2022_29162_no_inheritable_caps_beyond_config(rt):
-    from pyrunc.capabilities import cap_number
+    from pyrunc.linux.capabilities import cap_number
 
     b = rt.bundle(["sleep", "30"])
     c = new_id("x")
@@ -417,13 +417,13 @@ def test_bundle_root_path_host_root_refused(rt):
 
 
 def _apparmor_on():
-    from pyrunc import apparmor
+    from pyrunc.linux.lsm import apparmor
 
     return apparmor.enabled()
 
 
 def _selinux_on():
-    from pyrunc import selinux
+    from pyrunc.linux.lsm import selinux
 
     return selinux.enabled()
 

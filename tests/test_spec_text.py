@@ -61,7 +61,8 @@ def test_exec_with_an_unknown_capability_warns_and_runs(rt):
 def test_capabilities_beyond_the_hosts_last_cap_are_left_out(monkeypatch):
     # A kernel older than the table (its cap_last_cap lower) cannot grant the newer
     # ones: left out with the same warning as unknown names.
-    from pyrunc import capabilities, log
+    from pyrunc import log
+    from pyrunc.linux import capabilities
 
     monkeypatch.setattr(capabilities, "_last_cap", capabilities.CAPABILITIES["CAP_AUDIT_READ"])
     mask, ignored = capabilities.usable_mask(["CAP_KILL", "CAP_BPF", "CAP_PERFMON"])
@@ -93,7 +94,7 @@ def _own_bounding():
 
 def _all_caps(c):
     """Every capability in every set, as Docker's --privileged asks."""
-    from pyrunc.capabilities import CAPABILITIES, last_cap
+    from pyrunc.linux.capabilities import CAPABILITIES, last_cap
 
     names = sorted(n for n, v in CAPABILITIES.items() if v <= last_cap())
     c["process"]["capabilities"] = {k: list(names) for k in ("bounding", "effective", "permitted", "inheritable")}
@@ -105,7 +106,7 @@ def test_capabilities_the_runtime_lacks_are_a_warning_not_a_failure(rt, runc_rt)
     # operates in a restricted environment with limited capabilities" (Docker's
     # --privileged on a host whose root lacks some). runc 1.1.5 fails: "unable to apply
     # caps: operation not permitted".
-    from pyrunc.capabilities import last_cap
+    from pyrunc.linux.capabilities import last_cap
 
     script = "grep -E '^Cap(Eff|Prm|Bnd|Inh)' /proc/self/status"
     b = rt.bundle(["sh", "-c", script], edit=_all_caps)
@@ -136,7 +137,7 @@ def test_exec_with_a_capability_the_runtime_lacks_warns_and_runs(rt):
 def test_a_user_namespace_grants_what_the_runtime_lacks(rt):
     # In a new user namespace the init holds every capability (of that namespace): no
     # warning, nothing left out.
-    from pyrunc.capabilities import last_cap
+    from pyrunc.linux.capabilities import last_cap
 
     def edit(c):
         _all_caps(c)

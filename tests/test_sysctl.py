@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from pyrunc import sysctl
+from pyrunc.linux import sysctl
 
 
 @pytest.mark.unit

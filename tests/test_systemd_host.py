@@ -15,8 +15,8 @@ import pytest
 
 from support.checks import one_line_error
 from support.host import pyrunc_binary
-from pyrunc.cgroups import dbus
-from pyrunc.cgroups.systemd import running_systemd
+from pyrunc.cgroups.systemd import dbus
+from pyrunc.cgroups.systemd.driver import running_systemd
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def test_dbus_client_only_for_the_systemd_driver(rt, tmp_path):
         assert "pyrunc.cli" in mods  # the log is there
         seen |= mods
     assert "pyrunc.cgroups" in seen
-    assert not {"pyrunc.cgroups.dbus", "pyrunc.cgroups.systemd", "pyrunc.cgroups.systemd_props"} & seen
+    assert not {"pyrunc.cgroups.systemd.dbus", "pyrunc.cgroups.systemd.driver", "pyrunc.cgroups.systemd.props"} & seen
 
 
 # --- without systemd ----------------------------------------------------------------

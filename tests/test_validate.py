@@ -1,4 +1,4 @@
-"""pyrunc.spec.config.load_config and pyrunc.spec.validate: messages, pointers, robustness."""
+"""pyrunc.config.load.load_config and pyrunc.config.validate: messages, pointers, robustness."""
 
 import copy
 import importlib.util
@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pyrunc.errors import ConfigError, PyruncError
-from pyrunc.spec import specs_dir
-from pyrunc.spec.config import MAX_CONFIG_BYTES, load_config, parse_config
-from pyrunc.spec import validate as pipeline
-from pyrunc.spec.problems import pointer
-from pyrunc.spec.schema_messages import schema_problems
-from pyrunc.spec.semantic import semantic_problems
+from pyrunc.config import specs_dir
+from pyrunc.config.load import MAX_CONFIG_BYTES, load_config, parse_config
+from pyrunc.config import validate as pipeline
+from pyrunc.config.problems import pointer
+from pyrunc.config.schema.messages import schema_problems
+from pyrunc.config.semantic.checks import semantic_problems
 from support.paths import REPO
 
 pytestmark = pytest.mark.unit
@@ -585,7 +585,7 @@ def _importtime(module):
     return [line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines() if "|" in line]
 
 
-@pytest.mark.parametrize("module", ["pyrunc.spec.validate", "pyrunc.spec.schema_messages", "pyrunc.spec.config", "pyrunc.spec"])
+@pytest.mark.parametrize("module", ["pyrunc.config.validate", "pyrunc.config.schema.messages", "pyrunc.config.load", "pyrunc.config"])
 def test_import_does_not_load_jsonschema(module):
     imported = _importtime(module)
     assert module in imported
@@ -594,9 +594,9 @@ def test_import_does_not_load_jsonschema(module):
 
 
 def test_specs_dir_falls_back_to_install_prefix(tmp_path):
-    pkg = tmp_path / "site" / "pyrunc" / "spec"
+    pkg = tmp_path / "site" / "pyrunc" / "config"
     pkg.mkdir(parents=True)
-    source = (REPO / "pyrunc" / "spec" / "__init__.py").read_text()
+    source = (REPO / "pyrunc" / "config" / "__init__.py").read_text()
     (pkg / "__init__.py").write_text(source)
     spec = importlib.util.spec_from_file_location("_installed_spec", pkg / "__init__.py")
     module = importlib.util.module_from_spec(spec)

@@ -1,4 +1,4 @@
-"""spec/validate.py is the one validation pipeline (schema -> runc compatibility ->
+"""config/validate.py is the one validation pipeline (schema -> runc compatibility ->
 semantic checks) that create, `pyrunc validate`, exec --process and update --resources
 use; its steps load only what the document's kind needs, and the semantic checks are
 split by area into small functions (issue 16 item 2)."""
@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from pyrunc.errors import ConfigError
-from pyrunc.spec import validate
+from pyrunc.config import validate
 from support.paths import REPO
 
 pytestmark = pytest.mark.unit
@@ -19,13 +19,13 @@ pytestmark = pytest.mark.unit
 PROCESS = {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}}
 CONFIG = {"ociVersion": "1.2.0", "root": {"path": "rootfs"}, "process": PROCESS,
           "linux": {"namespaces": [{"type": "mount"}]}}
-HEAVY = ("jsonschema", "referencing", "pyrunc.spec.compat", "pyrunc.spec.schema_messages")
+HEAVY = ("jsonschema", "referencing", "pyrunc.config.compat", "pyrunc.config.schema.messages")
 
 
 def _loaded(kind, doc):
     """The modules a fresh interpreter has loaded after check() of a valid doc."""
     code = ("import json, sys\n"
-            "from pyrunc.spec import validate\n"
+            "from pyrunc.config import validate\n"
             f"doc = json.loads({json.dumps(json.dumps(doc))})\n"
             f"assert validate.check(doc, {kind!r}, source='doc.json') is doc\n"
             "print(json.dumps(sorted(sys.modules)))\n")
@@ -42,20 +42,20 @@ def _heavy(modules):
 def test_a_valid_process_loads_only_the_process_checks():
     """exec --process: no semantic.py (config.json's checks), no compat, no jsonschema."""
     loaded = _loaded("process", PROCESS)
-    assert "pyrunc.spec.process_checks" in loaded
-    assert _heavy(loaded) == [] and "pyrunc.spec.semantic" not in loaded
+    assert "pyrunc.config.semantic.process" in loaded
+    assert _heavy(loaded) == [] and "pyrunc.config.semantic.checks" not in loaded
 
 
 def test_a_valid_config_loads_neither_compat_nor_jsonschema():
     loaded = _loaded("config", CONFIG)
-    assert "pyrunc.spec.semantic" in loaded
+    assert "pyrunc.config.semantic.checks" in loaded
     assert _heavy(loaded) == []
 
 
 def test_valid_resources_load_no_semantic_checks():
     loaded = _loaded("resources", {"pids": {"limit": 5}})
     assert _heavy(loaded) == []
-    assert not {"pyrunc.spec.semantic", "pyrunc.spec.process_checks"} & loaded
+    assert not {"pyrunc.config.semantic.checks", "pyrunc.config.semantic.process"} & loaded
 
 
 @pytest.mark.parametrize("kind,doc,message", [
@@ -92,8 +92,8 @@ def test_unknown_kind():
 
 def test_semantic_checks_are_small_functions():
     """No function of the validation modules over 60 lines (semantic.py had one of 178)."""
-    spec = REPO / "pyrunc" / "spec"
-    files = [spec / "semantic.py", spec / "validate.py", spec / "compat.py", *sorted(spec.glob("*_checks.py"))]
+    config = REPO / "pyrunc" / "config"
+    files = [config / "validate.py", config / "compat.py", *sorted((config / "semantic").glob("*.py"))]
     assert len(files) >= 7
     long = []
     for path in files:

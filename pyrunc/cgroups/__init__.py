@@ -97,7 +97,7 @@ class Manager:
     def all_pids(self) -> list:
         """Every process in the container's cgroup of every hierarchy (and their
         sub-cgroups): a half-made container's may be in some hierarchies only."""
-        from pyrunc.cgroups._util import read_procs
+        from pyrunc.cgroups.fs import read_procs
 
         out = set()
         for p in set(self.paths.values()):
@@ -108,7 +108,7 @@ class Manager:
         """to_state() as it will be once create() has run: ``created`` lists the
         directories that do not exist yet. Saved before create(), it lets a process
         that finds the creation interrupted remove them (and nothing else)."""
-        from pyrunc.cgroups._util import missing_dirs
+        from pyrunc.cgroups.fs import missing_dirs
 
         st = self.to_state()
         st["created"] = missing_dirs(self._leaf_dirs())
@@ -159,14 +159,14 @@ def new_manager(container_id, cgroups_path, *, rootless=False, systemd=False, an
     ``systemd`` (--systemd-cgroup) the systemd driver over either (``annotations``: the
     config's, for its org.systemd.property.* unit properties)."""
     if systemd:
-        from pyrunc.cgroups.systemd import SystemdManager
+        from pyrunc.cgroups.systemd.driver import SystemdManager
 
         return SystemdManager(container_id, cgroups_path, rootless=rootless, annotations=annotations)
     if is_unified():
-        from pyrunc.cgroups.v2 import V2Manager
+        from pyrunc.cgroups.v2.manager import V2Manager
 
         return V2Manager(container_id, cgroups_path, rootless=rootless)
-    from pyrunc.cgroups.v1 import V1Manager
+    from pyrunc.cgroups.v1.manager import V1Manager
 
     return V1Manager(container_id, cgroups_path, rootless=rootless)
 
@@ -179,15 +179,15 @@ def load_manager(saved):
         raise PyruncError("cgroup: invalid saved cgroup state")
     v = saved.get("cgroup_version")
     if saved.get("driver") == "systemd":
-        from pyrunc.cgroups.systemd import SystemdManager
+        from pyrunc.cgroups.systemd.driver import SystemdManager
 
         return SystemdManager.from_state(saved)
     if v == 1:
-        from pyrunc.cgroups.v1 import V1Manager
+        from pyrunc.cgroups.v1.manager import V1Manager
 
         return V1Manager.from_state(saved)
     if v == 2:
-        from pyrunc.cgroups.v2 import V2Manager
+        from pyrunc.cgroups.v2.manager import V2Manager
 
         return V2Manager.from_state(saved)
     raise PyruncError(f"cgroup: invalid saved cgroup state (cgroup_version {v!r})")

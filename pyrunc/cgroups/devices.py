@@ -12,7 +12,7 @@ Kernel semantics (security/device_cgroup.c) that the emulator follows:
   * in blacklist mode the roles are swapped.
 """
 
-from pyrunc.cgroups._util import error
+from pyrunc.cgroups.fs import error
 
 WILDCARD = -1
 _PERMS = "rwm"

@@ -6,7 +6,7 @@ Each function takes a cgroup directory (None when the controller is not
 available) and returns the JSON-ready object of one section.
 """
 
-from pyrunc.cgroups import _util as u
+from pyrunc.cgroups import fs as u
 
 _NS_PER_TICK = 1_000_000_000 // 100  # runc assumes USER_HZ = 100
 

@@ -13,8 +13,8 @@ import os
 import posixpath
 
 from pyrunc.cgroups import ROOTLESS_JOIN_ERRNOS
-from pyrunc.cgroups import _util as u
-from pyrunc.cgroups._util import CgroupError
+from pyrunc.cgroups import fs as u
+from pyrunc.cgroups.fs import CgroupError
 from pyrunc.errors import PyruncError
 
 

@@ -24,7 +24,7 @@ FLAGS = [
 
 
 def run(ctx, opts, args):
-    from pyrunc import signals
+    from pyrunc.process import supervise
     from pyrunc.api import Container
     from pyrunc.cli.create import preserved_fds
     from pyrunc.cli.flags import flag_name
@@ -42,7 +42,7 @@ def run(ctx, opts, args):
     try:
         options = _options(opts, args[1:], total, listen)
         if not opts["detach"]:
-            signals.block_all()
+            supervise.block_all()
         pid = c.exec(options)
     except OptionError as e:
         raise _exec_failed(e.render(flag_name(e.option))) from None
@@ -70,8 +70,8 @@ def _options(opts, args, preserve_fds, listen_fds):
 
     process = None
     if opts["process"]:
-        from pyrunc.spec.config import load_json_object
-        from pyrunc.spec.validate import check
+        from pyrunc.config.load import load_json_object
+        from pyrunc.config.validate import check
 
         process = check(load_json_object(opts["process"]), "process", source=opts["process"])
     uid = gid = None

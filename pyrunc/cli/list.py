@@ -31,7 +31,7 @@ def run(ctx, opts, args):
     if opts["quiet"]:
         out.write("".join(r["id"] + "\n" for r in rows))
     elif opts["format"] == "json":
-        from pyrunc.jsonutil import dumps
+        from pyrunc.util.jsonutil import dumps
 
         out.write(dumps(rows) + "\n" if rows else "null\n")
     else:

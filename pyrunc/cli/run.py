@@ -11,14 +11,14 @@ FLAGS = CREATE_FLAGS + [
 
 
 def run(ctx, opts, args):
-    from pyrunc import signals
+    from pyrunc.process import supervise
 
     # runc's run is a child subreaper until it exits: a process the container's leave
     # behind (no pid namespace) is re-parented to it, and reaped. (--no-subreaper: only
     # while create needs it, until the init is ready: see _ready.)
     if opts["no_subreaper"]:
         return _run(ctx, opts, args)
-    with signals.ChildSubreaper():
+    with supervise.ChildSubreaper():
         return _run(ctx, opts, args)
 
 
@@ -32,7 +32,7 @@ def _run(ctx, opts, args):
     proxy = None
     if (config.get("process") or {}).get("terminal") and not options.console_socket \
             and not opts["detach"]:
-        from pyrunc.console import Proxy
+        from pyrunc.linux.console import Proxy
 
         proxy = Proxy()
         options.console_socket = proxy.theirs
@@ -72,6 +72,6 @@ def _ready(opts):
 
         sc.prctl(C.PR_SET_CHILD_SUBREAPER, 0 if opts["no_subreaper"] else 1)
     if not opts["detach"]:
-        from pyrunc import signals
+        from pyrunc.process import supervise
 
-        signals.block_all()
+        supervise.block_all()

@@ -9,7 +9,7 @@ FLAGS = [
 
 
 def run(ctx, opts, args):
-    from pyrunc.spec.default import write_default_config
+    from pyrunc.config.default import write_default_config
 
     write_default_config(opts["bundle"] or ".", rootless=opts["rootless"])
     return 0

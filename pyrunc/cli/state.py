@@ -8,7 +8,7 @@ def run(ctx, opts, args):
 
     from pyrunc.api import Container
     from pyrunc.errors import CorruptState, PyruncError
-    from pyrunc.jsonutil import dumps_indent
+    from pyrunc.util.jsonutil import dumps_indent
 
     try:
         state = Container(args[0], root=ctx.root).state()

@@ -61,7 +61,7 @@ def run(ctx, opts, args):
 
     from pyrunc.api import Container
     from pyrunc.errors import PyruncError, UsageError
-    from pyrunc.spec.config import load_json_object, parse_config
+    from pyrunc.config.load import load_json_object, parse_config
 
     resources = {}
     source = opts["resources"] or "resources"
@@ -88,7 +88,7 @@ def run(ctx, opts, args):
         else:
             v = val
         resources.setdefault(section, {})[key] = v
-    from pyrunc.spec.validate import check
+    from pyrunc.config.validate import check
 
     # As config.json's linux.resources (runc's JSON decoding refuses wrong types too).
     check(resources, "resources", source=source)

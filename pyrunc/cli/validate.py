@@ -18,9 +18,9 @@ def run(ctx, opts, args):
     import sys
 
     from pyrunc.errors import PyruncError, one_line
-    from pyrunc.spec.config import load_config
-    from pyrunc.spec.problems import sort_problems
-    from pyrunc.spec.validate import problems as check
+    from pyrunc.config.load import load_config
+    from pyrunc.config.problems import sort_problems
+    from pyrunc.config.validate import problems as check
 
     bundle = os.path.abspath(opts["bundle"] or ".")
     path = os.path.join(bundle, "config.json")

@@ -115,7 +115,7 @@ MPOL_FLAGS = {"MPOL_F_NUMA_BALANCING": 1 << 13, "MPOL_F_RELATIVE_NODES": 1 << 14
               "MPOL_F_STATIC_NODES": 1 << 15}
 PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
 
-# bpf(2): cgroup v2 device programs (pyrunc.cgroups.ebpf)
+# bpf(2): cgroup v2 device programs (pyrunc.cgroups.v2.ebpf)
 BPF_PROG_TYPE_CGROUP_DEVICE = 15
 BPF_CGROUP_DEVICE = 6  # attach type
 BPF_F_ALLOW_MULTI = 0x2

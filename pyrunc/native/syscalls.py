@@ -163,7 +163,7 @@ def setrlimit(resource, soft, hard):
     _check(lib.pyrunc_setrlimit(resource, soft, hard), f"setrlimit({resource}, {soft}, {hard})")
 
 
-# bpf(2): cgroup v2 device programs (pyrunc.cgroups.ebpf)
+# bpf(2): cgroup v2 device programs (pyrunc.cgroups.v2.ebpf)
 
 
 def bpf_prog_load(prog_type, insns, license="Apache", log_size=0):
@@ -238,7 +238,7 @@ def seccomp_set_mode_filter(flags, bpf):
     return _check(ret, f"seccomp(SECCOMP_SET_MODE_FILTER, {flags:#x})")
 
 
-# libseccomp.so.2, dlopen'ed by the C side on first use (pyrunc.seccomp only)
+# libseccomp.so.2, dlopen'ed by the C side on first use (pyrunc.linux.seccomp only)
 
 
 def libseccomp_open():

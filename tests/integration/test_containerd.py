@@ -244,7 +244,7 @@ def test_kubernetes_style_propagation(containerd, runtime, tmp_path):
     import json
     import subprocess
 
-    from pyrunc.bundle import make_rootfs
+    from pyrunc.tooling.bundle import make_rootfs
     from support.host import busybox_path
 
     from .engines import unmount_under

@@ -221,7 +221,7 @@ def test_privileged(docker, runtime):
     37) and no seccomp filter. Where the host's root lacks some
     (this test machine: CAP_SYS_RESOURCE), runc 1.1.5 fails "unable to apply caps";
     pyrunc grants what it holds and warns, as config.md "Linux Process" asks."""
-    from pyrunc.capabilities import last_cap
+    from pyrunc.linux.capabilities import last_cap
 
     own = int(next(ln.split()[1] for ln in open("/proc/self/status") if ln.startswith("CapBnd:")), 16)
     asked = (1 << (min(last_cap(), 37) + 1)) - 1

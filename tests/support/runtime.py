@@ -92,8 +92,8 @@ class Runtime:
 
     def bundle(self, args=("sh",), name=None, edit=None, **top):
         """Make a busybox bundle; edit(config) may change the config in place."""
-        from pyrunc.bundle import make_rootfs
-        from pyrunc.spec.default import default_config
+        from pyrunc.tooling.bundle import make_rootfs
+        from pyrunc.config.default import default_config
 
         name = name or f"b-{uuid.uuid4().hex[:8]}"
         b = self.tmp / name

@@ -7,7 +7,8 @@ import sys
 import pytest
 
 from support.paths import REPO
-from pyrunc import namespaces, process
+from pyrunc.linux import namespaces
+from pyrunc.process import attributes
 from pyrunc.errors import PyruncError
 from pyrunc.native import constants as C
 from pyrunc.native import syscalls
@@ -33,7 +34,7 @@ def test_unshare_failure_is_one_line_naming_the_namespaces():
 
 def test_rlimits_are_set_in_order_and_a_refusal_names_the_limit():
     with FakeSyscalls() as fake:
-        process.set_rlimits([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 4096},
+        attributes.set_rlimits([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 4096},
                              {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}])
         assert fake.called("setrlimit") == [
             {"resource": C.RLIMITS["RLIMIT_NOFILE"], "soft": 1024, "hard": 4096},
@@ -41,7 +42,7 @@ def test_rlimits_are_set_in_order_and_a_refusal_names_the_limit():
         fake.fails("setrlimit", errno.EPERM)
         with pytest.raises(PyruncError, match="process.rlimits: setting RLIMIT_NOFILE to "
                            "soft=1 hard=2: setrlimit: Operation not permitted"):
-            process.set_rlimits([{"type": "RLIMIT_NOFILE", "soft": 1, "hard": 2}])
+            attributes.set_rlimits([{"type": "RLIMIT_NOFILE", "soft": 1, "hard": 2}])
 
 
 def test_the_fake_checks_signatures_and_uninstalls():
@@ -62,7 +63,7 @@ def test_without_the_compiled_module():
     code = (
         "import sys\n"
         "sys.modules['pyrunc.native._lowlevel'] = None  # as if it were not built\n"
-        "from pyrunc import namespaces\n"
+        "from pyrunc.linux import namespaces\n"
         "from pyrunc.native import syscalls\n"
         "from pyrunc.native.fake import FakeSyscalls\n"
         "try:\n"
@@ -83,7 +84,7 @@ def test_without_the_compiled_module():
 def test_a_seccomp_config_without_its_filter_fails_closed():
     """The filter reaches the container process in its plan (an argument), never
     through module state: without it (or with another config's) nothing is applied."""
-    from pyrunc import seccomp
+    from pyrunc.linux import seccomp
 
     cfg = {"defaultAction": "SCMP_ACT_ALLOW"}
     proc = {"args": ["/bin/true"], "oomScoreAdj": 5}
@@ -91,5 +92,5 @@ def test_a_seccomp_config_without_its_filter_fails_closed():
     with FakeSyscalls() as fake:
         for filt in (None, other):
             with pytest.raises(PyruncError, match="the filter was not prepared by the runtime"):
-                process.prepare(proc, {"seccomp": cfg}, seccomp_filter=filt)
+                attributes.prepare(proc, {"seccomp": cfg}, seccomp_filter=filt)
     assert fake.calls == []

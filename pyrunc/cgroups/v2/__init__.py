@@ -1,0 +1,2 @@
+"""The cgroup v2 manager (manager.py) and the device-rule eBPF program (ebpf.py).
+"""

@@ -1,0 +1,3 @@
+"""Linux features applied to the container: namespaces, capabilities, seccomp, sysctl,
+console, network devices, LSMs (lsm/).
+"""

@@ -1,0 +1,2 @@
+"""Linux security modules: AppArmor and SELinux labels.
+"""

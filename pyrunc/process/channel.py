@@ -1,0 +1,76 @@
+"""Messages between the runtime and the container's init over a SOCK_SEQPACKET socketpair.
+
+Each message is one JSON object with a "t" (type) key: "go", "userns" (init asks for
+id mappings), "pid" (stage-1 reports the init's pid), "hooks" (init asks the runtime
+to run prestart/createRuntime hooks), "ready", "error" (with "msg"), "ok".
+"""
+from pyrunc.errors import InitError
+from pyrunc.util.jsonutil import dumps, loads
+
+
+def pair():
+    # _socket, not socket: the socket module costs ~4 ms of imports on the create path.
+    import _socket
+
+    return _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
+
+
+def send(sock, t, **kw):
+    kw["t"] = t
+    sock.send(dumps(kw).encode())
+
+
+def recv(sock, expect=None):
+    """Next message; raises InitError for "error" messages or EOF (init died)."""
+    try:
+        data = sock.recv(1 << 16)
+    except ConnectionResetError:
+        # The peer exited with a message of ours unread: the kernel reports ECONNRESET
+        # once, before the messages it had sent us (its error, typically).
+        data = sock.recv(1 << 16)
+    if not data:
+        raise InitError("container init exited before it was ready")
+    msg = loads(data)
+    if msg["t"] == "error":
+        if msg.get("kind") == "hook":
+            from pyrunc.errors import HookError
+
+            raise HookError(msg["msg"])
+        raise InitError(msg["msg"])
+    if expect and msg["t"] != expect:
+        raise InitError(f"init pipe: expected {expect!r}, got {msg['t']!r}")
+    return msg
+
+
+def recv_logged(sock, expect=None):
+    """recv(), logging the container side's "warn"/"debug" messages on the way."""
+    while True:
+        msg = recv(sock)
+        if msg["t"] in ("warn", "debug"):
+            from pyrunc import log
+
+            (log.warning if msg["t"] == "warn" else log.debug)(msg["msg"])
+            continue
+        if expect and msg["t"] != expect:
+            raise InitError(f"init pipe: expected {expect!r}, got {msg['t']!r}")
+        return msg
+
+
+def raise_pending_error(sock):
+    """After a failed step towards the container side (e.g. placing a process that has
+    already died in a cgroup): if it reported an error, raise that one instead."""
+    import select
+
+    while select.select([sock], [], [], 0)[0]:
+        recv_logged(sock)  # raises InitError for an "error" message or EOF
+
+
+def recv_eof(sock):
+    """Wait for the peer to close its end (close-on-exec: it exec'd); an "error"
+    message instead raises InitError."""
+    data = sock.recv(1 << 16)
+    if data:
+        msg = loads(data)
+        if msg["t"] == "error":
+            raise InitError(msg["msg"])
+        raise InitError(f"init pipe: unexpected message {msg['t']!r}")

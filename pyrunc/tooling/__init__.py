@@ -1,0 +1,2 @@
+"""Tooling, not runtime: helpers for the README, tests and benchmarks.
+"""

@@ -1,0 +1,2 @@
+"""Small helpers with no pyrunc dependencies.
+"""
