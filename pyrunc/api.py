@@ -25,9 +25,9 @@ DEFAULT_ROOT = "/run/pyrunc"
 def load_config(bundle: str) -> dict:
     """<bundle>/config.json, checked as create() checks it (ConfigError naming the
     problem); CreateOptions(config=...) takes it."""
-    from pyrunc.container.lifecycle import load_bundle
+    from pyrunc.config.validate import load_bundle_config
 
-    return load_bundle(os.path.abspath(bundle))
+    return load_bundle_config(os.path.abspath(bundle))
 
 
 class Container:
@@ -65,7 +65,8 @@ class Container:
             on_ready=None) -> "Container":
         """create() then start() (runc's `run --detach`): returns the running container;
         wait() for its exit code. On failure nothing is left behind."""
-        from pyrunc.container.lifecycle import delete, start
+        from pyrunc.container.delete import delete
+        from pyrunc.container.start import start
 
         c = cls._create(id, options, root, on_ready, to_start=True)
         try:
@@ -141,14 +142,14 @@ class Container:
 
     def start(self) -> None:
         """Run the user's process (runtime.md "start")."""
-        from pyrunc.container.lifecycle import start
+        from pyrunc.container.start import start
 
         start(self.root, self.id, container=self._made)
 
     def kill(self, signal: "int | str" = 15, *, all_processes: bool = False) -> None:
         """Send a signal (a number, or a name: "KILL", "SIGTERM", "RTMIN+1") to the init,
         or with all_processes to every process in the container's cgroup."""
-        from pyrunc.container.lifecycle import kill, parse_signal
+        from pyrunc.container.kill import kill, parse_signal
 
         kill(self.root, self.id, signal if type(signal) is int else parse_signal(signal),
              all_processes=all_processes)
@@ -156,19 +157,19 @@ class Container:
     def delete(self, *, force: bool = False) -> None:
         """Remove a stopped container (runtime.md "delete"); force: kill it first if
         it is not stopped, and no error if it is gone already."""
-        from pyrunc.container.lifecycle import delete
+        from pyrunc.container.delete import delete
 
         made, self._made = self._made, None
         delete(self.root, self.id, force=force, container=made)
 
     def pause(self) -> None:
         """Freeze every process of the container (its cgroup freezer)."""
-        from pyrunc.container.lifecycle import pause
+        from pyrunc.container.pause import pause
 
         pause(self.root, self.id)
 
     def resume(self) -> None:
-        from pyrunc.container.lifecycle import resume
+        from pyrunc.container.pause import resume
 
         resume(self.root, self.id)
 
@@ -177,7 +178,7 @@ class Container:
         linux.resources, merged into the current ones."""
         import copy
 
-        from pyrunc.container.lifecycle import update
+        from pyrunc.container.update import update
         from pyrunc.config.validate import check
 
         # As config.json's linux.resources (with runc's reading of it: on a copy)

@@ -152,7 +152,7 @@ def cgroup_host():
 
 
 def _cgroupfs_host():
-    from pyrunc.cgroups import is_unified
+    from pyrunc.cgroups.base import is_unified
 
     if is_unified():
         from pyrunc.cgroups.v2 import ebpf

@@ -308,13 +308,13 @@ def test_cgroup_annotations_tell_this_host(feat):
 
 @pytest.mark.unit
 def test_cgroup_devices_annotation_when_bpf_fails(monkeypatch):
-    from pyrunc import cgroups
+    from pyrunc.cgroups import base
     from pyrunc.cgroups.v2 import ebpf
 
     def refused():
         raise OSError(1, "bpf(BPF_PROG_LOAD): Operation not permitted")
 
-    monkeypatch.setattr(cgroups, "is_unified", lambda root=None: True)
+    monkeypatch.setattr(base, "is_unified", lambda root=None: True)
     monkeypatch.setattr(ebpf, "probe", refused)
     ann = features()["annotations"]
     assert ann["io.github.pyrunc.cgroup.host"] == "v2"

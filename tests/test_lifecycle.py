@@ -236,7 +236,7 @@ def test_device_file_mode_with_type_bits_is_accepted(rt):
 
 @pytest.mark.unit
 def test_signal_names_as_runc():
-    from pyrunc.container.lifecycle import parse_signal
+    from pyrunc.container.kill import parse_signal
     from pyrunc.errors import PyruncError
 
     assert [parse_signal(s) for s in ("KILL", "SIGKILL", "9", "term", "RTMIN+3", "SIGRTMAX-1")] == \

@@ -16,7 +16,7 @@ still places with Manager.apply().
 """
 import os
 
-from pyrunc.cgroups import ROOTLESS_JOIN_ERRNOS
+from pyrunc.cgroups.base import ROOTLESS_JOIN_ERRNOS
 from pyrunc.errors import PyruncError
 
 

@@ -12,7 +12,7 @@ nothing is created.
 import os
 import posixpath
 
-from pyrunc.cgroups import ROOTLESS_JOIN_ERRNOS
+from pyrunc.cgroups.base import ROOTLESS_JOIN_ERRNOS
 from pyrunc.cgroups import fs as u
 from pyrunc.cgroups.fs import CgroupError
 from pyrunc.errors import PyruncError

@@ -11,14 +11,14 @@ FLAGS = CREATE_FLAGS + [
 
 
 def run(ctx, opts, args):
-    from pyrunc.process import supervise
+    from pyrunc.process.spawn import ChildSubreaper
 
     # runc's run is a child subreaper until it exits: a process the container's leave
     # behind (no pid namespace) is re-parented to it, and reaped. (--no-subreaper: only
     # while create needs it, until the init is ready: see _ready.)
     if opts["no_subreaper"]:
         return _run(ctx, opts, args)
-    with supervise.ChildSubreaper():
+    with ChildSubreaper():
         return _run(ctx, opts, args)
 
 

@@ -50,7 +50,7 @@ def default_config(rootless: bool = False, seccomp: bool = False, cgroupns=None)
     ]
     namespaces = ["pid", "network", "ipc", "uts", "mount"]
     if cgroupns is None:
-        from pyrunc.cgroups import is_unified
+        from pyrunc.cgroups.base import is_unified
 
         cgroupns = is_unified()
     if cgroupns:

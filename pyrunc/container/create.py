@@ -1,7 +1,7 @@
 """Creating a container (runtime.md "create"): from a bundle to an init that waits on
 exec.fifo, with everything it made undone if any step fails.
 
-    from pyrunc.container.lifecycle import create   # the library's name for it (imported lazily)
+    from pyrunc.container.create import create
 """
 import os
 import time
@@ -9,7 +9,8 @@ import time
 # _signal, not signal: the signal module builds enums (enum costs ~7 ms to import).
 import _signal as signal
 
-from pyrunc.container.lifecycle import load_bundle, forking
+from pyrunc.config.validate import load_bundle_config
+from pyrunc.process.spawn import forking
 from pyrunc.errors import HookError, OptionError, PyruncError
 from pyrunc.container.state import EXEC_FIFO, Container, Store, process_start_time, write_pid_file
 
@@ -93,7 +94,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     store.dir(cid)  # validates the id
     bundle = os.path.abspath(bundle)
     if config is None:
-        config = load_bundle(bundle)
+        config = load_bundle_config(bundle)
     proc = config.get("process")
     if not proc:
         raise PyruncError("config.json: process is required to create a container")

@@ -2,7 +2,7 @@
 (written atomically), exec.fifo and create.json; an flock on the directory serialises
 commands that change a container (create holds it until it is done). Container: a
 stored container and its status (what `state` and `list` need, without the lifecycle
-operations of pyrunc.container.lifecycle).
+operations: start.py, kill.py, delete.py, pause.py, update.py beside it).
 
 create.json, the early record, is written by create before it makes anything else
 (cgroups, processes) and never changed: the container's bundle and the cgroup
@@ -384,3 +384,14 @@ def partial_container(store, cid, problem):
         "cgroup": early.get("cgroup"),
     }
     return Container(store, cid, record, problem)
+
+
+def state(root, cid):
+    return open_container(root, cid).oci_state()
+
+
+def manager_or_error(c, what):
+    mgr = c.cgroup_manager()
+    if mgr is None:
+        raise PyruncError(f"cannot {what} container {c.id}: it has no cgroups")
+    return mgr

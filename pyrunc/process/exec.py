@@ -11,7 +11,7 @@ import os
 
 from pyrunc.process import channel
 from pyrunc.errors import OptionError, PyruncError
-from pyrunc.container.lifecycle import forking
+from pyrunc.process.spawn import forking
 
 
 def build_process(config_process, opts):

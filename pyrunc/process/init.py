@@ -45,7 +45,7 @@ class InitSpec:
 
 def spawn(child_main, close_in_child=(), placement=None, clone_flags=0):
     """Fork the container side with an init pipe: returns (pid, runtime's end). The
-    caller is a child subreaper (container.forking), so that it can reap (and on
+    caller is a child subreaper (process.spawn.forking), so that it can reap (and on
     failure kill) the process the child forks in turn. child_main(sock) never returns. With a
     cgroups.placement.Placement, the child may be born in a v2 cgroup; with
     clone_flags, in new namespaces (OSError if clone3 refuses them)."""
@@ -205,7 +205,7 @@ def preimport_process(proc, linux=None, state=None, warn=None):
 
     from pyrunc.linux import capabilities  # noqa: F401
 
-    from pyrunc.process import attributes
+    from pyrunc.process import attributes  # noqa: F401
     from pyrunc.native import syscalls  # noqa: F401
 
     if proc.get("terminal"):
@@ -251,7 +251,7 @@ def preimport(spec, warn=None):
 
 def _init(spec, sock):
     from pyrunc.process import attributes
-    from pyrunc.rootfs import finalize, prepare
+    from pyrunc.rootfs import finalize, pivot, prepare
     from pyrunc.native import constants as C
     from pyrunc.native import syscalls as sc
 
@@ -279,7 +279,7 @@ def _init(spec, sock):
         # gets process.env.
         hooks.run_hooks(config, "createContainer", _hook_state(spec, "created"),
                         inherit=list(proc.get("env") or ()))
-    prepare.pivot(ctx)
+    pivot.pivot(ctx)
     if proc.get("terminal"):
         from pyrunc.linux import console
 

@@ -7,30 +7,6 @@ import _signal as signal
 _NOT_FORWARDED = {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP, signal.SIGURG, signal.SIGWINCH}
 
 
-class ChildSubreaper:
-    """The calling process is a child subreaper inside the block (a process its children
-    leave behind is re-parented to it, not to pid 1: create's init once stage-1 exits,
-    exec's process once its helper does), and after it as it was before."""
-
-    __slots__ = ("_was",)
-
-    def __enter__(self):
-        from pyrunc.native import constants as C
-        from pyrunc.native import syscalls as sc
-
-        self._was = sc.child_subreaper()
-        if not self._was:
-            sc.prctl(C.PR_SET_CHILD_SUBREAPER, 1)
-        return self
-
-    def __exit__(self, *exc):
-        if not self._was:
-            from pyrunc.native import constants as C
-            from pyrunc.native import syscalls as sc
-
-            sc.prctl(C.PR_SET_CHILD_SUBREAPER, 0)
-
-
 def block_all():
     """Block every signal so that supervise() can take them with sigwaitinfo."""
     signal.pthread_sigmask(signal.SIG_BLOCK, set(signal.valid_signals()))

@@ -16,7 +16,7 @@ which go into StartTransientUnit.
 """
 import os
 
-from pyrunc.cgroups import CGROUP_ROOT, Manager, is_unified
+from pyrunc.cgroups.base import CGROUP_ROOT, Manager, is_unified
 from pyrunc.cgroups.systemd import props as sp
 from pyrunc.cgroups.fs import warn
 from pyrunc.errors import OptionError, PyruncError
@@ -163,10 +163,10 @@ class SystemdManager(Manager):
         self.rootless = rootless
         self._pending = None
         if _state is not None:
-            from pyrunc.cgroups import load_manager
+            from pyrunc.cgroups import cgroupfs
 
             self.unit, self.slice, self.name = _state["unit"], _state["slice"], _state["name"]
-            self.fs = load_manager(_state["fs"])
+            self.fs = cgroupfs.load_manager(_state["fs"])
             self.started = True
             self.extra = []
             return

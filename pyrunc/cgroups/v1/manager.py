@@ -11,7 +11,7 @@ import errno
 import os
 import time
 
-from pyrunc.cgroups import ROOTLESS_JOIN_ERRNOS, Manager
+from pyrunc.cgroups.base import ROOTLESS_JOIN_ERRNOS, Manager
 from pyrunc.cgroups import fs as u
 from pyrunc.cgroups.fs import CgroupError, error, write_file
 from pyrunc.errors import PyruncError
