@@ -32,7 +32,12 @@ def pytest_runtest_setup(item):
 
 def pytest_collection_modifyitems(config, items):
     """cgroup_v1 tests skip on a cgroup v2 host, cgroup_v2 tests on a v1/hybrid one
-    (markers registered in setup.cfg); each with the reason."""
+    (markers registered in setup.cfg); each with the reason. A test in unit/ without the
+    unit marker is an error (it belongs in system/)."""
+    unmarked = [i.nodeid for i in items
+                if (TESTS / "unit") in Path(str(i.path)).parents and not i.get_closest_marker("unit")]
+    if unmarked:
+        raise pytest.UsageError("tests in tests/unit/ must be marked unit: " + ", ".join(unmarked))
     v2 = cgroup_v2_host()
     skip_v1 = pytest.mark.skip(reason="cgroup v1 only: this host is cgroup v2 (no v1 hierarchies)")
     skip_v2 = pytest.mark.skip(reason="cgroup v2 only: this host has cgroup v1 hierarchies "

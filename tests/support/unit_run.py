@@ -3,7 +3,7 @@ must run (no root, no pyrunc.native._lowlevel: a checkout where nothing was buil
 
     python tests/support/unit_run.py -m unit tests/
 
-The arguments are pytest's. tests/test_unit_marker.py runs it as `nobody`.
+The arguments are pytest's. tests/system/test_unit_marker.py runs it as `nobody`.
 """
 import importlib.abc
 import sys

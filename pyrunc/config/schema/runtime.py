@@ -63,7 +63,7 @@ def unique(items):
 
 # Predicates equal to re.search(pattern, s) for the patterns our specs/ use, so that
 # the create path never imports re. `$` also matches before a final "\n", as in re.
-# Any other pattern falls back to re. Proved by tests/test_fast_patterns.py.
+# Any other pattern falls back to re. Proved by tests/unit/test_fast_patterns.py.
 _UPPER = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ")
 _UPPER_ = _UPPER | {"_"}
 _DIGITS = frozenset("0123456789")

@@ -153,7 +153,7 @@ def test_run_failure_leaves_nothing(rt):
 
 @pytest.mark.unit
 def test_option_errors_name_the_option_not_a_flag():
-    """The library's words name its options; the CLI's (tests/test_process_validation.py)
+    """The library's words name its options; the CLI's (tests/system/test_process_validation.py)
     name its flags."""
     from pyrunc.errors import OptionError
     from pyrunc.process.exec import build_process

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-CORPUS = Path(__file__).resolve().parent / "corpus"
+CORPUS = Path(__file__).resolve().parents[1] / "corpus"
 CONFIGS = sorted(p.stem for p in CORPUS.glob("*.json"))
 
 OBSERVE = ("id; grep -E '^(CapBnd|CapEff|Seccomp|NoNewPrivs):' /proc/self/status; hostname; ulimit -n; "

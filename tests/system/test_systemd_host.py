@@ -1,7 +1,7 @@
 """The systemd cgroup driver where any host can check it: its D-Bus client against a real
 message bus (a private dbus-daemon), its import cost kept off the other paths, and
 `--systemd-cgroup` where systemd is not the init, compared with runc. Against a real
-systemd: tests/test_systemd_cgroup.py (in the systemd guest)."""
+systemd: tests/system/test_systemd_cgroup.py (in the systemd guest)."""
 import json
 import os
 import shutil

@@ -21,7 +21,7 @@ from support.paths import REPO
 pytestmark = pytest.mark.unit
 
 SPECS = REPO / "specs"
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "runtime-spec-v1.3.0"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "runtime-spec-v1.3.0"
 OFFICIAL = SHARED / "schema"
 ROOT_FILES = {"config": "config-schema.json", "state": "state-schema.json", "features": "features-schema.json"}
 KINDS = tuple(ROOT_FILES)

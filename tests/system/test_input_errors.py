@@ -140,7 +140,7 @@ def test_poststop_hook_that_cannot_run_is_a_warning(rt, runc_rt):
 
 def test_warnings_stay_one_line(rt, tmp_path):
     """An unknown capability is a warning (as runc's); one named with a newline kept
-    it raw in the json log's msg (found by tests/test_fuzz.py)."""
+    it raw in the json log's msg (found by tests/system/test_fuzz.py)."""
     def edit(c):
         c["process"]["capabilities"]["bounding"].append("CAP_FOO\nBAR")
     b = rt.bundle(["true"], edit=edit)

@@ -9,7 +9,7 @@ pyrunc passes it (the record is then stale). "runc fails it too" is no reason. W
 runc is installed each case also runs against runc, and runc's result must be what the
 case records: a pass, or a fail with the case's ``runc_deviation`` (XFAIL).
 
-    pytest tests/test_conformance.py -k hooks
+    pytest tests/system/test_conformance.py -k hooks
 """
 import os
 import shutil
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
@@ -43,8 +43,8 @@ PYRUNC_KNOWN = {
         'config.md#posix-process says "If rlimits contains duplicated entries with same type, '
         'the runtime MUST generate an error"; runc 1.1.5 creates the container (the last '
         'entry wins) and a drop-in is never stricter than runc at create: `pyrunc validate` '
-        'reports it (tests/test_validate.py, rlimit-dup) and the compat table lists it '
-        '(tests/test_compat.py, rlimit-duplicate)',
+        'reports it (tests/unit/test_validate.py, rlimit-dup) and the compat table lists it '
+        '(tests/system/test_compat.py, rlimit-duplicate)',
 }
 
 

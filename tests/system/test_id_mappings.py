@@ -85,7 +85,7 @@ def test_unique_items_is_linear(tmp_path):
 
 def test_negative_id_mappings(rt):
     """Negative ids are schema problems; the first sweep of the overlap check failed on
-    them (an internal error of `validate` that tests/test_fuzz.py found)."""
+    them (an internal error of `validate` that tests/system/test_fuzz.py found)."""
     b = rt.bundle(["true"], edit=_userns([{"containerID": -5, "hostID": 0, "size": 10},
                                           {"containerID": 0, "hostID": 100, "size": 10}]))
     p = rt.cmd("validate", "--bundle", b, check=False)

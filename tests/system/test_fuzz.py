@@ -12,7 +12,7 @@ CI's ~60 s) sets the number of generated examples per test; each takes ~0.2-0.5 
 3,000 take 10-25 minutes a test:
 
     PYRUNC_FUZZ_EXAMPLES=3000 nice .venv/bin/python -m pytest -p no:cacheprovider \\
-        --basetemp=/tmp/pt-fuzz tests/test_fuzz.py -x -q
+        --basetemp=/tmp/pt-fuzz tests/system/test_fuzz.py -x -q
 
 By default the examples are the same at every run (derandomized); PYRUNC_FUZZ_SEED=N
 draws others (any N, or "random"). A mutation cannot reach the host: the cgroupsPath,

@@ -4,7 +4,7 @@ import json
 import re
 from pathlib import Path
 
-DOC = Path(__file__).resolve().parents[1] / "docs" / "NETDEVICES.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "NETDEVICES.md"
 
 
 def _doc_example():
