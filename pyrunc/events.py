@@ -7,7 +7,7 @@ def stats(c):
     data = c.cgroup_manager().stats()
     if any(ns.get("type") == "network" and not ns.get("path")
            for ns in (c.config.get("linux") or {}).get("namespaces") or ()):
-        from pyrunc.linux.netdevices import interface_stats
+        from pyrunc.linux.netlink import interface_stats
 
         data["network_interfaces"] = interface_stats(c.record["init_pid"])
     return data

@@ -12,7 +12,8 @@ import _signal as signal
 from pyrunc.config.validate import load_bundle_config
 from pyrunc.process.spawn import forking
 from pyrunc.errors import HookError, OptionError, PyruncError
-from pyrunc.container.state import EXEC_FIFO, Container, Store, process_start_time, write_pid_file
+from pyrunc.util.pidfile import write_pid_file
+from pyrunc.container.state import EXEC_FIFO, Container, Store, process_start_time
 
 
 def _now_rfc3339nano():
@@ -250,7 +251,7 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     except BaseException as e:
         made.undo()
         if isinstance(e, HookError):
-            from pyrunc.container.hooks import hook_state, run_hooks
+            from pyrunc.process.hooks import hook_state, run_hooks
 
             # runtime.md "Lifecycle" steps 3-5: continue at 12 (destroy) and 13 (poststop).
             run_hooks(config, "poststop", hook_state(cid, "stopped", 0, bundle, config),
@@ -301,7 +302,7 @@ def _drive_init(sock, made, config, linux, bundle, cid, init_pid=None):
     """Answer the container side's requests until it says "ready"; returns the init pid
     (given when the runtime forked the init itself, else stage-1 reports it)."""
     from pyrunc.process import channel
-    from pyrunc.container.hooks import run_hooks
+    from pyrunc.process.hooks import run_hooks
 
     def init_started(pid):
         if linux.get("netDevices"):
@@ -326,7 +327,7 @@ def _drive_init(sock, made, config, linux, bundle, cid, init_pid=None):
             made.pids.remove(stage1_pid)
             init_started(init_pid)
         elif t == "hooks":
-            from pyrunc.container.hooks import hook_state
+            from pyrunc.process.hooks import hook_state
 
             # runtime.md "Lifecycle": these run at steps 3-5, after create's step 2
             # ("creating"); the state is "created" (runc says "creating").

@@ -124,7 +124,7 @@ def destroy(c):
         hostmounts.detach(hm["path"], hm["ids"])
     c.store.remove(c.id)
     if has_hooks(c.config, "poststop"):
-        from pyrunc.container.hooks import run_hooks
+        from pyrunc.process.hooks import run_hooks
 
         run_hooks(c.config, "poststop", c.hook_state("stopped"), warn_only=True)
 

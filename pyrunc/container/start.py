@@ -32,7 +32,7 @@ def start(root, cid, container=None):
             fd, fifo_fd = fifo_fd, None  # _open_exec_fifo owns (and closes) it from here
             _open_exec_fifo(c, fd)
             if has_hooks(c.config, "poststart"):
-                from pyrunc.container.hooks import run_hooks
+                from pyrunc.process.hooks import run_hooks
 
                 run_hooks(c.config, "poststart", c.hook_state("running"))
         except HookError:

@@ -218,21 +218,6 @@ def _is_record(r):
             and isinstance(r.get("rootfs"), str) and isinstance(r.get("created"), str))
 
 
-def write_pid_file(path, pid):
-    """The decimal pid, no newline, via temp file + rename (conmon and containerd parse it)."""
-    path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp{os.getpid()}")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            os.write(fd, str(pid).encode())
-        finally:
-            os.close(fd)
-        os.rename(tmp, path)
-    except OSError as e:
-        raise PyruncError(f"writing pid file {path}: {e.strerror}") from None
-
-
 def read_bytes(path):
     """A small file's contents with plain syscalls (no io objects: `list` reads three
     files per container)."""
@@ -338,7 +323,7 @@ class Container:
         return st
 
     def hook_state(self, status):
-        from pyrunc.container.hooks import hook_state
+        from pyrunc.process.hooks import hook_state
 
         pid = self.record["init_pid"] if status != "stopped" else 0
         return hook_state(self.id, status, pid, self.record["bundle"], self.config)

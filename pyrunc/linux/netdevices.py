@@ -1,5 +1,6 @@
 """linux.netDevices: move host network interfaces into the container's network namespace
-(config-linux.md "Network Devices"), and the per-interface counters of ``events --stats``.
+(config-linux.md "Network Devices"); the netlink plumbing, and the per-interface counters
+of ``events --stats``, are in netlink.py.
 
 The whole module is imported lazily, only for a config with a non-empty
 ``linux.netDevices`` (or by ``events`` for a container with its own network namespace);
@@ -36,23 +37,9 @@ them elsewhere uses a poststop hook or the namespace's owner (network_namespaces
 import os
 
 from pyrunc.errors import PyruncError
-from pyrunc.native.constants import (CLONE_NEWNET, IFA_F_HOMEADDRESS, IFA_F_MANAGETEMPADDR,
-                                     IFA_F_MCAUTOJOIN, IFA_F_NODAD, IFA_F_NOPREFIXROUTE,
-                                     IFA_F_OPTIMISTIC, IFA_F_PERMANENT, IFF_UP, IFNAMSIZ,
-                                     RT_SCOPE_UNIVERSE)
-
-# Address flags user space may set (the rest -- tentative, deprecated, secondary,
-# permanent, dadfailed -- the kernel owns).
-_SETTABLE_ADDR_FLAGS = (IFA_F_NODAD | IFA_F_OPTIMISTIC | IFA_F_HOMEADDRESS | IFA_F_MANAGETEMPADDR
-                        | IFA_F_NOPREFIXROUTE | IFA_F_MCAUTOJOIN)
-
-# events --stats: (our key, IFLA_STATS64 field), in runc's field order.
-# runc's types.NetworkInterface has no JSON tags: its events print the Go field names.
-STATS_KEYS = (
-    ("RxBytes", "rx_bytes"), ("RxPackets", "rx_packets"), ("RxErrors", "rx_errors"),
-    ("RxDropped", "rx_dropped"), ("TxBytes", "tx_bytes"), ("TxPackets", "tx_packets"),
-    ("TxErrors", "tx_errors"), ("TxDropped", "tx_dropped"),
-)
+from pyrunc.linux.netlink import (Dev, add_addr, carried, errno_of, find_arrival, iproute_in,
+                                  link_indexes, restorable, show_addr, strerror)
+from pyrunc.native.constants import IFF_UP, IFNAMSIZ
 
 
 def invalid_name(name):
@@ -115,121 +102,6 @@ def check_config(config):
             raise _err(f"network device {host_name} does not exist") from None
 
 
-# --- netlink plumbing -------------------------------------------------------------------
-
-
-def _iproute_in(ns_fd=None):
-    """An IPRoute whose socket lives in the network namespace ``ns_fd`` (a netlink socket
-    belongs to the namespace it was made in): setns there, make it, setns back."""
-    from pyroute2 import IPRoute
-
-    if ns_fd is None:
-        return IPRoute()
-    from pyrunc.native import syscalls as sc
-
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        sc.setns(ns_fd, CLONE_NEWNET)
-        try:
-            return IPRoute()
-        finally:
-            sc.setns(own, CLONE_NEWNET)
-    finally:
-        os.close(own)
-
-
-def _strerror(e):
-    code = getattr(e, "code", None) or (e.args[0] if e.args and isinstance(e.args[0], int) else None)
-    if isinstance(code, int) and code > 0:
-        return os.strerror(code)
-    return str(e)
-
-
-def _errno(e):
-    code = getattr(e, "code", None)
-    if code is None and e.args and isinstance(e.args[0], int):
-        code = e.args[0]
-    return code
-
-
-class _Dev:
-    """A device to move: what it was on the host, where it went in the container."""
-
-    def __init__(self, host_name, target, link, addrs):
-        self.host_name = host_name
-        self.target = target
-        self.host_index = link["index"]
-        self.flags = link["flags"]
-        self.mtu = link.get_attr("IFLA_MTU")
-        self.mac = link.get_attr("IFLA_ADDRESS")
-        self.master = link.get_attr("IFLA_MASTER")
-        self.addrs = [_addr_spec(a) for a in addrs]
-        self.cont_index = None  # set once the device is in the container's namespace
-        self.cont_name = None
-
-
-def _addr_spec(msg):
-    """An address dump as the keyword arguments that add it again."""
-    flags = msg.get_attr("IFA_FLAGS")
-    if flags is None:
-        flags = msg["flags"]
-    spec = {"family": msg["family"], "prefixlen": msg["prefixlen"], "scope": msg["scope"],
-            "flags": flags}
-    for attr, key in (("IFA_ADDRESS", "address"), ("IFA_LOCAL", "local"),
-                      ("IFA_BROADCAST", "broadcast"), ("IFA_LABEL", "label"),
-                      ("IFA_RT_PRIORITY", "rt_priority")):
-        v = msg.get_attr(attr)
-        if v is not None:
-            spec[key] = v
-    return spec
-
-
-def _carried(spec):
-    """Addresses the spec says move with the device: permanent, global scope."""
-    return bool(spec["flags"] & IFA_F_PERMANENT) and spec["scope"] == RT_SCOPE_UNIVERSE
-
-
-def _restorable(spec):
-    """Addresses to put back on a device that returns to the host: the permanent ones,
-    but not IPv6 link-local addresses (the kernel makes them again when the link is up)."""
-    if not spec["flags"] & IFA_F_PERMANENT:
-        return False
-    return not (spec["family"] == 10 and spec.get("address", "").lower().startswith("fe80:"))
-
-
-def _add_addr(ipr, index, spec, old_name, new_name):
-    kw = {k: v for k, v in spec.items() if k not in ("flags", "label")}
-    label = spec.get("label")
-    if label is not None and old_name != new_name:
-        # An IPv4 label is the device name, or "<name>:<alias>": follow the rename.
-        if label == old_name:
-            label = None
-        elif label.startswith(old_name + ":"):
-            label = new_name + label[len(old_name):]
-    if label is not None and len(label.encode()) < IFNAMSIZ:
-        kw["label"] = label
-    flags = spec["flags"] & _SETTABLE_ADDR_FLAGS
-    if flags:
-        kw["IFA_FLAGS"] = flags
-    ipr.addr("add", index=index, **kw)
-
-
-def _link_indexes(ipr):
-    return {link["index"]: link for link in ipr.get_links()}
-
-
-def _find_arrival(ipr, before, mac):
-    """The link that appeared in ``ipr``'s namespace since ``before`` (index -> link)."""
-    new = [link for i, link in _link_indexes(ipr).items() if i not in before]
-    if len(new) > 1:
-        new = [link for link in new if link.get_attr("IFLA_ADDRESS") == mac] or new
-    return new[0] if new else None
-
-
-def _show_addr(spec):
-    return f"{spec.get('local') or spec.get('address')}/{spec['prefixlen']}"
-
-
 # --- create -----------------------------------------------------------------------------
 
 
@@ -255,7 +127,7 @@ class Moved:
             for problem in _move_back(self.devs, self.ns_fd):
                 log.warning(f"linux.netDevices: {problem}")
         except Exception as e:  # noqa: BLE001 - undo runs while create fails already
-            log.warning(f"linux.netDevices: moving devices back: {_strerror(e)}")
+            log.warning(f"linux.netDevices: moving devices back: {strerror(e)}")
         finally:
             self.close()
 
@@ -284,13 +156,13 @@ def move_devices(init_pid, net_devices):
 def _move_all(net_devices, ns_fd):
     from pyroute2.netlink.exceptions import NetlinkError
 
-    host = _iproute_in()
+    host = iproute_in()
     try:
-        cont = _iproute_in(ns_fd)
+        cont = iproute_in(ns_fd)
     except BaseException as e:
         host.close()
         if isinstance(e, OSError):
-            raise _err(f"entering the container's network namespace: {_strerror(e)}") from None
+            raise _err(f"entering the container's network namespace: {strerror(e)}") from None
         raise
     devs = []
     moved = []
@@ -307,21 +179,21 @@ def _move_all(net_devices, ns_fd):
                 raise _err(f"{host_name}: an interface named {target!r} already exists in the "
                            "container's network namespace (end the name with %d to let the "
                            "kernel pick a free one)")
-            devs.append(_Dev(host_name, target, link, host.get_addr(index=found[0])))
+            devs.append(Dev(host_name, target, link, host.get_addr(index=found[0])))
         for d in devs:
-            before = _link_indexes(cont)
+            before = link_indexes(cont)
             try:
                 host.link("set", index=d.host_index, net_ns_fd=ns_fd, ifname=d.target)
             except NetlinkError as e:
                 # The kernel may have moved the device and then failed to rename it.
-                arrived = _find_arrival(cont, before, d.mac)
+                arrived = find_arrival(cont, before, d.mac)
                 if arrived is not None:
                     d.cont_index = arrived["index"]
                     d.cont_name = arrived.get_attr("IFLA_IFNAME")
                     moved.append(d)
                 raise _err(f"moving {d.host_name} into the container's network namespace as "
-                           f"{d.target}: {_strerror(e)}") from None
-            arrived = _find_arrival(cont, before, d.mac)
+                           f"{d.target}: {strerror(e)}") from None
+            arrived = find_arrival(cont, before, d.mac)
             if arrived is None:
                 raise _err(f"{d.host_name} did not arrive in the container's network namespace")
             d.cont_index = arrived["index"]
@@ -333,11 +205,11 @@ def _move_all(net_devices, ns_fd):
         try:
             problems = _move_back(moved, ns_fd, host=host, cont=cont) if moved else []
         except Exception as e2:  # noqa: BLE001 - reported with the first error
-            problems = [_strerror(e2)]
+            problems = [strerror(e2)]
         if not isinstance(e, Exception):
             raise
         what = str(e).removeprefix("linux.netDevices: ") if isinstance(e, PyruncError) \
-            else f"moving devices into the container's network namespace: {_strerror(e)}"
+            else f"moving devices into the container's network namespace: {strerror(e)}"
         if problems:
             what += f"; and putting the devices back failed: {'; '.join(problems)}"
         raise _err(what) from None
@@ -356,19 +228,19 @@ def _configure_in_container(cont, d, link):
         if d.mac is not None and link.get_attr("IFLA_ADDRESS") != d.mac:
             cont.link("set", index=d.cont_index, address=d.mac)
     except Exception as e:  # noqa: BLE001 - NetlinkError and friends, reported in one line
-        raise _err(f"{where}: restoring MTU/MAC: {_strerror(e)}") from None
+        raise _err(f"{where}: restoring MTU/MAC: {strerror(e)}") from None
     for spec in d.addrs:
-        if not _carried(spec):
+        if not carried(spec):
             continue
         try:
-            _add_addr(cont, d.cont_index, spec, d.host_name, d.cont_name)
+            add_addr(cont, d.cont_index, spec, d.host_name, d.cont_name)
         except Exception as e:  # noqa: BLE001
-            if _errno(e) != 17:  # EEXIST: already there
-                raise _err(f"{where}: adding address {_show_addr(spec)}: {_strerror(e)}") from None
+            if errno_of(e) != 17:  # EEXIST: already there
+                raise _err(f"{where}: adding address {show_addr(spec)}: {strerror(e)}") from None
     try:
         cont.link("set", index=d.cont_index, state="up")
     except Exception as e:  # noqa: BLE001
-        raise _err(f"{where}: setting it up: {_strerror(e)}") from None
+        raise _err(f"{where}: setting it up: {strerror(e)}") from None
 
 
 def _move_back(devs, ns_fd, host=None, cont=None):
@@ -376,22 +248,22 @@ def _move_back(devs, ns_fd, host=None, cont=None):
     problems met (one string each), doing as much as it can."""
     own_host = host is None
     if own_host:
-        host = _iproute_in()
-        cont = _iproute_in(ns_fd)
+        host = iproute_in()
+        cont = iproute_in(ns_fd)
     problems = []
     own_fd = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         for d in reversed(devs):
             if d.cont_index is None:
                 continue
-            before = _link_indexes(host)
+            before = link_indexes(host)
             try:
                 cont.link("set", index=d.cont_index, net_ns_fd=own_fd, ifname=d.host_name)
             except Exception as e:  # noqa: BLE001
                 problems.append(f"{d.cont_name} stays in the container's namespace: "
-                                f"{_strerror(e)}")
+                                f"{strerror(e)}")
                 continue
-            back = _find_arrival(host, before, d.mac)
+            back = find_arrival(host, before, d.mac)
             if back is None:
                 problems.append(f"{d.host_name} was moved back but cannot be found")
                 continue
@@ -413,8 +285,8 @@ def _restore_on_host(host, d, link):
         try:
             fn()
         except Exception as e:  # noqa: BLE001
-            if _errno(e) != 17:
-                problems.append(f"{d.host_name}: {what}: {_strerror(e)}")
+            if errno_of(e) != 17:
+                problems.append(f"{d.host_name}: {what}: {strerror(e)}")
 
     if d.mtu is not None and link.get_attr("IFLA_MTU") != d.mtu:
         attempt("restoring MTU", lambda: host.link("set", index=idx, mtu=d.mtu))
@@ -423,38 +295,9 @@ def _restore_on_host(host, d, link):
     if d.master:
         attempt("restoring its master", lambda: host.link("set", index=idx, master=d.master))
     for spec in d.addrs:
-        if _restorable(spec):
-            attempt(f"restoring address {_show_addr(spec)}",
-                    lambda spec=spec: _add_addr(host, idx, spec, d.host_name, d.host_name))
+        if restorable(spec):
+            attempt(f"restoring address {show_addr(spec)}",
+                    lambda spec=spec: add_addr(host, idx, spec, d.host_name, d.host_name))
     if d.flags & IFF_UP:
         attempt("setting it up", lambda: host.link("set", index=idx, state="up"))
     return problems
-
-
-# --- events --stats ---------------------------------------------------------------------
-
-
-def interface_stats(pid):
-    """Counters of every interface in the network namespace of ``pid``, for
-    ``events --stats`` (``network_interfaces``); None if the namespace is gone."""
-    try:
-        ns_fd = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        ipr = _iproute_in(ns_fd)
-    except OSError:
-        return None  # the container exited meanwhile
-    finally:
-        os.close(ns_fd)
-    try:
-        out = []
-        for link in ipr.get_links():
-            st = link.get_attr("IFLA_STATS64") or link.get_attr("IFLA_STATS") or {}
-            entry = {"Name": link.get_attr("IFLA_IFNAME")}
-            for key, field in STATS_KEYS:
-                entry[key] = int(st.get(field, 0) or 0)
-            out.append(entry)
-        return out
-    finally:
-        ipr.close()

@@ -29,11 +29,7 @@ Beyond runc with libseccomp 2.5: SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV works on
 that have it (it is passed to seccomp(2) directly), with a notify listener only, as the
 kernel requires.
 
-SCMP_ACT_NOTIFY and listenerPath: the container process sends the listener fd it got
-from seccomp(2) to the runtime over a socketpair made before fork; a thread of the
-runtime (which knows the process's pid as the host sees it from SCM_CREDENTIALS)
-connects to listenerPath and sends runc's ContainerProcessState JSON with the fd in
-SCM_RIGHTS, one message per connection, then tells the process whether that worked.
+SCMP_ACT_NOTIFY and listenerPath: the runtime's side is in seccomp_notify.py.
 """
 import errno
 import os
@@ -63,8 +59,6 @@ FLAGS = {name: getattr(C, name) for name in (
     "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV")}
 
 _U64 = (1 << 64) - 1
-SECCOMP_FD_NAME = "seccompFd"  # runtime-spec's name of the fd in ContainerProcessState
-OCI_VERSION = "1.3.0"
 
 _flag_support = {}  # this kernel's answers (flag_supported), not a container's state
 
@@ -309,89 +303,11 @@ def prepare(cfg, state=None, warn=None):
     is needed with a notify listener."""
     filt = compile(cfg, warn=warn)
     if filt.notify:
-        filt.sock = _start_forwarder(cfg, state or {})
+        from pyrunc.linux import seccomp_notify
+
+        filt.sock = seccomp_notify.start_forwarder(cfg, state or {})
         filt.listener = cfg.get("listenerPath")
     return filt
-
-
-def _start_forwarder(cfg, state):
-    import socket
-    import struct  # noqa: F401 - the container process's _hand_over cannot import it later
-    import threading
-
-    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    # The kernel then tells us the sender's pid, in our pid namespace: the container
-    # process's pid "as seen by the runtime", which the process itself cannot know.
-    ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-    t = threading.Thread(target=_forward, name="pyrunc-seccomp-notify", daemon=True,
-                         args=(ours, cfg["listenerPath"], cfg.get("listenerMetadata") or "",
-                               dict(state)))
-    t.start()
-    return theirs
-
-
-def container_process_state(pid, metadata, state):
-    """runc's specs.ContainerProcessState, key order and omitempty included."""
-    doc = {"ociVersion": OCI_VERSION, "fds": [SECCOMP_FD_NAME], "pid": pid}
-    if metadata:
-        doc["metadata"] = metadata
-    st = {"ociVersion": state.get("ociVersion") or OCI_VERSION, "id": state.get("id", ""),
-          "status": state.get("status", "")}
-    if state.get("pid"):
-        st["pid"] = state["pid"]
-    st["bundle"] = state.get("bundle", "")
-    if state.get("annotations"):
-        st["annotations"] = state["annotations"]
-    doc["state"] = st
-    return doc
-
-
-def send_to_listener(path, doc, fd):
-    """Connect to the agent's socket, send the JSON with fd in SCM_RIGHTS, close."""
-    import json
-    import socket
-    import struct
-
-    data = json.dumps(doc, separators=(",", ":")).encode()
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
-        s.connect(path)
-        sent = s.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, struct.pack("i", fd))])
-        while sent < len(data):  # a stream: the rest without the fd (config-linux.md)
-            sent += s.send(data[sent:])
-
-
-def _forward(sock, path, metadata, state):
-    """The runtime's thread: one fd from the container process to the listener."""
-    import socket
-    import struct
-
-    fd = None
-    try:
-        msg, anc, _, _ = sock.recvmsg(64, socket.CMSG_SPACE(struct.calcsize("i")) +
-                                      socket.CMSG_SPACE(struct.calcsize("3i")))
-        pid = 0
-        for level, kind, data in anc:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fd = struct.unpack("i", data[:4])[0]
-            elif level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
-                pid = struct.unpack("3i", data[:12])[0]
-        if not msg or fd is None:
-            return  # the process died (EOF) or sent nothing usable
-        if state.get("status") == "creating":
-            state["pid"] = pid  # the init: the state's pid is the process's own
-        reply = b"ok"
-        try:
-            send_to_listener(path, container_process_state(pid, metadata, state), fd)
-        except OSError as e:
-            reply = (f"linux.seccomp.listenerPath {path}: sending the seccomp fd to the "
-                     f"agent: {e.strerror or e}").encode()
-        sock.send(reply)
-    except OSError:
-        pass
-    finally:
-        if fd is not None:
-            os.close(fd)
-        sock.close()
 
 
 # --- the container side ----------------------------------------------------------------------

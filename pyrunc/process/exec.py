@@ -206,7 +206,7 @@ def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0, list
         helper = None
         channel.recv_eof(parent)  # EOF: the process has exec'd
         if pid_file:
-            from pyrunc.container.state import write_pid_file
+            from pyrunc.util.pidfile import write_pid_file
 
             write_pid_file(pid_file, pid)
     except BaseException:  # after the fork: what it started goes too (as runc's exec)

@@ -240,7 +240,7 @@ def preimport(spec, warn=None):
     if hooks_cfg.get("startContainer") or hooks_cfg.get("createContainer"):
         import subprocess  # noqa: F401
 
-        from pyrunc.container import hooks  # noqa: F401
+        from pyrunc.process import hooks  # noqa: F401
     # Derived from the config alone: made here, while the runtime sets the cgroup
     # limits, rather than on the init's way to "ready".
     spec.rootfs_ctx = prepare.RootfsContext(
@@ -272,7 +272,7 @@ def _init(spec, sock):
         channel.send(sock, "hooks")
         channel.recv(sock, "ok")
     if (config.get("hooks") or {}).get("createContainer"):
-        from pyrunc.container import hooks  # imported by preimport()
+        from pyrunc.process import hooks  # imported by preimport()
 
         # "created", as prestart/createRuntime (runtime.md "Lifecycle" step 5). As
         # runc's init, whose environment is the process's by now: a hook without env
@@ -315,7 +315,7 @@ def _init(spec, sock):
     fd = os.open(fifo, os.O_WRONLY | os.O_CLOEXEC)
     os.close(spec.fifo_fd)
     if (config.get("hooks") or {}).get("startContainer"):
-        from pyrunc.container import hooks  # imported by preimport()
+        from pyrunc.process import hooks  # imported by preimport()
 
         try:
             hooks.run_hooks(config, "startContainer", _hook_state(spec, "created"),
@@ -329,6 +329,6 @@ def _init(spec, sock):
 
 
 def _hook_state(spec, status):
-    from pyrunc.container.hooks import hook_state  # imported before fork (preimport)
+    from pyrunc.process.hooks import hook_state  # imported before fork (preimport)
 
     return hook_state(spec.container_id, status, os.getpid(), spec.bundle, spec.config)

@@ -18,6 +18,8 @@ the host's root can (a 0700 parent, say); it then attaches the runtime's tree
 import errno
 import os
 
+from pyrunc.native import constants as C
+from pyrunc.native import syscalls as sc
 from pyrunc.rootfs import mounts
 from pyrunc.rootfs.mounts import MountError, why
 
@@ -47,7 +49,7 @@ def detached_tree(src_fd, opts, idmap, what, in_userns=False):
     """A detached bind-mount tree of src_fd with the mappings idmap (from mappings()) applied."""
     uid_maps, gid_maps, recursive_idmap = idmap
     try:
-        return mounts.idmapped_tree(src_fd, opts.recursive, recursive_idmap, uid_maps, gid_maps)
+        return idmapped_tree(src_fd, opts.recursive, recursive_idmap, uid_maps, gid_maps)
     except OSError as e:
         if in_userns:
             raise MountError(f"{what}: idmapped mount inside a user namespace: {why(e)} (the "
@@ -98,7 +100,7 @@ def prepare_bind_sources(config, bundle, prepared):
         source = m.get("source") or ""
         src = source if os.path.isabs(source) else os.path.join(bundle, source)
         try:
-            prepared.sources[i] = mounts.cloned_tree(src, opts.recursive)
+            prepared.sources[i] = cloned_tree(src, opts.recursive)
         except OSError:
             continue
 
@@ -135,3 +137,69 @@ def prepare_idmapped_mounts(config, bundle, prepared):
         finally:
             os.close(src_fd)
 
+
+# --- detached trees (open_tree, mount_setattr with a user namespace, move_mount) ---------
+
+
+def userns_fd(uid_mappings, gid_mappings):
+    """A descriptor of a new, empty user namespace with the given mappings, made by a
+    short-lived child (open_tree + mount_setattr(C.MOUNT_ATTR_IDMAP) need one)."""
+    r, w = os.pipe()
+    r2, w2 = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: unshare, tell our pid (as the host's /proc sees it), wait
+        code = 1
+        try:
+            os.close(w)
+            os.close(r2)
+            sc.unshare(C.CLONE_NEWUSER)
+            os.write(w2, os.readlink("/proc/self").encode())
+            os.read(r, 1)
+            code = 0
+        except BaseException:  # noqa: BLE001 - the parent sees an empty read
+            pass
+        os._exit(code)
+    os.close(r)
+    os.close(w2)
+    try:
+        hostpid = os.read(r2, 32).decode()
+        if not hostpid:
+            raise OSError(errno.EPERM, "unshare(CLONE_NEWUSER) failed in the helper process")
+        for name, maps in (("uid_map", uid_mappings), ("gid_map", gid_mappings)):
+            text = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
+            with open(f"/proc/{hostpid}/{name}", "w") as f:
+                f.write(text)
+        return os.open(f"/proc/{hostpid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(r2)
+        os.close(w)
+        os.waitpid(pid, 0)
+
+
+def idmapped_tree(src_fd, recursive_bind, recursive_idmap, uid_mappings, gid_mappings):
+    """A detached bind-mount tree of src_fd with the mapping applied (an fd)."""
+    flags = C.OPEN_TREE_CLONE | C.OPEN_TREE_CLOEXEC | C.AT_EMPTY_PATH
+    if recursive_bind:
+        flags |= C.AT_RECURSIVE
+    tree = sc.open_tree(src_fd, "", flags)
+    try:
+        ns = userns_fd(uid_mappings, gid_mappings)
+        try:
+            sc.mount_setattr(tree, "", C.AT_EMPTY_PATH | (C.AT_RECURSIVE if recursive_idmap else 0),
+                             C.MOUNT_ATTR_IDMAP, 0, 0, ns)
+        finally:
+            os.close(ns)
+    except BaseException:
+        os.close(tree)
+        raise
+    return tree
+
+
+def cloned_tree(path, recursive):
+    """A detached bind-mount tree of path (open_tree OPEN_TREE_CLONE), an fd."""
+    flags = C.OPEN_TREE_CLONE | C.OPEN_TREE_CLOEXEC
+    return sc.open_tree(-100, path, flags | (C.AT_RECURSIVE if recursive else 0))  # AT_FDCWD
+
+
+def attach_tree(tree_fd, target_fd):
+    sc.move_mount(tree_fd, "", target_fd, "", C.MOVE_MOUNT_F_EMPTY_PATH | C.MOVE_MOUNT_T_EMPTY_PATH)

@@ -93,11 +93,11 @@ def bind(ctx, dest, source, opts, what, idmap=None, src_fd=None, fallback=None):
         try:
             check_proc(ctx, fd, dest, what, bind_src=src_fd)
             if isinstance(idmap, int):  # a tree the runtime made (prepare_idmapped_mounts)
-                mounts.attach_tree(idmap, fd)
+                idmapped.attach_tree(idmap, fd)
             elif idmap is not None:
                 tree = idmapped.detached_tree(src_fd, opts, idmap, what, "user" in ctx.nsmap)
                 try:
-                    mounts.attach_tree(tree, fd)
+                    idmapped.attach_tree(tree, fd)
                 finally:
                     os.close(tree)
             else:
@@ -191,7 +191,7 @@ def mount_fs(ctx, dest, fstype, source, opts, what):
                 try:
                     dst = os.open(fd_path(nfd), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
                     try:
-                        mounts.copy_tree(copy_from, dst)
+                        copy_tree(copy_from, dst)
                     except OSError as e:
                         raise MountError(f"{what}: tmpcopyup: {e.strerror} ({e.filename or ''})") from None
                     finally:
@@ -228,3 +228,44 @@ def pseudo_fs_target(ctx, dest, fstype, what):
         raise MountError(f"{what}: mount point {dest}: {why(e)}") from None
     finally:
         os.close(pfd)
+
+
+def copy_tree(src_dirfd, dst_dirfd):
+    """Copy the content of one directory into another (both real directory fds), keeping
+    type, mode, owner and times; never follows a symlink."""
+    for entry in os.scandir(src_dirfd):
+        name = entry.name
+        st = entry.stat(follow_symlinks=False)
+        mode = st.st_mode
+        if stat.S_ISDIR(mode):
+            os.mkdir(name, 0o700, dir_fd=dst_dirfd)
+            s = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=src_dirfd)
+            d = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dst_dirfd)
+            try:
+                copy_tree(s, d)
+            finally:
+                os.close(s)
+                os.close(d)
+        elif stat.S_ISREG(mode):
+            s = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=src_dirfd)
+            if not stat.S_ISREG(os.fstat(s).st_mode):  # swapped under us: skip it
+                os.close(s)
+                continue
+            d = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                        0o600, dir_fd=dst_dirfd)
+            try:
+                while True:
+                    n = os.sendfile(d, s, None, 1 << 20)
+                    if n == 0:
+                        break
+            finally:
+                os.close(s)
+                os.close(d)
+        elif stat.S_ISLNK(mode):
+            os.symlink(os.readlink(name, dir_fd=src_dirfd), name, dir_fd=dst_dirfd)
+        else:  # fifo, socket, device
+            os.mknod(name, mode, st.st_rdev, dir_fd=dst_dirfd)
+        os.chown(name, st.st_uid, st.st_gid, dir_fd=dst_dirfd, follow_symlinks=False)
+        if not stat.S_ISLNK(mode):
+            os.chmod(name, stat.S_IMODE(mode), dir_fd=dst_dirfd)
+        os.utime(name, ns=(st.st_atime_ns, st.st_mtime_ns), dir_fd=dst_dirfd, follow_symlinks=False)

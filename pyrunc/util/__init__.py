@@ -1,2 +1,1 @@
-"""Small helpers with no pyrunc dependencies.
-"""
+"""Small helpers below every layer: JSON through the C accelerator (jsonutil), pid files."""

@@ -14,8 +14,10 @@ from pyrunc.cgroups import is_unified, load_manager
 
 from pyrunc.cgroups.v2 import ebpf
 from pyrunc.cgroups.v2 import manager as v2mod
+from pyrunc.cgroups.v2 import resources as v2res
 from pyrunc.cgroups.fs import cpu_shares_to_weight, hugepage_sizes
-from pyrunc.cgroups.v2.manager import V2Manager, swap_to_v2
+from pyrunc.cgroups.v2.manager import V2Manager
+from pyrunc.cgroups.v2.resources import swap_to_v2
 from pyrunc.errors import PyruncError
 
 ROOT_CTRLS = "cpuset cpu io memory hugetlb pids rdma misc"
@@ -77,6 +79,7 @@ def writes(monkeypatch):
         return real(controller, d, name, value)
 
     monkeypatch.setattr(v2mod, "write_file", rec)
+    monkeypatch.setattr(v2res, "write_file", rec)
     return log
 
 
@@ -276,7 +279,7 @@ def test_cpu_burst_retried_after_quota(fake, writes, monkeypatch):
             raise error(controller, f'writing "{value}" to {name}: Invalid argument', 22)
         return real(controller, d, name, value)
 
-    monkeypatch.setattr(v2mod, "write_file", picky)
+    monkeypatch.setattr(v2res, "write_file", picky)
     m.set({"cpu": {"quota": 400000, "period": 100000, "burst": 300000}})
     assert calls == [("cpu.max.burst", "300000"), ("cpu.max", "400000 100000"),
                      ("cpu.max.burst", "300000")]
@@ -384,7 +387,7 @@ def test_devices_program(fake, writes, programs, monkeypatch):
     real = ebpf.load_attach
     order = []
     monkeypatch.setattr(ebpf, "load_attach", lambda d, p: (order.append("<bpf>"), real(d, p)))
-    monkeypatch.setattr(v2mod, "write_file", lambda c, d, n, v: order.append(n))
+    monkeypatch.setattr(v2res, "write_file", lambda c, d, n, v: order.append(n))
     rules = [{"allow": False, "access": "rwm"},
              {"allow": True, "type": "c", "major": 10, "minor": 229, "access": "rw"}]
     m.set({"devices": rules, "pids": {"limit": 3}, "cpu": {"shares": 1024, "cpus": "0"}})

@@ -90,3 +90,27 @@ def test_the_checker_sees_a_cycle_and_function_level_imports(tmp_path):
 def test_no_import_cycle_between_pyrunc_modules():
     found = cycles(graph())
     assert found == [], "import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+# The layers of docs/ARCHITECTURE.md, top (0) to bottom; a module imports its own layer
+# or lower ones. config/, errors, log, util/, features, tooling/ stand beside them.
+LAYERS = {"cli": 0, "api": 1, "options": 1, "events": 1, "container": 2,
+          "process": 3, "rootfs": 3, "linux": 3, "cgroups": 3, "native": 4}
+
+
+def upward(edges):
+    def layer(module):
+        parts = module.split(".")
+        return LAYERS.get(parts[1]) if len(parts) > 1 else None
+
+    return sorted(f"{a} -> {b}" for a, bs in edges.items() for b in bs
+                  if layer(a) is not None and layer(b) is not None and layer(b) < layer(a))
+
+
+def test_the_checker_sees_an_upward_import():
+    assert upward({"pyrunc.process.init": {"pyrunc.container.state", "pyrunc.linux.seccomp"}}) \
+        == ["pyrunc.process.init -> pyrunc.container.state"]
+
+
+def test_no_import_goes_up_a_layer():
+    assert upward(graph()) == []

@@ -8,7 +8,7 @@ import pytest
 
 from support.paths import REPO
 from pyrunc.linux import namespaces
-from pyrunc.process import attributes
+from pyrunc.process import attributes, limits
 from pyrunc.errors import PyruncError
 from pyrunc.native import constants as C
 from pyrunc.native import syscalls
@@ -34,7 +34,7 @@ def test_unshare_failure_is_one_line_naming_the_namespaces():
 
 def test_rlimits_are_set_in_order_and_a_refusal_names_the_limit():
     with FakeSyscalls() as fake:
-        attributes.set_rlimits([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 4096},
+        limits.set_rlimits([{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 4096},
                              {"type": "RLIMIT_CORE", "soft": 0, "hard": 0}])
         assert fake.called("setrlimit") == [
             {"resource": C.RLIMITS["RLIMIT_NOFILE"], "soft": 1024, "hard": 4096},
@@ -42,7 +42,7 @@ def test_rlimits_are_set_in_order_and_a_refusal_names_the_limit():
         fake.fails("setrlimit", errno.EPERM)
         with pytest.raises(PyruncError, match="process.rlimits: setting RLIMIT_NOFILE to "
                            "soft=1 hard=2: setrlimit: Operation not permitted"):
-            attributes.set_rlimits([{"type": "RLIMIT_NOFILE", "soft": 1, "hard": 2}])
+            limits.set_rlimits([{"type": "RLIMIT_NOFILE", "soft": 1, "hard": 2}])
 
 
 def test_the_fake_checks_signatures_and_uninstalls():

@@ -185,7 +185,7 @@ def resource_properties(r, linux_devices, version, *, v2):
     pids = r.get("pids") if isinstance(r.get("pids"), dict) else {}
     plimit = _int("pids.limit", pids.get("limit") or 0)
     if v2:
-        from pyrunc.cgroups.v2.manager import swap_to_v2
+        from pyrunc.cgroups.v2.resources import swap_to_v2
 
         if limit:
             props.append(("MemoryMax", ("t", _u64(limit))))

@@ -2,6 +2,7 @@
 
 python -m pyrunc.config.schema.compiler > pyrunc/config/schema/_checks.py
 python -m pyrunc.config.schema.compiler --check    (exits 1 when this file is not current)
+(Over 400 lines: generated, one function per schema node of the schemas.)
 """
 from pyrunc.config.schema.runtime import SchemaError as _SchemaError  # noqa: F401
 from pyrunc.config.schema.runtime import equal as _equal  # noqa: F401
