@@ -25,8 +25,6 @@ the file and the value.
 
 import os
 
-from pyrunc.cgroups.base import is_unified
-
 
 def new_manager(container_id, cgroups_path, *, rootless=False, systemd=False, annotations=None):
     """The manager for this host: v2 if /sys/fs/cgroup is cgroup2, else v1; with
@@ -37,6 +35,7 @@ def new_manager(container_id, cgroups_path, *, rootless=False, systemd=False, an
 
         return SystemdManager(container_id, cgroups_path, rootless=rootless, annotations=annotations)
     from pyrunc.cgroups import cgroupfs
+    from pyrunc.cgroups.base import is_unified
 
     return cgroupfs.new_manager(container_id, cgroups_path, rootless=rootless, unified=is_unified())
 

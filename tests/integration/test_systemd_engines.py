@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pyrunc.cgroups import is_unified
+from pyrunc.cgroups.base import is_unified
 
 from .docker_engine import Docker
 from .engines import IMAGE, Podman, need, wait_for

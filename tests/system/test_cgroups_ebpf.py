@@ -19,7 +19,7 @@ import uuid
 import pytest
 from hypothesis import assume, given, settings, strategies as st
 
-from pyrunc.cgroups import is_unified
+from pyrunc.cgroups.base import is_unified
 
 from pyrunc.cgroups.v2 import ebpf
 from pyrunc.cgroups.devices import WILDCARD, Emulator, Rule, default_rules, rules_from_oci, \

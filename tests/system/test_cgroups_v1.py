@@ -18,7 +18,8 @@ import uuid
 
 import pytest
 
-from pyrunc.cgroups import is_unified, load_manager, new_manager
+from pyrunc.cgroups import load_manager, new_manager
+from pyrunc.cgroups.base import is_unified
 
 from pyrunc.cgroups import fs
 from pyrunc.errors import PyruncError

@@ -10,7 +10,8 @@ import os
 
 import pytest
 
-from pyrunc.cgroups import is_unified, load_manager
+from pyrunc.cgroups import load_manager
+from pyrunc.cgroups.base import is_unified
 
 from pyrunc.cgroups.v2 import ebpf
 from pyrunc.cgroups.v2 import manager as v2mod

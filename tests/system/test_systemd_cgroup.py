@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from pyrunc.cgroups import is_unified
+from pyrunc.cgroups.base import is_unified
 from support.checks import wait_for
 from support.host import systemctl_show as show
 

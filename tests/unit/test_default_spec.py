@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pyrunc.cgroups import is_unified
+from pyrunc.cgroups.base import is_unified
 from pyrunc.linux import capabilities
 from pyrunc.errors import ConfigError, PyruncError
 from pyrunc.config.default import (
