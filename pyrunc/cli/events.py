@@ -1,3 +1,5 @@
+import gc
+
 from pyrunc.cli.flags import Flag
 
 USAGE = "[command options] <container-id>"
@@ -41,6 +43,7 @@ def run(ctx, opts, args):
         stats = c.stats()
         emit({"type": "stats", "id": c.id, "data": stats})
         return 0
+    gc.enable()  # streams until the container stops (see pyrunc/cli/__init__.py)
     for event in c.events(interval):
         emit(event)
     return 0

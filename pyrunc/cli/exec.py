@@ -1,3 +1,5 @@
+import gc
+
 from pyrunc.cli.flags import Flag
 
 USAGE = "[command options] <container-id> <command> [command options]  || -p process.json <container-id>"
@@ -50,6 +52,7 @@ def run(ctx, opts, args):
         raise _exec_failed(str(e)) from None
     if opts["detach"]:
         return 0
+    gc.enable()  # from here on it may run for days (see pyrunc/cli/__init__.py)
     return c.wait(pid, forward_signals=True)
 
 

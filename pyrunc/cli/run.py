@@ -1,3 +1,5 @@
+import gc
+
 from pyrunc.cli.create import FLAGS as CREATE_FLAGS
 from pyrunc.cli.flags import Flag
 
@@ -51,6 +53,7 @@ def _run(ctx, opts, args):
             raise
     if opts["detach"]:
         return 0
+    gc.enable()  # from here on it may run for days (see pyrunc/cli/__init__.py)
     try:
         code = c.wait(forward_signals=True, on_winch=proxy.resize if proxy else None)
     finally:
