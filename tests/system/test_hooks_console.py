@@ -139,6 +139,34 @@ def test_failing_start_container_hook_fails_start(rt, tmp_path):
     assert not (Path(rt.root) / "sch").exists()
 
 
+def test_run_keep_with_failing_start_container_hook_destroys_as_the_spec_says(rt, runc_rt, tmp_path):
+    """runtime.md "Lifecycle" step 7: a failing startContainer hook means error, stop the
+    container and continue at step 12 (destroy) and 13 (poststop); `run --keep` does not
+    change that. runc 1.1.5 differs: with --keep it leaves a "stopped" container whose
+    destroy and poststop wait for `delete`. pyrunc follows the text."""
+    results = {}
+    for name, r in (("pyrunc", rt), ("runc", runc_rt)):
+        marker = tmp_path / f"poststop-{name}"
+        rec = hook_script(tmp_path, f"post-{name}", f"touch {marker}")
+
+        def edit(c):
+            c["hooks"] = {"startContainer": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 9"]}],
+                          "poststop": [{"path": rec}]}
+
+        b = r.bundle(["true"], name=f"keep-{name}", edit=edit)
+        p = r.run("kh", b, "--keep", check=False)
+        assert p.returncode != 0, (name, p.stderr)
+        results[name] = (marker.exists(), (Path(r.root) / "kh").exists())
+        if name == "pyrunc":
+            assert "startContainer" in one_line_error(p)
+        else:
+            assert r.state("kh")["status"] == "stopped"
+            r.cmd("delete", "kh")
+            assert marker.exists()
+    assert results["pyrunc"] == (True, False)  # destroyed, poststop ran: nothing to delete
+    assert results["runc"] == (False, True)  # kept, stopped; poststop ran at delete
+
+
 def test_failing_create_hooks_run_poststop(rt, tmp_path):
     marker = tmp_path / "poststop-ran"
     rec = hook_script(tmp_path, "post", f"touch {marker}")
