@@ -1,5 +1,6 @@
 """What a library call that forks the container side (create, exec) holds around it: the
 caller is a child subreaper for the call only, and the cyclic GC is off."""
+import _thread
 import gc
 
 from pyrunc.native import constants as C
@@ -9,19 +10,33 @@ from pyrunc.native import syscalls as sc
 class ChildSubreaper:
     """The calling process is a child subreaper inside the block (a process its children
     leave behind is re-parented to it, not to pid 1: create's init once stage-1 exits,
-    exec's process once its helper does), and after it as it was before."""
+    exec's process once its helper does), and after the last block as it was before.
 
-    __slots__ = ("_was",)
+    The attribute is the process's, not the thread's: blocks that overlap (two threads of
+    a library user creating containers) share one count, and only the last to leave puts
+    the attribute back, so no thread's fork loses its subreaper in the middle."""
+
+    __slots__ = ()
+    _lock = _thread.allocate_lock()
+    _holders = 0
+    _was = True
 
     def __enter__(self):
-        self._was = sc.child_subreaper()
-        if not self._was:
-            sc.prctl(C.PR_SET_CHILD_SUBREAPER, 1)
+        cls = ChildSubreaper
+        with cls._lock:
+            if cls._holders == 0:
+                cls._was = bool(sc.child_subreaper())
+                if not cls._was:
+                    sc.prctl(C.PR_SET_CHILD_SUBREAPER, 1)
+            cls._holders += 1
         return self
 
     def __exit__(self, *exc):
-        if not self._was:
-            sc.prctl(C.PR_SET_CHILD_SUBREAPER, 0)
+        cls = ChildSubreaper
+        with cls._lock:
+            cls._holders -= 1
+            if cls._holders == 0 and not cls._was:
+                sc.prctl(C.PR_SET_CHILD_SUBREAPER, 0)
 
 
 def forking(fn):

@@ -94,3 +94,29 @@ def test_a_seccomp_config_without_its_filter_fails_closed():
             with pytest.raises(PyruncError, match="the filter was not prepared by the runtime"):
                 attributes.prepare(proc, {"seccomp": cfg}, seccomp_filter=filt)
     assert fake.calls == []
+
+
+def test_overlapping_subreaper_blocks_keep_it_until_the_last_leaves():
+    """Two threads' create/exec calls overlap: the first to leave must not clear the
+    process-wide child-subreaper attribute while the other still forks."""
+    from pyrunc.process.spawn import ChildSubreaper
+
+    attr = {"value": 0}
+
+    def prctl(option, arg2=0, arg3=0, arg4=0, arg5=0):
+        if option == C.PR_SET_CHILD_SUBREAPER:
+            attr["value"] = arg2
+
+    with FakeSyscalls() as fake:
+        fake.answers("child_subreaper", lambda: attr["value"])
+        fake.answers("prctl", prctl)
+        a, b = ChildSubreaper(), ChildSubreaper()
+        a.__enter__()
+        b.__enter__()
+        a.__exit__(None, None, None)
+        assert attr["value"] == 1
+        b.__exit__(None, None, None)
+        assert attr["value"] == 0
+        with ChildSubreaper():  # and again from the start
+            assert attr["value"] == 1
+    assert attr["value"] == 0
