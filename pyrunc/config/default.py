@@ -8,9 +8,11 @@ runc's template exactly. Everything else, including key order and the tab-indent
 without a trailing newline, is runc's.
 """
 
+import errno
 import os
 
 from pyrunc.errors import PyruncError
+from pyrunc.native import constants as C
 
 #: runtime-spec version written as ociVersion (== features' ociVersionMax)
 OCI_VERSION = "1.3.0"
@@ -286,12 +288,9 @@ _SECCOMP_ARCHES = {
     "riscv64": (("SCMP_ARCH_RISCV64",), ("riscv_flush_icache",)),
 }
 
-_AF_VSOCK = 40
-# PER_LINUX, PER_LINUX32, UNAME26, UNAME26|PER_LINUX32, 0xffffffff (query)
-_PERSONALITIES = (0x0, 0x8, 0x20000, 0x20008, 0xFFFFFFFF)
-# CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
-_CLONE_NAMESPACE_FLAGS = 0x7E020000
-_ENOSYS = 38
+_PERSONALITIES = (C.PER_LINUX, C.PER_LINUX32, C.UNAME26, C.UNAME26 | C.PER_LINUX32, C.PERSONALITY_QUERY)
+_CLONE_NAMESPACE_FLAGS = (C.CLONE_NEWNS | C.CLONE_NEWCGROUP | C.CLONE_NEWUTS | C.CLONE_NEWIPC | C.CLONE_NEWUSER
+                          | C.CLONE_NEWPID | C.CLONE_NEWNET)  # == 0x7E020000, as runc's
 
 
 def _kernel_at_least(major, minor):
@@ -316,7 +315,7 @@ def default_seccomp(machine=None) -> dict:
         allowed += _SECCOMP_ALLOWED_4_8
     rules = [{"names": allowed, "action": "SCMP_ACT_ALLOW"}]
     rules.append({"names": ["socket"], "action": "SCMP_ACT_ALLOW",
-                  "args": [{"index": 0, "value": _AF_VSOCK, "op": "SCMP_CMP_NE"}]})
+                  "args": [{"index": 0, "value": C.AF_VSOCK, "op": "SCMP_CMP_NE"}]})
     for persona in _PERSONALITIES:
         rules.append({"names": ["personality"], "action": "SCMP_ACT_ALLOW",
                       "args": [{"index": 0, "value": persona, "op": "SCMP_CMP_EQ"}]})
@@ -327,7 +326,7 @@ def default_seccomp(machine=None) -> dict:
     rules.append({"names": ["clone"], "action": "SCMP_ACT_ALLOW",
                   "args": [{"index": clone_flags_arg, "value": _CLONE_NAMESPACE_FLAGS,
                             "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}]})
-    rules.append({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": _ENOSYS})
+    rules.append({"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": errno.ENOSYS})
     profile = {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 1}
     if arches:
         profile["architectures"] = list(arches)

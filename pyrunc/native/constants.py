@@ -113,7 +113,11 @@ MPOL_MODES = {"MPOL_DEFAULT": 0, "MPOL_PREFERRED": 1, "MPOL_BIND": 2, "MPOL_INTE
               "MPOL_LOCAL": 4, "MPOL_PREFERRED_MANY": 5, "MPOL_WEIGHTED_INTERLEAVE": 6}
 MPOL_FLAGS = {"MPOL_F_NUMA_BALANCING": 1 << 13, "MPOL_F_RELATIVE_NODES": 1 << 14,
               "MPOL_F_STATIC_NODES": 1 << 15}
-PERSONALITY_DOMAINS = {"LINUX": 0x0000, "LINUX32": 0x0008}
+PER_LINUX = 0x0000
+PER_LINUX32 = 0x0008
+UNAME26 = 0x0020000  # <linux/personality.h>: report a 2.6.x kernel version
+PERSONALITY_QUERY = 0xFFFFFFFF  # personality(0xffffffff) only reads the current one
+PERSONALITY_DOMAINS = {"LINUX": PER_LINUX, "LINUX32": PER_LINUX32}
 
 # bpf(2): cgroup v2 device programs (pyrunc.cgroups.v2.ebpf)
 BPF_PROG_TYPE_CGROUP_DEVICE = 15
@@ -146,6 +150,8 @@ IFA_F_MANAGETEMPADDR = 0x100
 IFA_F_NOPREFIXROUTE = 0x200
 IFA_F_MCAUTOJOIN = 0x400
 RT_SCOPE_UNIVERSE = 0
+
+AF_VSOCK = 40  # <linux/socket.h>; the socket module is not imported for one number
 
 # statfs(2) f_type
 PROC_SUPER_MAGIC = 0x9FA0
