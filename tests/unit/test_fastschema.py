@@ -5,7 +5,6 @@ documents mutated, random multi-mutations), on the official schemas (which use
 anyOf and $ref siblings), and keyword by keyword on random JSON values.
 """
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -23,25 +22,14 @@ from pyrunc.config.schema import compiler as fastschema, messages as schema_mess
 
 pytestmark = pytest.mark.unit
 
-try:
-    import test_schema_oracle as oracle
-except ImportError:  # pytest --import-mode=importlib
-    _spec = importlib.util.spec_from_file_location("test_schema_oracle", Path(__file__).with_name("test_schema_oracle.py"))
-    oracle = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(oracle)
+from support import schema_oracle as oracle
 
 REPO = oracle.REPO
 SPECS = oracle.SPECS
 OFFICIAL = oracle.OFFICIAL
 needs_official = oracle.needs_official
 
-_HYPO = settings(
-    max_examples=100,
-    deadline=None,
-    database=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-)
+_HYPO = oracle.HYPO
 
 
 def ours_js(kind):

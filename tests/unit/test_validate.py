@@ -23,12 +23,7 @@ from support.paths import REPO
 
 pytestmark = pytest.mark.unit
 
-try:
-    import test_schema_oracle as oracle
-except ImportError:  # pytest --import-mode=importlib
-    _spec = importlib.util.spec_from_file_location("test_schema_oracle", Path(__file__).with_name("test_schema_oracle.py"))
-    oracle = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(oracle)
+from support import schema_oracle as oracle
 
 FULL = oracle.FULL_CONFIG
 
