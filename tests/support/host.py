@@ -131,3 +131,15 @@ def systemctl_show(unit, *props):
         else:
             out[k] = v
     return out
+
+
+def attached_device_programs(cgroup_dir):
+    """The ids of the BPF device programs attached to a cgroup v2 directory (bpf(2)
+    BPF_PROG_QUERY through pyrunc's own wrapper)."""
+    from pyrunc.cgroups.v2 import ebpf
+
+    fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return ebpf.attached_programs(fd)
+    finally:
+        os.close(fd)

@@ -25,6 +25,7 @@ from pyrunc.cgroups.v2 import ebpf
 from pyrunc.cgroups.devices import WILDCARD, Emulator, Rule, default_rules, rules_from_oci, \
     target_emulator
 from pyrunc.errors import PyruncError
+from support.host import attached_device_programs
 
 pytestmark = pytest.mark.cgroups
 
@@ -210,14 +211,6 @@ def probe(cgdir, tmpdir):
     return dict(kv.split("=") for kv in data.decode().split(";"))
 
 
-def attached(d):
-    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        return ebpf.attached_programs(fd)
-    finally:
-        os.close(fd)
-
-
 def test_kernel_enforces_the_program_and_update_replaces_it(tmp_path):
     d = unified_test_dir()
     try:
@@ -226,21 +219,21 @@ def test_kernel_enforces_the_program_and_update_replaces_it(tmp_path):
         allow_zero_r = {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "r"}
         # only /dev/null, fully; nothing else (no defaults: mknod denied too)
         ebpf.load_attach(d, ebpf.device_filter(Emulator.from_rules(rules_from_oci([deny_all, allow_null]))))
-        assert len(attached(d)) == 1
+        assert len(attached_device_programs(d)) == 1
         assert probe(d, str(tmp_path)) == {
             "open null": "ok", "open zero": "EPERM", "open full": "EPERM",
             "mknod null": "ok", "mknod zero": "EPERM", "mknod blk": "EPERM"}
-        first = attached(d)
+        first = attached_device_programs(d)
         # update: new rules; the old program is gone, the new one alone decides
         ebpf.load_attach(d, ebpf.device_filter(Emulator.from_rules(rules_from_oci([deny_all, allow_zero_r]))))
-        now = attached(d)
+        now = attached_device_programs(d)
         assert len(now) == 1 and now != first
         assert probe(d, str(tmp_path)) == {
             "open null": "EPERM", "open zero": "ok", "open full": "EPERM",
             "mknod null": "EPERM", "mknod zero": "EPERM", "mknod blk": "EPERM"}
         # runc's defaults: every mknod, no block device open
         ebpf.load_attach(d, ebpf.device_filter(target_emulator([deny_all])))
-        assert len(attached(d)) == 1
+        assert len(attached_device_programs(d)) == 1
         assert probe(d, str(tmp_path)) == {
             "open null": "ok", "open zero": "ok", "open full": "ok",
             "mknod null": "ok", "mknod zero": "ok", "mknod blk": "ok"}

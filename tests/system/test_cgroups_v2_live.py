@@ -17,7 +17,7 @@ import pytest
 
 from support.checks import one_line_error, wait_for
 from support.compare import both_outputs
-from support.host import container_cgroup_dir
+from support.host import attached_device_programs, container_cgroup_dir
 
 pytestmark = pytest.mark.cgroup_v2
 
@@ -213,26 +213,16 @@ def test_unified_map(rt, runc_rt, v2_table):
 # --------------------------------------------------------------- update, events, ps
 
 
-def _programs(d):
-    from pyrunc.cgroups.v2 import ebpf
-
-    fd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        return ebpf.attached_programs(fd)
-    finally:
-        os.close(fd)
-
-
 def test_update(rt, runc_rt, v2_table):
     seen = {}
     for r, cid in ((runc_rt, "upd-runc"), (rt, "upd-pyrunc")):
         detached(r, cid, ["sleep", "60"], resources(pids={"limit": 10}))
         d = container_cgroup_dir(r, cid)
-        before = _programs(d)
+        before = attached_device_programs(d)
         r.cmd("update", "--pids-limit", "20", "--memory", "64m", "--memory-swap", "96m",
               "--cpu-quota", "30000", "--cpu-period", "100000", "--cpu-share", "1024", cid)
         r.cmd("update", "--resources", "-", cid, input=json.dumps({"pids": {"limit": 30}}))
-        after = _programs(d)
+        after = attached_device_programs(d)
         seen[cid] = (" ".join(f"{n}={(d / n).read_text().strip()}" for n in
                               ("pids.max", "memory.max", "memory.swap.max", "cpu.max")),
                      len(before), len(after), before != after)
@@ -499,14 +489,14 @@ def test_device_program_replaced_on_update(rt):
 
     b = detached(rt, "dev-upd", ["sleep", "60"], edit)
     d = container_cgroup_dir(rt, "dev-upd")
-    first = _programs(d)
+    first = attached_device_programs(d)
     assert len(first) == 1
     allow = [{"allow": False, "access": "rwm"},
              {"allow": True, "type": "c", "major": 1, "minor": 11, "access": "w"}]
     p = rt.cmd("exec", "dev-upd", "sh", "-c", "echo x 2>/dev/null > /dev/kmsg && echo ok || echo denied")
     assert p.stdout.strip() == "denied"
     rt.cmd("update", "--resources", "-", "dev-upd", input=json.dumps({"devices": allow}))
-    now = _programs(d)
+    now = attached_device_programs(d)
     assert len(now) == 1 and now != first
     p = rt.cmd("exec", "dev-upd", "sh", "-c", "echo x 2>/dev/null > /dev/kmsg && echo ok || echo denied")
     assert p.stdout.strip() == "ok"
