@@ -197,17 +197,17 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             con_sock.close()
         if config_has_new_userns(linux):
             # stage-1 has unshared its user namespace and waits for its id mappings.
-            channel.recv_logged(parent_sock, "userns")
+            channel.recv_logged(parent_sock, channel.USERNS)
             from pyrunc.linux.namespaces import write_id_mappings
 
             write_id_mappings(pid, linux)
-            channel.send(parent_sock, "ok")
+            channel.send(parent_sock, channel.OK)
         # Limits are in place before the process joins its v1 cgroups (and before any
         # user code runs); meanwhile the container side imports what it needs.
         try:
             made.cgroup.set(linux.get("resources") or {}, linux_devices=linux.get("devices"))
             placement.apply_rest(pid)
-            channel.send(parent_sock, "go")
+            channel.send(parent_sock, channel.GO)
         except (OSError, PyruncError):
             channel.raise_pending_error(parent_sock)  # the container side's own error
             raise
@@ -315,7 +315,7 @@ def _drive_init(sock, made, config, linux, bundle, cid, init_pid=None):
     while True:
         msg = channel.recv_logged(sock)
         t = msg["t"]
-        if t == "pid" and init_pid is None:
+        if t == channel.PID and init_pid is None:
             if config_has_new_userns(linux):
                 from pyrunc.linux.namespaces import give_stdio_to_container
 
@@ -326,7 +326,7 @@ def _drive_init(sock, made, config, linux, bundle, cid, init_pid=None):
             os.waitpid(stage1_pid, 0)
             made.pids.remove(stage1_pid)
             init_started(init_pid)
-        elif t == "hooks":
+        elif t == channel.HOOKS:
             from pyrunc.process.hooks import hook_state
 
             # runtime.md "Lifecycle": these run at steps 3-5, after create's step 2
@@ -334,8 +334,8 @@ def _drive_init(sock, made, config, linux, bundle, cid, init_pid=None):
             st = hook_state(cid, "created", init_pid, bundle, config)
             run_hooks(config, "prestart", st)
             run_hooks(config, "createRuntime", st)
-            channel.send(sock, "ok")
-        elif t == "ready":
+            channel.send(sock, channel.OK)
+        elif t == channel.READY:
             return init_pid
         else:
             raise PyruncError(f"init pipe: unexpected message {t!r}")

@@ -1,11 +1,23 @@
 """Messages between the runtime and the container's init over a SOCK_SEQPACKET socketpair.
 
-Each message is one JSON object with a "t" (type) key: "go", "userns" (init asks for
-id mappings), "pid" (stage-1 reports the init's pid), "hooks" (init asks the runtime
-to run prestart/createRuntime hooks), "ready", "error" (with "msg"), "ok".
+Each message is one JSON object whose "t" key is one of the types below; send() takes
+no other.
 """
 from pyrunc.errors import InitError
 from pyrunc.util.jsonutil import dumps, loads
+
+# runtime -> container side
+GO = "go"          # proceed (the runtime has done its part: cgroups, id mappings ...)
+OK = "ok"          # the step the container side asked for is done
+# container side -> runtime
+USERNS = "userns"  # stage-1 is in its new user namespace: write its id mappings
+PID = "pid"        # stage-1 (or exec's helper) reports the pid of the process it forked
+HOOKS = "hooks"    # run prestart and createRuntime (runtime.md "Lifecycle" steps 3-4)
+READY = "ready"    # the init waits on exec.fifo: create is done
+ERROR = "error"    # "msg" (and "kind": "hook" for a hook's failure); the side gives up
+WARN = "warn"      # "msg" for the runtime's log
+DEBUG = "debug"    # "msg" for the runtime's log at debug level
+TYPES = frozenset((GO, OK, USERNS, PID, HOOKS, READY, ERROR, WARN, DEBUG))
 
 
 def pair():
@@ -16,6 +28,8 @@ def pair():
 
 
 def send(sock, t, **kw):
+    if t not in TYPES:
+        raise ValueError(f"init pipe: no message type {t!r}")
     kw["t"] = t
     sock.send(dumps(kw).encode())
 
@@ -31,7 +45,7 @@ def recv(sock, expect=None):
     if not data:
         raise InitError("container init exited before it was ready")
     msg = loads(data)
-    if msg["t"] == "error":
+    if msg["t"] == ERROR:
         if msg.get("kind") == "hook":
             from pyrunc.errors import HookError
 
@@ -46,10 +60,10 @@ def recv_logged(sock, expect=None):
     """recv(), logging the container side's "warn"/"debug" messages on the way."""
     while True:
         msg = recv(sock)
-        if msg["t"] in ("warn", "debug"):
+        if msg["t"] in (WARN, DEBUG):
             from pyrunc import log
 
-            (log.warning if msg["t"] == "warn" else log.debug)(msg["msg"])
+            (log.warning if msg["t"] == WARN else log.debug)(msg["msg"])
             continue
         if expect and msg["t"] != expect:
             raise InitError(f"init pipe: expected {expect!r}, got {msg['t']!r}")
@@ -71,6 +85,6 @@ def recv_eof(sock):
     data = sock.recv(1 << 16)
     if data:
         msg = loads(data)
-        if msg["t"] == "error":
+        if msg["t"] == ERROR:
             raise InitError(msg["msg"])
         raise InitError(f"init pipe: unexpected message {msg['t']!r}")

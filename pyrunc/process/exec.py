@@ -113,8 +113,8 @@ def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds, preimported, 
 
             # Here, not in the runtime: this overlaps the runtime's cgroup placement.
             seccomp_filter = preimport_process(proc, c.config.get("linux"), _notify_state(c),
-                                               warn=lambda m: channel.send(sock, "warn", msg=m))
-        channel.recv(sock, "go")
+                                               warn=lambda m: channel.send(sock, channel.WARN, msg=m))
+        channel.recv(sock, channel.GO)
         if placement is not None:
             placement.join_self()
         sc.prctl(C.PR_SET_DUMPABLE, 0)
@@ -137,7 +137,7 @@ def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds, preimported, 
                 from pyrunc.process.init import report_failure
 
                 report_failure(sock, e)
-        channel.send(sock, "pid", pid=pid)
+        channel.send(sock, channel.PID, pid=pid)
         os._exit(0)
     except BaseException as e:  # noqa: BLE001
         from pyrunc.process.init import report_failure
@@ -197,11 +197,11 @@ def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0, list
         try:
             if placement is not None:
                 placement.apply_rest(helper)
-            channel.send(parent, "go")
+            channel.send(parent, channel.GO)
         except (OSError, PyruncError):
             channel.raise_pending_error(parent)  # the helper's own error, if it failed
             raise
-        pid = channel.recv_logged(parent, "pid")["pid"]
+        pid = channel.recv_logged(parent, channel.PID)["pid"]
         os.waitpid(helper, 0)
         helper = None
         channel.recv_eof(parent)  # EOF: the process has exec'd

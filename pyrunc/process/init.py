@@ -87,7 +87,7 @@ def report_failure(sock, err):
     else:
         msg = f"internal error: {type(err).__name__}: {err}"
     try:
-        channel.send(sock, "error", msg=msg, kind=kind)
+        channel.send(sock, channel.ERROR, msg=msg, kind=kind)
     except Exception:  # noqa: BLE001 - the runtime is gone: last resort
         try:
             os.write(2, f"pyrunc: container init: {one_line(msg)}\n".encode())
@@ -110,17 +110,17 @@ def stage1(spec, sock):
         leave_runtime_environment(spec.process.get("env"))
         if not spec.preimported:
             # Here, not in the runtime: this overlaps the runtime's cgroup placement.
-            preimport(spec, warn=lambda m: channel.send(sock, "warn", msg=m))
+            preimport(spec, warn=lambda m: channel.send(sock, channel.WARN, msg=m))
         join_fds = namespaces.open_paths(spec.nsmap)
         namespaces.join(join_fds)
         nsmap = spec.nsmap
         if "user" in nsmap and nsmap["user"] is None:
             sc.unshare(C.CLONE_NEWUSER)
-            channel.send(sock, "userns")
-            channel.recv(sock, "ok")
+            channel.send(sock, channel.USERNS)
+            channel.recv(sock, channel.OK)
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
-        channel.recv(sock, "go")
+        channel.recv(sock, channel.GO)
         if spec.placement is not None:
             spec.placement.join_self()
         namespaces.unshare_new(nsmap, exclude=("user",))
@@ -133,7 +133,7 @@ def stage1(spec, sock):
         pid = os.fork()
         if pid == 0:
             init_main(spec, sock)  # never returns
-        channel.send(sock, "pid", pid=pid)
+        channel.send(sock, channel.PID, pid=pid)
         os._exit(0)
     except BaseException as e:  # noqa: BLE001 - reported to the runtime, never raised
         report_failure(sock, e)
@@ -161,8 +161,8 @@ def direct_init(spec, sock):
     try:
         leave_runtime_environment(spec.process.get("env"))
         if not spec.preimported:
-            preimport(spec, warn=lambda m: channel.send(sock, "warn", msg=m))
-        channel.recv(sock, "go")
+            preimport(spec, warn=lambda m: channel.send(sock, channel.WARN, msg=m))
+        channel.recv(sock, channel.GO)
         if spec.placement is not None:
             spec.placement.join_self()
         # The others were made by clone3 (direct_clone_flags); this one after joining.
@@ -269,8 +269,8 @@ def _init(spec, sock):
     ctx = spec.rootfs_ctx  # made by preimport()
     prepare.prepare(ctx)
     if (config.get("hooks") or {}).get("prestart") or (config.get("hooks") or {}).get("createRuntime"):
-        channel.send(sock, "hooks")
-        channel.recv(sock, "ok")
+        channel.send(sock, channel.HOOKS)
+        channel.recv(sock, channel.OK)
     if (config.get("hooks") or {}).get("createContainer"):
         from pyrunc.process import hooks  # imported by preimport()
 
@@ -294,7 +294,7 @@ def _init(spec, sock):
         sysctl.apply(linux["sysctl"], nsmap, config.get("hostname"))
     finalize.finalize(ctx)
     prepared = attributes.prepare(proc, linux, spec.listen_fds,
-                               warn=(lambda m: channel.send(sock, "debug", msg=m))
+                               warn=(lambda m: channel.send(sock, channel.DEBUG, msg=m))
                                if spec.debug else (lambda m: None), seccomp_filter=spec.seccomp)
     fifo = f"/proc/self/fd/{spec.fifo_fd}"
     # After "ready" nothing may fail that create cannot report: reopening exec.fifo
@@ -308,7 +308,7 @@ def _init(spec, sock):
                 errno.EMFILE: " (process.rlimits: RLIMIT_NOFILE leaves no descriptor free)"}
         raise PyruncError(f"cannot reopen exec.fifo as {fifo}: {e.strerror}"
                           f"{hint.get(e.errno, '')}") from None
-    channel.send(sock, "ready")
+    channel.send(sock, channel.READY)
     sock.close()
     os.close(spare)  # its number is below the limit: the open below gets it or a lower one
     # Block until `start` opens exec.fifo for reading (runc's protocol).
