@@ -8,6 +8,7 @@ import os
 import time
 
 from pyrunc.errors import CgroupError
+from pyrunc.util.procfs import unescape
 
 MAX_UINT64 = (1 << 64) - 1
 
@@ -154,23 +155,6 @@ def clean_path(path):
     return path
 
 
-def _unescape_mount(s):
-    # mountinfo escapes space, tab, newline and backslash as \ooo.
-    if "\\" not in s:
-        return s
-    out = []
-    i = 0
-    while i < len(s):
-        esc = s[i + 1:i + 4]
-        if s[i] == "\\" and len(esc) == 3 and esc.isdigit():
-            out.append(chr(int(s[i + 1:i + 4], 8)))
-            i += 4
-        else:
-            out.append(s[i])
-            i += 1
-    return "".join(out)
-
-
 def parse_mountinfo(text):
     """Cgroup mounts in mountinfo: list of (mountpoint, root, fstype, super_options)."""
     out = []
@@ -185,7 +169,7 @@ def parse_mountinfo(text):
         pre_f = pre.split()
         if len(pre_f) < 5:
             continue
-        out.append((_unescape_mount(pre_f[4]), _unescape_mount(pre_f[3]), post_f[0],
+        out.append((unescape(pre_f[4]), unescape(pre_f[3]), post_f[0],
                     post_f[2].split(",")))
     return out
 
@@ -335,6 +319,18 @@ def missing_dirs(leaves):
             d = d[:d.rindex("/")]
         out.extend(m for m in reversed(missing) if m not in out)
     return out
+
+
+def make_dir(controller, path, created):
+    """mkdir a cgroup directory (0755) unless it exists; one it made goes on `created`
+    (what rmdir_created undoes)."""
+    try:
+        os.mkdir(path, 0o755)
+        created.append(path)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise error(controller, f"creating {path}: {os.strerror(e.errno)}", e.errno) from None
 
 
 def write_procs(controller, dirpath, pid):

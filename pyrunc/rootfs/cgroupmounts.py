@@ -9,7 +9,7 @@ from pyrunc.native import syscalls as sc
 from pyrunc.rootfs import mounts
 from pyrunc.rootfs.mounts import MountError
 from pyrunc.rootfs.mountpoint import DEFAULT_MOUNT_FLAGS, after_mount, bind, mount_fs, reopen, target
-from pyrunc.rootfs.procinfo import mountinfo, own_cgroups
+from pyrunc.util.procfs import mountinfo, own_cgroups
 
 
 def mount_cgroup(ctx, dest, source, opts, what):

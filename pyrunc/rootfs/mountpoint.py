@@ -9,7 +9,7 @@ import stat
 from pyrunc.native import constants as C
 from pyrunc.rootfs import idmapped, mounts
 from pyrunc.rootfs.mounts import MountError, fd_path, open_in_root, why
-from pyrunc.rootfs.procinfo import mountinfo
+from pyrunc.util.procfs import mountinfo
 
 
 DEFAULT_MOUNT_FLAGS = C.MS_NOEXEC | C.MS_NOSUID | C.MS_NODEV

@@ -10,7 +10,7 @@ from pyrunc.native import constants as C
 from pyrunc.native import syscalls as sc
 from pyrunc.rootfs import mounts
 from pyrunc.rootfs.mounts import why
-from pyrunc.rootfs.procinfo import mountinfo
+from pyrunc.util.procfs import mountinfo
 
 
 def pivot(ctx):

@@ -17,7 +17,7 @@ Safety rules kept everywhere:
 
 Everything the init needs after pivot_root is imported here, at module level. The steps'
 other modules: mountpoint.py (one mount at a resolved target), cgroupmounts.py,
-pivot.py, finalize.py; procinfo.py reads /proc/self/mountinfo and cgroup.
+pivot.py, finalize.py; pyrunc.util.procfs reads /proc/self/mountinfo and cgroup.
 """
 import os
 

@@ -1,8 +1,21 @@
-"""What the init reads of its own mounts and cgroups: /proc/self/mountinfo, /proc/self/cgroup."""
+"""/proc/self/mountinfo and /proc/self/cgroup as the rootfs steps and the cgroup managers read them."""
 
 
 def unescape(s):
-    return s.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    """A mountinfo field: the kernel writes space, tab, newline and backslash as \\ooo."""
+    if "\\" not in s:
+        return s
+    out = []
+    i = 0
+    while i < len(s):
+        esc = s[i + 1:i + 4]
+        if s[i] == "\\" and len(esc) == 3 and esc.isdigit():
+            out.append(chr(int(esc, 8)))
+            i += 4
+        else:
+            out.append(s[i])
+            i += 1
+    return "".join(out)
 
 
 def mountinfo():
