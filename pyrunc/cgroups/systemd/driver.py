@@ -16,7 +16,7 @@ which go into StartTransientUnit.
 """
 import os
 
-from pyrunc.cgroups.base import CGROUP_ROOT, Manager, is_unified
+from pyrunc.cgroups.base import Manager, is_unified
 from pyrunc.cgroups.systemd import props as sp
 from pyrunc.cgroups.fs import warn
 from pyrunc.errors import OptionError, PyruncError

@@ -128,13 +128,7 @@ class V1Manager(Manager):
         parts = [] if rel == "." else rel.split("/")
         for comp in parts:
             parent, cur = cur, os.path.join(cur, comp)
-            try:
-                os.mkdir(cur, 0o755)
-                self.created.append(cur)
-            except FileExistsError:
-                pass
-            except OSError as e:
-                raise error(_label(sub), f"creating {cur}: {os.strerror(e.errno)}", e.errno) from None
+            u.make_dir(_label(sub), cur, self.created)
             if sub == "cpuset":
                 # As runc's cpusetEnsureParent: a cpuset cgroup with empty
                 # cpus/mems cannot hold tasks, so fill new directories (and an

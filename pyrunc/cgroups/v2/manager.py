@@ -83,13 +83,7 @@ class V2Manager(V2Resources, Manager):
             for i in range(len(parts) + 1):
                 if i > 0:
                     cur = os.path.join(cur, parts[i - 1])
-                    try:
-                        os.mkdir(cur, 0o755)
-                        self.created.append(cur)
-                    except FileExistsError:
-                        pass
-                    except OSError as e:
-                        raise error("unified", f"creating {cur}: {os.strerror(e.errno)}", e.errno) from None
+                    u.make_dir("unified", cur, self.created)
                     t = (u.try_read(cur, "cgroup.type") or "").strip()
                     if t == "domain invalid":
                         raise error("unified", f"cannot enter {cur}: it is in an invalid state "
