@@ -63,6 +63,7 @@ def test_existing_file_that_does_not_match_is_an_error(rt):
 
 
 def test_devices_bind_mounted_in_a_user_namespace(tmp_path):
+    from support.bundles import drop_namespace, userns
     from support.host import pyrunc_binary
     from support.runtime import Runtime
 
@@ -74,10 +75,8 @@ def test_devices_bind_mounted_in_a_user_namespace(tmp_path):
         def edit(c):
             # (no network namespace: /sys is then the host's, bound read-only, as sysfs
             # cannot be mounted by a user namespace that does not own the network one)
-            c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
-            c["linux"]["namespaces"].append({"type": "user"})
-            c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-            c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+            drop_namespace(c, "network")
+            userns(c, host_id=100000)
             c["mounts"][2]["options"].remove("gid=5")
             # /dev/kmsg: a node every host has (/dev/fuse is missing where the module is not loaded)
             c["linux"]["devices"] = [{"path": "/dev/kmsg", "type": "c", "major": 1, "minor": 11}]

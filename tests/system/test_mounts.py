@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from support.bundles import drop_namespace, userns
 from support.host import by_mountpoint, mountinfo
 from pyrunc.native import constants as C
 
@@ -385,10 +386,8 @@ def test_idmapped_mount_with_user_namespace(tmp_path):
         (Path(base) / "src" / "f").touch()  # owned by 0 on disk: 100000 through the mapping
 
         def edit(c):
-            c["linux"]["namespaces"] = [n for n in c["linux"]["namespaces"] if n["type"] != "network"]
-            c["linux"]["namespaces"].append({"type": "user"})
-            c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-            c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+            drop_namespace(c, "network")
+            userns(c, host_id=100000)
             c["mounts"][2]["options"].remove("gid=5")
             c["mounts"].append({"destination": "/tmp/idm", "type": "bind", "source": base + "/src",
                                 "options": ["bind"],
