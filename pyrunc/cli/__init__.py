@@ -5,6 +5,7 @@ positional count, or (min, max)), optional STOP_AT_POSITIONAL, and run(ctx, opts
 Only the module of the command that runs is imported.
 """
 import gc
+import os
 import sys
 
 # A command lives ~10-25 ms and makes little cyclic garbage; the collector's passes during
@@ -12,10 +13,11 @@ import sys
 # in the foreground, events) enable it again before they wait.
 gc.disable()
 
-from pyrunc.cli.flags import Flag, help_text, parse
+from pyrunc.cli.flags import Flag, flag_name, help_text, parse
 from pyrunc.errors import OptionError, PyruncError, UsageError
 
-from pyrunc import __version__ as VERSION
+from pyrunc import __version__ as VERSION, log
+
 SPEC_VERSION = "1.3.0"
 
 COMMANDS = {
@@ -68,8 +70,6 @@ class Context:
         true unless the runtime is root of the initial user namespace."""
         r = self.rootless
         if r.lower() in ("", "auto"):
-            import os
-
             if os.geteuid() != 0:
                 return True
             try:
@@ -115,8 +115,6 @@ def _check_nargs(name, mod, args):
 
 def run(argv):
     """Run one command line; returns the exit code. Never raises for user errors."""
-    from pyrunc import log
-
     try:
         gopts, rest = parse(GLOBAL_FLAGS, argv, stop_at_positional=True)
     except UsageError as e:
@@ -155,8 +153,6 @@ def run(argv):
         _check_nargs(name, mod, args)
         return mod.run(Context(gopts), opts, args) or 0
     except OptionError as e:  # the library's words, with the flag for the option
-        from pyrunc.cli.flags import flag_name
-
         log.error(e.render(flag_name(e.option)))
         return e.exit_code
     except PyruncError as e:
@@ -198,8 +194,6 @@ def main(fast_exit=False):
     stdout/stderr are flushed, skipping the interpreter's teardown (module and object
     finalization: ~1.5 ms of `state`, ~4 ms of `run`); nothing else is buffered (files
     are written with os.write) and every child the runtime forks ends with os._exit."""
-    from pyrunc import log
-
     code = run(sys.argv[1:])
     log.finish(failed=code != 0 and code is not None)
     for f in (sys.stdout, sys.stderr):
@@ -208,7 +202,5 @@ def main(fast_exit=False):
         except (OSError, ValueError):
             pass
     if fast_exit:
-        import os
-
         os._exit(code if isinstance(code, int) else int(code is not None))
     sys.exit(code)

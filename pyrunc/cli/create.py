@@ -1,4 +1,9 @@
+import os
+
 from pyrunc.cli.flags import Flag
+from pyrunc.errors import UsageError
+from pyrunc.options import CreateOptions
+from pyrunc.api import Container
 
 USAGE = "[command options] <container-id>"
 NARGS = 1
@@ -16,10 +21,6 @@ def preserved_fds(opts):
     """(fds after stdio to pass on, how many of them are socket-activation fds): runc
     passes $LISTEN_FDS fds first when $LISTEN_PID is its own pid (systemd's protocol),
     then --preserve-fds N more."""
-    import os
-
-    from pyrunc.errors import UsageError
-
     n = opts["preserve_fds"]
     if n < 0:
         raise UsageError("--preserve-fds must be >= 0")
@@ -30,8 +31,6 @@ def preserved_fds(opts):
 
 def create_options(ctx, opts, **more):
     """The flags as CreateOptions (more: fields the flags do not give)."""
-    from pyrunc.options import CreateOptions
-
     total, listen = preserved_fds(opts)
     return CreateOptions(opts["bundle"] or ".", pid_file=opts["pid_file"] or None,
                          console_socket=opts["console_socket"] or None, no_pivot=opts["no_pivot"],
@@ -41,7 +40,5 @@ def create_options(ctx, opts, **more):
 
 
 def run(ctx, opts, args):
-    from pyrunc.api import Container
-
     Container.create(args[0], create_options(ctx, opts), root=ctx.root)
     return 0

@@ -1,4 +1,5 @@
 from pyrunc.cli.flags import Flag
+from pyrunc.api import Container
 
 USAGE = "[command options] <container-id>"
 NARGS = 1
@@ -6,7 +7,5 @@ FLAGS = [Flag("force,f", help="Forcibly deletes the container if it is still run
 
 
 def run(ctx, opts, args):
-    from pyrunc.api import Container
-
     Container(args[0], root=ctx.root).delete(force=opts["force"])
     return 0

@@ -1,6 +1,10 @@
 import gc
+import json
+import sys
 
 from pyrunc.cli.flags import Flag
+from pyrunc.errors import UsageError
+from pyrunc.api import Container
 
 USAGE = "[command options] <container-id>"
 NARGS = 1
@@ -14,8 +18,6 @@ def parse_duration(text):
     """Go durations as runc takes them: 500ms, 5s, 1m, 1h30m."""
     import re
 
-    from pyrunc.errors import UsageError
-
     units = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
     parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text)
     if not parts or "".join(a + b for a, b in parts) != text:
@@ -27,11 +29,6 @@ def parse_duration(text):
 
 
 def run(ctx, opts, args):
-    import json
-    import sys
-
-    from pyrunc.api import Container
-
     interval = parse_duration(opts["interval"])
     c = Container(args[0], root=ctx.root)
 

@@ -1,6 +1,10 @@
 import gc
 
-from pyrunc.cli.flags import Flag
+from pyrunc.cli.flags import Flag, flag_name
+from pyrunc.api import Container
+from pyrunc.cli.create import preserved_fds
+from pyrunc.errors import OptionError, PyruncError, UsageError
+from pyrunc.options import ExecOptions
 
 USAGE = "[command options] <container-id> <command> [command options]  || -p process.json <container-id>"
 NARGS = (1, None)
@@ -27,10 +31,6 @@ FLAGS = [
 
 def run(ctx, opts, args):
     from pyrunc.process import supervise
-    from pyrunc.api import Container
-    from pyrunc.cli.create import preserved_fds
-    from pyrunc.cli.flags import flag_name
-    from pyrunc.errors import OptionError, PyruncError, UsageError
 
     c = Container(args[0], root=ctx.root)
     status = c.status()
@@ -58,8 +58,6 @@ def run(ctx, opts, args):
 
 def _exec_failed(msg):
     """runc's wording and exit code for a process that could not be started."""
-    from pyrunc.errors import PyruncError
-
     err = PyruncError(f"exec failed: {msg}")
     err.exit_code = 255
     return err
@@ -69,8 +67,6 @@ def _options(opts, args, preserve_fds, listen_fds):
     """The flags as ExecOptions. --process FILE passes the checks of config.json's
     process at create (runc too refuses what its JSON decoding cannot take, such as
     "uid": -1 or true)."""
-    from pyrunc.options import ExecOptions
-
     process = None
     if opts["process"]:
         from pyrunc.config.load import load_json_object
@@ -99,8 +95,6 @@ def _sub_cgroups(args):
     allowed alone only (one path for every controller; on cgroup v2, the only form).
     An empty or repeated controller is refused, as current runc does (1.1.5 took ":p"
     as "p", and the last of repeated controllers)."""
-    from pyrunc.errors import PyruncError
-
     paths = {}
     for a in args or ():
         ctrls, sep, path = a.partition(":")
@@ -123,8 +117,6 @@ def _sub_cgroups(args):
 
 def _id(text, what):
     """A uid/gid flag (runc: "uids and gids must be in range")."""
-    from pyrunc.errors import PyruncError
-
     try:
         n = int(text)
     except ValueError:

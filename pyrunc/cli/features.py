@@ -1,12 +1,12 @@
+import sys
+
+from pyrunc.features import features_json
+
 USAGE = ""
 NARGS = 0
 FLAGS = []
 
 
 def run(ctx, opts, args):
-    import sys
-
-    from pyrunc.features import features_json
-
     sys.stdout.write(features_json() + "\n")
     return 0

@@ -1,4 +1,5 @@
 from pyrunc.cli.flags import Flag
+from pyrunc.api import Container
 
 USAGE = "[command options] <container-id> [signal]"
 NARGS = (1, 2)
@@ -6,8 +7,6 @@ FLAGS = [Flag("all,a", help="send the specified signal to all processes inside t
 
 
 def run(ctx, opts, args):
-    from pyrunc.api import Container
-
     Container(args[0], root=ctx.root).kill(args[1] if len(args) > 1 else 15,
                                            all_processes=opts["all"])
     return 0

@@ -1,4 +1,10 @@
+import sys
+
 from pyrunc.cli.flags import Flag
+from pyrunc.api import Container
+from pyrunc.errors import ContainerNotFound, PyruncError
+from pyrunc import log
+from pyrunc.util.jsonutil import dumps
 
 USAGE = "[command options]"
 NARGS = 0
@@ -9,11 +15,6 @@ FLAGS = [
 
 
 def run(ctx, opts, args):
-    import sys
-
-    from pyrunc.api import Container
-    from pyrunc.errors import ContainerNotFound, PyruncError
-
     if opts["format"] not in ("table", "json"):
         raise PyruncError(f"invalid format option: {opts['format']}")
     rows = []
@@ -24,15 +25,11 @@ def run(ctx, opts, args):
         except ContainerNotFound:
             continue  # removed meanwhile
         except PyruncError as e:
-            from pyrunc import log
-
             log.warning(f"list: skipping {c.id}: {e}")  # not ours, or damaged (as runc)
     out = sys.stdout
     if opts["quiet"]:
         out.write("".join(r["id"] + "\n" for r in rows))
     elif opts["format"] == "json":
-        from pyrunc.util.jsonutil import dumps
-
         out.write(dumps(rows) + "\n" if rows else "null\n")
     else:
         table = [("ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER")]

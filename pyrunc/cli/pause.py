@@ -1,10 +1,10 @@
+from pyrunc.api import Container
+
 USAGE = "<container-id>"
 NARGS = 1
 FLAGS = []
 
 
 def run(ctx, opts, args):
-    from pyrunc.api import Container
-
     Container(args[0], root=ctx.root).pause()
     return 0

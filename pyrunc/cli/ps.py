@@ -1,4 +1,8 @@
+import sys
+
 from pyrunc.cli.flags import Flag
+from pyrunc.api import Container
+from pyrunc.errors import PyruncError
 
 USAGE = "[command options] <container-id> [ps options]"
 NARGS = (1, None)
@@ -8,11 +12,6 @@ FLAGS = [Flag("format,f", "str", "table", "select one of: table or json")]
 
 def run(ctx, opts, args):
     """json: the container's pids as a JSON list; table: the host's ps output for them."""
-    import sys
-
-    from pyrunc.api import Container
-    from pyrunc.errors import PyruncError
-
     if opts["format"] not in ("table", "json"):
         raise PyruncError(f"invalid format option: {opts['format']}")
     pids = Container(args[0], root=ctx.root).ps()

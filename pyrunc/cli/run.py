@@ -1,7 +1,10 @@
 import gc
 
-from pyrunc.cli.create import FLAGS as CREATE_FLAGS
+from pyrunc.cli.create import FLAGS as CREATE_FLAGS, create_options
 from pyrunc.cli.flags import Flag
+from pyrunc.process.spawn import ChildSubreaper
+from pyrunc.api import Container, load_config
+from pyrunc.native import constants as C
 
 USAGE = "[command options] <container-id>"
 NARGS = 1
@@ -13,8 +16,6 @@ FLAGS = CREATE_FLAGS + [
 
 
 def run(ctx, opts, args):
-    from pyrunc.process.spawn import ChildSubreaper
-
     # runc's run is a child subreaper until it exits: a process the container's leave
     # behind (no pid namespace) is re-parented to it, and reaped. (--no-subreaper: only
     # while create needs it, until the init is ready: see _ready.)
@@ -25,9 +26,6 @@ def run(ctx, opts, args):
 
 
 def _run(ctx, opts, args):
-    from pyrunc.api import Container, load_config
-    from pyrunc.cli.create import create_options
-
     cid = args[0]
     config = load_config(opts["bundle"] or ".")
     options = create_options(ctx, opts, config=config)
@@ -70,7 +68,6 @@ def _ready(opts):
     as runc's run, so that it reaps what is orphaned in a container without a PID
     namespace; with --no-subreaper it is not, and those go to the host's reaper."""
     if opts["no_subreaper"] or not opts["detach"]:
-        from pyrunc.native import constants as C
         from pyrunc.native import syscalls as sc
 
         sc.prctl(C.PR_SET_CHILD_SUBREAPER, 0 if opts["no_subreaper"] else 1)

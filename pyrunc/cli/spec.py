@@ -1,4 +1,5 @@
 from pyrunc.cli.flags import Flag
+from pyrunc.config.default import write_default_config
 
 USAGE = "[command options]"
 NARGS = 0
@@ -9,7 +10,5 @@ FLAGS = [
 
 
 def run(ctx, opts, args):
-    from pyrunc.config.default import write_default_config
-
     write_default_config(opts["bundle"] or ".", rootless=opts["rootless"])
     return 0

@@ -1,15 +1,15 @@
+import sys
+
+from pyrunc.api import Container
+from pyrunc.errors import CorruptState, PyruncError
+from pyrunc.util.jsonutil import dumps_indent
+
 USAGE = "<container-id>"
 NARGS = 1
 FLAGS = []
 
 
 def run(ctx, opts, args):
-    import sys
-
-    from pyrunc.api import Container
-    from pyrunc.errors import CorruptState, PyruncError
-    from pyrunc.util.jsonutil import dumps_indent
-
     try:
         state = Container(args[0], root=ctx.root).state()
     except CorruptState as e:

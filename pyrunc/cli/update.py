@@ -1,4 +1,9 @@
+import sys
+
 from pyrunc.cli.flags import Flag
+from pyrunc.errors import PyruncError, UsageError
+from pyrunc.api import Container
+from pyrunc.config.load import load_json_object, parse_config
 
 USAGE = "[command options] <container-id>"
 NARGS = 1
@@ -45,8 +50,6 @@ def parse_bytes(text, flag):
     """runc's RAMInBytes: 1024, 512k, 100m, 1g (also kb/kib/mb/...), -1 for unlimited."""
     import re
 
-    from pyrunc.errors import UsageError
-
     t = text.strip().lower()
     if t == "-1":
         return -1
@@ -57,12 +60,6 @@ def parse_bytes(text, flag):
 
 
 def run(ctx, opts, args):
-    import sys
-
-    from pyrunc.api import Container
-    from pyrunc.errors import PyruncError, UsageError
-    from pyrunc.config.load import load_json_object, parse_config
-
     resources = {}
     source = opts["resources"] or "resources"
     if opts["resources"] == "-":

@@ -1,4 +1,12 @@
+import copy
+import os
+import sys
+
 from pyrunc.cli.flags import Flag
+from pyrunc.errors import PyruncError, one_line
+from pyrunc.config.load import load_config
+from pyrunc.config.problems import sort_problems
+from pyrunc.config.validate import problems as check
 
 USAGE = "[command options]"
 NARGS = 0
@@ -13,15 +21,6 @@ def run(ctx, opts, args):
     """Print every problem as `JSON-pointer: message` and every deviation that runc and
     create accept as `JSON-pointer: warning: message`; exit 1 on a problem, or with
     --strict on a warning too."""
-    import copy
-    import os
-    import sys
-
-    from pyrunc.errors import PyruncError, one_line
-    from pyrunc.config.load import load_config
-    from pyrunc.config.problems import sort_problems
-    from pyrunc.config.validate import problems as check
-
     bundle = os.path.abspath(opts["bundle"] or ".")
     path = os.path.join(bundle, "config.json")
     surrogates = []
