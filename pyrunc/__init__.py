@@ -8,6 +8,8 @@ Those names are loaded when first used (module __getattr__, PEP 562), not by
 `import pyrunc`: every `pyrunc` command imports this package first, and `state` needs
 none of them. ``__all__`` lists them; errors are in pyrunc.errors.
 """
+import sys
+
 __version__ = "0.1.0"
 
 # name -> the module that defines it
@@ -32,7 +34,6 @@ def __getattr__(name):
     if module is None:
         raise AttributeError(f"module 'pyrunc' has no attribute {name!r}")
     __import__(module)
-    import sys
 
     value = getattr(sys.modules[module], name)
     globals()[name] = value

@@ -16,7 +16,7 @@ Each operation imports the module that does it when it runs: `state` needs none 
 """
 import os
 
-from pyrunc.errors import OptionError, PyruncError
+from pyrunc.errors import CorruptState, OptionError, PyruncError
 from pyrunc.container.state import Store, load_container
 
 DEFAULT_ROOT = "/run/pyrunc"
@@ -111,8 +111,6 @@ class Container:
         owner. A container whose create was interrupted is "creating" (or "stopped");
         one whose state file is corrupt raises CorruptState (delete(force=True)
         removes it), or with allow_corrupt is "unknown" while processes are left."""
-        from pyrunc.errors import CorruptState
-
         c = self._load(partial=True)
         if isinstance(c.problem, CorruptState) and not allow_corrupt:
             e = CorruptState(f"container {c.id}: {c.problem} (status {c.status()})")

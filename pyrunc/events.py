@@ -1,4 +1,5 @@
 """A running container's statistics and events (runc's `events`)."""
+import time
 
 
 def stats(c):
@@ -17,7 +18,6 @@ def events(c, interval):
     """Yield {"type": "stats", "id", "data"} every interval seconds and {"type": "oom",
     "id"} for each OOM kill, until container c stops."""
     import select
-    import time
 
     mgr = c.cgroup_manager()
     watch = mgr.oom_watch()

@@ -7,10 +7,14 @@ mounts only on kernels with mount_setattr(2) (5.12). Key order is runc's.
 Nothing heavy at import time; libseccomp is loaded by features() only.
 """
 
+import json
 import os
 
+import pyrunc
 from pyrunc.linux.capabilities import known_names
 from pyrunc.config.default import OCI_VERSION
+from pyrunc.cgroups.fs import v1_mounts
+from pyrunc.cgroups import base
 
 OCI_VERSION_MIN = "1.0.0"
 OCI_VERSION_MAX = OCI_VERSION
@@ -152,9 +156,7 @@ def cgroup_host():
 
 
 def _cgroupfs_host():
-    from pyrunc.cgroups.base import is_unified
-
-    if is_unified():
+    if base.is_unified():
         from pyrunc.cgroups.v2 import ebpf
 
         try:
@@ -164,7 +166,6 @@ def _cgroupfs_host():
             devices = f"none: cannot load a device program ({e.strerror})"
         return {ANNOTATION_CGROUP_HOST: "v2", ANNOTATION_CGROUP_MANAGER: "cgroupfs v2",
                 ANNOTATION_CGROUP_DEVICES: devices}
-    from pyrunc.cgroups.fs import v1_mounts
 
     try:
         mounts = v1_mounts()
@@ -181,8 +182,6 @@ def _cgroupfs_host():
 
 def _package_version():
     try:
-        import pyrunc
-
         version = getattr(pyrunc, "__version__", None)
         if version:
             return str(version)
@@ -256,6 +255,4 @@ def features_json() -> str:
 
     No trailing newline: print() it (runc's output ends with one newline).
     """
-    import json
-
     return json.dumps(features(), indent=4, ensure_ascii=False)

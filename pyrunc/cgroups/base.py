@@ -5,6 +5,9 @@ goes on without. The managers import this module; the package (pyrunc.cgroups) p
 import errno
 import os
 
+from pyrunc.cgroups.fs import missing_dirs, read_procs
+from pyrunc.errors import PyruncError
+
 CGROUP_ROOT = "/sys/fs/cgroup"
 
 # What a rootless runtime may not do to a cgroup, and then goes on without (as runc).
@@ -77,8 +80,6 @@ class Manager:
     def all_pids(self) -> list:
         """Every process in the container's cgroup of every hierarchy (and their
         sub-cgroups): a half-made container's may be in some hierarchies only."""
-        from pyrunc.cgroups.fs import read_procs
-
         out = set()
         for p in set(self.paths.values()):
             out.update(read_procs(p))
@@ -88,8 +89,6 @@ class Manager:
         """to_state() as it will be once create() has run: ``created`` lists the
         directories that do not exist yet. Saved before create(), it lets a process
         that finds the creation interrupted remove them (and nothing else)."""
-        from pyrunc.cgroups.fs import missing_dirs
-
         st = self.to_state()
         st["created"] = missing_dirs(self._leaf_dirs())
         return st
@@ -117,8 +116,6 @@ class Manager:
             return cls(saved.get("container_id"), saved.get("cgroups_path"),
                        rootless=bool(saved.get("rootless")), _state=saved)
         except (KeyError, TypeError, AttributeError):
-            from pyrunc.errors import PyruncError
-
             raise PyruncError("cgroup: invalid saved cgroup state") from None
 
     def oom_eventfd(self):

@@ -1,6 +1,6 @@
 """Helpers shared by the v1 and v2 cgroup managers.
 
-Only ``os``/``errno``/``time`` are imported: this module is on the create hot path.
+Only the standard library's light modules and pyrunc's own are imported: this module is on the create hot path.
 """
 
 import errno
@@ -8,6 +8,7 @@ import os
 import time
 
 from pyrunc.errors import CgroupError
+from pyrunc import log
 from pyrunc.util.procfs import unescape
 
 MAX_UINT64 = (1 << 64) - 1
@@ -27,15 +28,11 @@ def error(controller, msg, err=None):
 def warn(msg):
     """A warning in runc's log format (--log/--log-format; json: held until the command
     succeeds, see pyrunc.log)."""
-    from pyrunc import log
-
     log.warning(msg)
 
 
 def note(msg):
     """What runc ignores silently (a value with no file on this cgroup version): --debug only."""
-    from pyrunc import log
-
     log.debug(msg)
 
 

@@ -12,7 +12,10 @@ has stopped).
   memory.events once oom_kill is non-zero; this reports each increase once.)
 """
 import os
+import select
 import struct
+
+from pyrunc.native import constants as C
 
 
 class EventfdWatch:
@@ -29,8 +32,6 @@ class EventfdWatch:
         return 1 if self.manager.exists() else None
 
     def final(self):
-        import select
-
         if select.select([self.fd], [], [], 0)[0]:
             return self.read() or 0
         return 0
@@ -55,7 +56,6 @@ class MemoryEventsWatch:
     _EVENT = struct.Struct("iIII")  # struct inotify_event: wd, mask, cookie, len (+ name)
 
     def __init__(self, cgdir):
-        from pyrunc.native import constants as C
         from pyrunc.native import syscalls as sc
 
         self.events = os.path.join(cgdir, "memory.events")

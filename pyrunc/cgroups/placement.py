@@ -18,6 +18,7 @@ import os
 
 from pyrunc.cgroups.base import ROOTLESS_JOIN_ERRNOS
 from pyrunc.errors import PyruncError
+from pyrunc.native import syscalls as sc
 
 
 class Placement:
@@ -62,8 +63,6 @@ class Placement:
         namespaces with clone_flags (then a refused clone3 raises OSError)."""
         pid = None
         if clone_flags or self.clone_fd is not None:
-            from pyrunc.native import syscalls as sc
-
             try:
                 pid = sc.clone_fork(clone_flags, self.clone_fd)
             except OSError:

@@ -15,6 +15,8 @@ runc's validation rules, e.g. libcontainer/configs/validate/validator.go's sched
 time-offset checks, which pyrunc keeps).
 """
 
+import os
+
 from pyrunc.config.problems import pointer
 
 # Keys whose values are Go maps: a JSON null there is an entry with the zero value.
@@ -255,8 +257,6 @@ def _hooks(config, bundle, note):
     """runc: runs hooks with Go's exec.Cmd from the bundle directory (its cwd): a relative
     path is taken from the bundle, an empty one fails to run; a timeout below 1 s has
     already expired when the hook starts (time.After)."""
-    import os
-
     hooks = _d(config.get("hooks"))
     for stage, entries in (hooks or {}).items():
         for i, h in enumerate(_l(entries)):

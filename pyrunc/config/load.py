@@ -8,6 +8,8 @@ import os
 import stat
 
 from pyrunc.errors import ConfigError, one_line
+from pyrunc.util.jsonutil import loads
+from pyrunc.config.problems import pointer
 
 CONFIG_NAME = "config.json"
 
@@ -118,7 +120,6 @@ def parse_config(data: bytes, path: str = CONFIG_NAME, surrogates=None) -> dict:
         line = data.count(b"\n", 0, e.start) + 1
         col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
         raise _error(f"{path}: not valid UTF-8 at line {line} column {col} (byte {e.start})") from None
-    from pyrunc.util.jsonutil import loads
 
     try:
         value = loads(text)
@@ -146,8 +147,6 @@ def _has_surrogate(s):
 
 def _no_surrogates(value, parts, found):
     """``value`` with lone surrogates replaced (iteratively: any depth the parser took)."""
-    from pyrunc.config.problems import pointer
-
     root = [value]
     stack = [(root, 0, parts)]
     while stack:

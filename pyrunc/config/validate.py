@@ -23,6 +23,8 @@ runs for that kind, so that exec (a process document) never loads semantic.py, a
 valid document loads jsonschema or compat.py.
 """
 from pyrunc.errors import ConfigError
+from pyrunc import log
+from pyrunc.config.load import config_path, load_config
 
 KINDS = ("config", "process", "resources")
 
@@ -90,8 +92,6 @@ def check(doc, kind="config", *, source, bundle=None, strict=False):
         return doc
     found, notes = problems(doc, kind, bundle=bundle, compat=not strict, strict=strict)
     if notes:
-        from pyrunc import log
-
         for note in notes:
             log.debug(f"runc compatibility: {note}")
     if found:
@@ -105,7 +105,5 @@ def check(doc, kind="config", *, source, bundle=None, strict=False):
 
 def load_bundle_config(bundle, *, strict=False):
     """<bundle>/config.json, read (config/load.py) and check()ed."""
-    from pyrunc.config.load import config_path, load_config
-
     config = load_config(bundle)
     return check(config, "config", source=config_path(bundle), bundle=bundle, strict=strict)

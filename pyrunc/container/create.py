@@ -13,7 +13,14 @@ from pyrunc.config.validate import load_bundle_config
 from pyrunc.process.spawn import forking
 from pyrunc.errors import HookError, OptionError, PyruncError
 from pyrunc.util.pidfile import write_pid_file
-from pyrunc.container.state import EXEC_FIFO, Container, Store, process_start_time
+from pyrunc.container.state import Container, EXEC_FIFO, Store, process_start_time
+from pyrunc.process import channel
+from pyrunc.process.init import (InitSpec, direct_clone_flags, direct_init, preimport,
+                                 seccomp_needs_runtime, spawn, stage1)
+from pyrunc.linux.capabilities import warn_ignored
+from pyrunc.cgroups import new_manager
+from pyrunc.cgroups.placement import Placement
+from pyrunc.linux.namespaces import give_stdio_to_container, write_id_mappings
 
 
 def _now_rfc3339nano():
@@ -88,9 +95,6 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     rootless_cgroups (--rootless): cgroup permission errors are ignored, as runc's
     rootless cgroup manager does (a controller that cannot be joined is skipped; device
     rules that cannot be written are skipped; other limits still fail)."""
-    from pyrunc.process import channel
-    from pyrunc.process.init import InitSpec, preimport, seccomp_needs_runtime
-
     store = Store(root)
     store.dir(cid)  # validates the id
     bundle = os.path.abspath(bundle)
@@ -115,8 +119,6 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
             raise OptionError("preserve_fds", "{option} {n}: file descriptor {fd} is not open",
                               n=preserve_fds, fd=fd) from None
     if proc.get("capabilities"):
-        from pyrunc.linux.capabilities import warn_ignored
-
         warn_ignored(proc["capabilities"], userns=any(ns.get("type") == "user" for ns in
                                                      (config.get("linux") or {}).get("namespaces") or ()))
     linux = config.get("linux") or {}
@@ -136,7 +138,6 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
     try:
         made.state_dir = store.create_dir(cid)
         lockfd = store.lock(cid)
-        from pyrunc.cgroups import new_manager
 
         made.cgroup = new_manager(cid, linux.get("cgroupsPath"), systemd=systemd_cgroup,
                                   rootless=rootless_cgroups, annotations=config.get("annotations"))
@@ -176,7 +177,6 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         if seccomp_needs_runtime(linux):
             preimport(spec)  # else the container side does it while we set the limits
             spec.preimported = True
-        from pyrunc.cgroups.placement import Placement
 
         if host_ns:
             from pyrunc.rootfs.hostmounts import top_mount_id
@@ -198,7 +198,6 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
         if config_has_new_userns(linux):
             # stage-1 has unshared its user namespace and waits for its id mappings.
             channel.recv_logged(parent_sock, channel.USERNS)
-            from pyrunc.linux.namespaces import write_id_mappings
 
             write_id_mappings(pid, linux)
             channel.send(parent_sock, channel.OK)
@@ -268,8 +267,6 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
 def _spawn(spec, placement, lockfd):
     """(pid, init pipe, direct): the init cloned straight into its namespaces when it can
     be (direct), else stage-1, which makes them and forks the init."""
-    from pyrunc.process.init import direct_clone_flags, direct_init, spawn, stage1
-
     flags = direct_clone_flags(spec)
     if flags is not None:
         try:
@@ -301,7 +298,6 @@ def spec_rootfs(config, bundle):
 def _drive_init(sock, made, config, linux, bundle, cid, init_pid=None):
     """Answer the container side's requests until it says "ready"; returns the init pid
     (given when the runtime forked the init itself, else stage-1 reports it)."""
-    from pyrunc.process import channel
     from pyrunc.process.hooks import run_hooks
 
     def init_started(pid):
@@ -317,8 +313,6 @@ def _drive_init(sock, made, config, linux, bundle, cid, init_pid=None):
         t = msg["t"]
         if t == channel.PID and init_pid is None:
             if config_has_new_userns(linux):
-                from pyrunc.linux.namespaces import give_stdio_to_container
-
                 give_stdio_to_container(linux, (config.get("process") or {}).get("user") or {})
             stage1_pid = made.pids[0]
             init_pid = msg["pid"]

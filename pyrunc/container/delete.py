@@ -4,6 +4,7 @@ import os
 
 # _signal, not signal: the signal module builds enums (enum costs ~7 ms to import).
 import _signal as signal
+import time
 
 from pyrunc.container.kill import kill_all
 from pyrunc.container.state import Container, Store, partial_container
@@ -66,8 +67,6 @@ def _delete_partial(store, cid, force, problem):
 def kill_cgroup_processes(mgr, timeout=10.0):
     """SIGKILL every process in the container's cgroups until none is left (a process
     may fork meanwhile: stage-1 its init, say); PyruncError naming them after timeout."""
-    import time
-
     deadline = time.monotonic() + timeout
     thawed = False
     while pids := mgr.all_pids():

@@ -3,6 +3,7 @@ import os
 
 # _signal, not signal: the signal module builds enums (enum costs ~7 ms to import).
 import _signal as signal
+import select
 
 from pyrunc.container.delete import destroy, has_hooks, wait_gone
 from pyrunc.container.kill import kill_all
@@ -53,8 +54,6 @@ def _open_exec_fifo(c, fd=None):
     """Open exec.fifo for reading (fd: already open, and now owned here): the init,
     blocked opening it for writing, writes a byte and execs the user process. A pidfd
     catches an init that died meanwhile."""
-    import select
-
     path = os.path.join(c.dir, EXEC_FIFO)
     # The pidfd first: once the fifo is open the process may exec, exit and be reaped
     # by a subreaper (conmon, containerd's shim) at once.
@@ -101,8 +100,6 @@ def _open_exec_fifo(c, fd=None):
 
 
 def _read_when_ready(fd, timeout=5.0):
-    import select
-
     if not select.select([fd], [], [], timeout)[0]:
         return b""
     return os.read(fd, 4096)

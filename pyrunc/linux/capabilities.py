@@ -1,9 +1,12 @@
 """Linux capability names <-> numbers (linux/capability.h), and the host's last cap.
 
-Imports nothing but :mod:`pyrunc.errors`: it is on the create/exec hot path.
+Imports only errors, log and native.constants (pure Python), and native.syscalls when
+it asks the host: it is on the create/exec hot path.
 """
 
 from pyrunc.errors import ConfigError
+from pyrunc.native import constants as C
+from pyrunc import log
 
 # Kernel numbering, in order (index == capability number).
 _NAMES = (
@@ -115,7 +118,6 @@ def lacking(caps):
     limited capabilities", e.g. Docker's --privileged where root lacks some): bounding
     beyond its bounding set, effective/permitted/ambient beyond its permitted set,
     inheritable beyond its permitted and inheritable sets (capset(2)'s rules)."""
-    from pyrunc.native import constants as C
     from pyrunc.native import syscalls as sc
 
     _, perm, inh = sc.capget()
@@ -146,8 +148,6 @@ def warn_ignored(caps, userns=False):
     if not userns:
         bad.update(lacking(caps))
     if bad:
-        from pyrunc import log
-
         log.warning("process.capabilities: ignoring unknown or unavailable capabilities: "
                     f"[{' '.join(sorted(bad))}]")
 

@@ -2,16 +2,16 @@
 with one SCM_RIGHTS message (as runc; conmon and containerd's shim receive it)."""
 import fcntl
 import os
+import socket
 import struct
 
 from pyrunc.errors import PyruncError
 from pyrunc.native.constants import TIOCGPTN, TIOCGWINSZ, TIOCSCTTY, TIOCSPTLCK, TIOCSWINSZ
+from pyrunc.native import constants as C
 
 
 def connect_socket(path):
     """Runtime side: connect to the console socket before forking the init."""
-    import socket
-
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         s.connect(path)
@@ -41,8 +41,6 @@ def set_size(fd, size):
 
 
 def send_master(sock, master, name="/dev/ptmx"):
-    import socket
-
     socket.send_fds(sock, [name.encode()], [master])
 
 
@@ -59,7 +57,6 @@ def setup_in_container(sock, size, bind_console=False):
     master, slave, _ = open_pty()
     set_size(slave, size)
     if bind_console:
-        from pyrunc.native import constants as C
         from pyrunc.native import syscalls as sc
 
         try:
@@ -81,16 +78,12 @@ class Proxy:
     terminal in raw mode."""
 
     def __init__(self):
-        import socket
-
         self.ours, self.theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         self.master = None
         self.saved = None
         self.threads = []
 
     def receive(self):
-        import socket
-
         self.theirs.close()
         _, fds, _, _ = socket.recv_fds(self.ours, 4096, 1)
         self.ours.close()

@@ -1,5 +1,8 @@
 """Namespaces: types, joining by path (setns), unsharing, id mappings, time offsets."""
+import _socket
+import fcntl
 import os
+import stat
 import sys
 
 from pyrunc.errors import PyruncError
@@ -101,9 +104,6 @@ def write_time_offsets(offsets):
 
 def loopback_up():
     """Bring lo up with one ioctl (SIOCSIFFLAGS) in a new network namespace."""
-    import _socket
-    import fcntl
-
     s = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM | _socket.SOCK_CLOEXEC)
     try:
         # struct ifreq (40 bytes): name[16], short flags
@@ -127,8 +127,6 @@ def give_stdio_to_container(linux, user):
     /dev/stdout) by giving it the pipes and sockets it inherits, as runc does. Never a
     device node or file: chowning the host's /dev/null or a tty would change it for
     everyone."""
-    import stat
-
     uid = host_id(linux.get("uidMappings"), user.get("uid", 0))
     gid = host_id(linux.get("gidMappings"), user.get("gid", 0))
     if uid is None or gid is None:

@@ -35,11 +35,13 @@ there) and destroys virtual ones (veth -- its peer too --, macvlan, vlan, ...). 
 them elsewhere uses a poststop hook or the namespace's owner (network_namespaces(7)).
 """
 import os
+import weakref
 
 from pyrunc.errors import PyruncError
 from pyrunc.linux.netlink import (Dev, add_addr, carried, errno_of, find_arrival, iproute_in,
                                   link_indexes, restorable, show_addr, strerror)
 from pyrunc.native.constants import IFF_UP, IFNAMSIZ
+from pyrunc import log
 
 
 def invalid_name(name):
@@ -109,8 +111,6 @@ class Moved:
     """Devices moved into a container's network namespace; ``undo()`` puts them back."""
 
     def __init__(self, devs, ns_fd):
-        import weakref
-
         self.devs = devs
         self.ns_fd = ns_fd
         self._closer = weakref.finalize(self, os.close, ns_fd)
@@ -121,8 +121,6 @@ class Moved:
     def undo(self):
         """Move every device back to the runtime's network namespace, as it was there.
         Never raises: problems are logged as warnings."""
-        from pyrunc import log
-
         try:
             for problem in _move_back(self.devs, self.ns_fd):
                 log.warning(f"linux.netDevices: {problem}")

@@ -8,14 +8,14 @@ connects to listenerPath and sends runc's ContainerProcessState JSON with the fd
 SCM_RIGHTS, one message per connection, then tells the process whether that worked.
 """
 import os
+import socket
+import struct  # seccomp._hand_over, in the container, imports it too (from sys.modules)
 
 SECCOMP_FD_NAME = "seccompFd"  # runtime-spec's name of the fd in ContainerProcessState
 OCI_VERSION = "1.3.0"
 
 
 def start_forwarder(cfg, state):
-    import socket
-    import struct  # noqa: F401 - the container process's _hand_over cannot import it later
     import threading
 
     ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -48,8 +48,6 @@ def container_process_state(pid, metadata, state):
 def send_to_listener(path, doc, fd):
     """Connect to the agent's socket, send the JSON with fd in SCM_RIGHTS, close."""
     import json
-    import socket
-    import struct
 
     data = json.dumps(doc, separators=(",", ":")).encode()
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC) as s:
@@ -61,9 +59,6 @@ def send_to_listener(path, doc, fd):
 
 def _forward(sock, path, metadata, state):
     """The runtime's thread: one fd from the container process to the listener."""
-    import socket
-    import struct
-
     fd = None
     try:
         msg, anc, _, _ = sock.recvmsg(64, socket.CMSG_SPACE(struct.calcsize("i")) +

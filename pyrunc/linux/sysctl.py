@@ -15,6 +15,7 @@ import errno
 import os
 
 from pyrunc.errors import SysctlError
+from pyrunc.native import constants as C
 
 IPC_SYSCTLS = frozenset((
     "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
@@ -141,7 +142,6 @@ def apply(sysctls, nsmap, hostname=None):
 def _open_beneath(base, rel):
     """Open /proc/sys/<rel> for writing without leaving /proc/sys nor following links
     (check() already refused "..": this is the second line of defence)."""
-    from pyrunc.native import constants as C
     from pyrunc.native import syscalls as sc
 
     try:

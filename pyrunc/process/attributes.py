@@ -13,6 +13,7 @@ from pyrunc.native import syscalls as sc
 from pyrunc.process.limits import (set_cpu_affinity, set_io_priority, set_memory_policy,
                                    set_oom_score_adj, set_personality, set_rlimits,
                                    set_scheduler)
+from pyrunc.linux.capabilities import CAPABILITIES, last_cap, usable_mask
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -84,8 +85,6 @@ def home_for(uid):
 def caps_mask(names):
     """Capabilities this host cannot grant are left out (the runtime warned about them
     before fork: capabilities.ignored_warning)."""
-    from pyrunc.linux.capabilities import usable_mask
-
     return usable_mask(names)[0]
 
 
@@ -97,8 +96,6 @@ def set_user_and_caps(user, caps, warn=None, keep_extra=0):
     config's (CAP_SYS_ADMIN, for a seccomp filter loaded later without no_new_privs).
     Returns the final (effective, permitted, inheritable) masks to set once that is done
     (set_final_caps), or None if nothing was kept."""
-    from pyrunc.linux.capabilities import CAPABILITIES, last_cap
-
     uid, gid = user.get("uid", 0), user.get("gid", 0)
     for what, n in (("uid", uid), ("gid", gid)):
         # Validation refuses these; a last guard: -1 would mean "no change" (stay root).
@@ -191,9 +188,6 @@ def prepare(proc, linux, listen_fds=0, warn=None, seccomp_filter=None):
     not including execve; the executable is looked up now so that a missing one fails
     create (or exec), not start. seccomp_filter: linux.seccomp as the runtime compiled
     it before fork (init.preimport_process)."""
-    from pyrunc.native import constants as C
-    from pyrunc.native import syscalls as sc
-
     sec = linux.get("seccomp")
     filt = None
     if sec:
@@ -249,8 +243,6 @@ def prepare(proc, linux, listen_fds=0, warn=None, seccomp_filter=None):
             seccomp.load(filt)  # sets left as they are: nothing to restore
             filt = None
         else:
-            from pyrunc.linux.capabilities import CAPABILITIES
-
             keep_extra = 1 << CAPABILITIES["CAP_SYS_ADMIN"]
     final_caps = set_user_and_caps(user, caps, warn=warn, keep_extra=keep_extra)
     os.umask(user.get("umask", 0o022))

@@ -3,8 +3,11 @@
 Each message is one JSON object whose "t" key is one of the types below; send() takes
 no other.
 """
-from pyrunc.errors import InitError
+import _socket
+
+from pyrunc.errors import HookError, InitError
 from pyrunc.util.jsonutil import dumps, loads
+from pyrunc import log
 
 # runtime -> container side
 GO = "go"          # proceed (the runtime has done its part: cgroups, id mappings ...)
@@ -22,7 +25,6 @@ TYPES = frozenset((GO, OK, USERNS, PID, HOOKS, READY, ERROR, WARN, DEBUG))
 
 def pair():
     # _socket, not socket: the socket module costs ~4 ms of imports on the create path.
-    import _socket
 
     return _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET | _socket.SOCK_CLOEXEC)
 
@@ -47,8 +49,6 @@ def recv(sock, expect=None):
     msg = loads(data)
     if msg["t"] == ERROR:
         if msg.get("kind") == "hook":
-            from pyrunc.errors import HookError
-
             raise HookError(msg["msg"])
         raise InitError(msg["msg"])
     if expect and msg["t"] != expect:
@@ -61,8 +61,6 @@ def recv_logged(sock, expect=None):
     while True:
         msg = recv(sock)
         if msg["t"] in (WARN, DEBUG):
-            from pyrunc import log
-
             (log.warning if msg["t"] == WARN else log.debug)(msg["msg"])
             continue
         if expect and msg["t"] != expect:

@@ -7,19 +7,23 @@ mount last), and forks the process itself, so that new pid/time namespaces apply
 That process applies its attributes and execs; its init-pipe end is close-on-exec, so
 the runtime sees EOF on success or an "error" message on failure.
 """
+import copy
 import os
 
-from pyrunc.process import channel
+from pyrunc.process import attributes, channel
 from pyrunc.errors import OptionError, PyruncError
 from pyrunc.process.spawn import forking
+from pyrunc.linux import namespaces
+from pyrunc.native import constants as C, syscalls as sc
+from pyrunc.process.init import preimport_process, report_failure, seccomp_needs_runtime, spawn
+from pyrunc.linux.capabilities import warn_ignored
+from pyrunc.cgroups.placement import Placement
 
 
 def build_process(config_process, opts):
     """The process of an exec (opts: an ExecOptions), as runc's: opts.process replaces
     the container's process; otherwise the container's process with opts.args. The
     changes (env, cwd, ids ...) apply to either."""
-    import copy
-
     if opts.process is not None:
         proc = copy.deepcopy(opts.process)
         if proc.get("capabilities") is None:
@@ -76,8 +80,6 @@ def check_id(option, n):
 def _join_namespaces(init_pid, types):
     """setns into the init's namespaces that differ from ours (setns into our own user
     namespace fails with EINVAL)."""
-    from pyrunc.linux import namespaces
-
     fds = []
     for t in namespaces.JOIN_ORDER:
         if t not in types:
@@ -102,15 +104,9 @@ def _notify_state(c):
 
 def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds, preimported, placement,
             seccomp_filter):
-    from pyrunc.process import attributes
-    from pyrunc.native import constants as C
-    from pyrunc.native import syscalls as sc
-
     try:
         attributes.leave_runtime_environment(proc.get("env"))
         if not preimported:
-            from pyrunc.process.init import preimport_process
-
             # Here, not in the runtime: this overlaps the runtime's cgroup placement.
             seccomp_filter = preimport_process(proc, c.config.get("linux"), _notify_state(c),
                                                warn=lambda m: channel.send(sock, channel.WARN, msg=m))
@@ -134,14 +130,10 @@ def _helper(sock, c, proc, console_sock, preserve_fds, listen_fds, preimported, 
                                            seccomp_filter=seccomp_filter)
                 attributes.execute(prepared, preserve_fds)
             except BaseException as e:  # noqa: BLE001 - reported to the runtime
-                from pyrunc.process.init import report_failure
-
                 report_failure(sock, e)
         channel.send(sock, channel.PID, pid=pid)
         os._exit(0)
     except BaseException as e:  # noqa: BLE001
-        from pyrunc.process.init import report_failure
-
         report_failure(sock, e)
 
 
@@ -151,8 +143,6 @@ def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0, list
     """Start proc in container c; returns the new process's host pid once it has exec'd.
     sub_cgroups: {controller or "": path}, existing sub-cgroups of the container's to
     run it in (cgroups.subcgroup)."""
-    from pyrunc.process.init import preimport_process, seccomp_needs_runtime, spawn
-
     mgr = c.cgroup_manager()
     if sub_cgroups:
         if mgr is None:
@@ -162,8 +152,6 @@ def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0, list
         mgr = SubCgroups(mgr, sub_cgroups)
 
     if proc.get("capabilities"):
-        from pyrunc.linux.capabilities import warn_ignored
-
         warn_ignored(proc["capabilities"], userns=any(ns.get("type") == "user" for ns in
                                                      (c.config.get("linux") or {}).get("namespaces") or ()))
     preimported = seccomp_needs_runtime(c.config.get("linux"))
@@ -180,8 +168,6 @@ def exec_in(c, proc, *, console_socket=None, pid_file=None, preserve_fds=0, list
         con = connect_socket(console_socket)
     placement = None
     if mgr is not None:
-        from pyrunc.cgroups.placement import Placement
-
         placement = Placement(mgr).open()
     try:
         helper, parent = spawn(lambda sock: _helper(sock, c, proc, con, preserve_fds, listen_fds,

@@ -1,5 +1,7 @@
 """OCI hooks (config.md "POSIX-platform Hooks"): each gets the container state on stdin."""
 from pyrunc.errors import HookError, PyruncError  # noqa: F401 - HookError re-exported
+from pyrunc.util.jsonutil import dumps
+from pyrunc import log
 
 
 OCI_VERSION = "1.3.0"
@@ -18,7 +20,6 @@ def run_hooks(config, kind, state, *, warn_only=False, inherit=None):
     hooks = (config.get("hooks") or {}).get(kind) or ()
     if not hooks:
         return
-    from pyrunc.util.jsonutil import dumps
 
     data = dumps(state, spaced=True).encode()
     for i, h in enumerate(hooks):
@@ -28,7 +29,6 @@ def run_hooks(config, kind, state, *, warn_only=False, inherit=None):
             msg = f"{kind} hook #{i} ({h.get('path')}): {e}"
             if not warn_only:
                 raise HookError(msg) from None
-            from pyrunc import log
 
             log.warning(msg)
 

@@ -5,13 +5,15 @@ failure is sent to the runtime as an "error" message over the init pipe, then _e
 """
 import errno
 import os
+import sys
 
 from pyrunc import log
 
 from pyrunc.linux import namespaces
 
-from pyrunc.process import channel
+from pyrunc.process import attributes, channel
 from pyrunc.errors import HookError, PyruncError, one_line
+from pyrunc.native import constants as C, syscalls as sc
 
 
 class InitSpec:
@@ -49,10 +51,6 @@ def spawn(child_main, close_in_child=(), placement=None, clone_flags=0):
     failure kill) the process the child forks in turn. child_main(sock) never returns. With a
     cgroups.placement.Placement, the child may be born in a v2 cgroup; with
     clone_flags, in new namespaces (OSError if clone3 refuses them)."""
-    import sys
-
-    from pyrunc.native import syscalls as sc
-
     ours, theirs = channel.pair()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -102,12 +100,8 @@ def stage1(spec, sock):
     Imports (and a seccomp filter's compilation) happen while the runtime sets the
     cgroup limits; after "go" this process joins its cgroups, then unshares, so the
     cgroup namespace is rooted at the container's cgroups."""
-    from pyrunc.native import constants as C
-    from pyrunc.native import syscalls as sc
-    from pyrunc.process.attributes import leave_runtime_environment
-
     try:
-        leave_runtime_environment(spec.process.get("env"))
+        attributes.leave_runtime_environment(spec.process.get("env"))
         if not spec.preimported:
             # Here, not in the runtime: this overlaps the runtime's cgroup placement.
             preimport(spec, warn=lambda m: channel.send(sock, channel.WARN, msg=m))
@@ -154,12 +148,8 @@ def direct_clone_flags(spec):
 def direct_init(spec, sock):
     """The init forked straight into its namespaces (direct_clone_flags): what stage-1
     does, minus the namespaces and the second fork."""
-    from pyrunc.native import constants as C
-    from pyrunc.native import syscalls as sc
-    from pyrunc.process.attributes import leave_runtime_environment
-
     try:
-        leave_runtime_environment(spec.process.get("env"))
+        attributes.leave_runtime_environment(spec.process.get("env"))
         if not spec.preimported:
             preimport(spec, warn=lambda m: channel.send(sock, channel.WARN, msg=m))
         channel.recv(sock, channel.GO)
@@ -250,10 +240,7 @@ def preimport(spec, warn=None):
 
 
 def _init(spec, sock):
-    from pyrunc.process import attributes
     from pyrunc.rootfs import finalize, pivot, prepare
-    from pyrunc.native import constants as C
-    from pyrunc.native import syscalls as sc
 
     config, linux, proc = spec.config, spec.linux, spec.process
     nsmap = spec.nsmap

@@ -6,6 +6,8 @@ mount before the fork, and create's undo and delete detach what was stacked on i
 """
 import os
 
+from pyrunc.native import constants as C
+
 _MAX_STACK = 16  # mounts stacked on one rootfs path (the bind, binds on the container's /)
 
 
@@ -43,7 +45,6 @@ def stacked_ids(path, base):
 def detach(path, ids):
     """Lazily unmount, top first, the mounts of ids still stacked on path (in this
     mount namespace: ids of another one never match), each with all mounts under it."""
-    from pyrunc.native import constants as C
     from pyrunc.native import syscalls as sc
 
     for _ in range(len(ids)):

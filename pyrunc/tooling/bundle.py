@@ -8,6 +8,8 @@ import os
 import shutil
 import sys
 
+from pyrunc.config.default import default_config
+
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
 
 
@@ -44,8 +46,6 @@ def make_rootfs(rootfs, busybox=None):
 
 def make_bundle(bundle, args=None, *, busybox=None, terminal=False, cgroups_path=None, **overrides):
     """Write BUNDLE/rootfs and BUNDLE/config.json (runc's default spec, non-interactive)."""
-    from pyrunc.config.default import default_config
-
     os.makedirs(bundle, exist_ok=True)
     make_rootfs(os.path.join(bundle, "rootfs"), busybox)
     config = default_config()

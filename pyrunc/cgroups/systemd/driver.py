@@ -18,8 +18,9 @@ import os
 
 from pyrunc.cgroups.base import Manager, is_unified
 from pyrunc.cgroups.systemd import props as sp
-from pyrunc.cgroups.fs import warn
+from pyrunc.cgroups.fs import missing_dirs, own_cgroups, warn
 from pyrunc.errors import OptionError, PyruncError
+from pyrunc.cgroups import fs as u
 
 PRIVATE_SOCKET = "/run/systemd/private"
 _DEST, _PATH = "org.freedesktop.systemd1", "/org/freedesktop/systemd1"
@@ -140,8 +141,6 @@ class _Systemd:
 
 def _init_cgroups():
     """pid 1's cgroups by v1 controller, "init.scope" trimmed (runc's getSubsystemPath)."""
-    from pyrunc.cgroups.fs import own_cgroups
-
     try:
         with open("/proc/1/cgroup", "rb") as f:
             text = f.read().decode(errors="surrogateescape")
@@ -223,8 +222,6 @@ class SystemdManager(Manager):
         """to_state() once create() has run, for an interrupted create's recovery: the
         directories the cgroupfs manager would make (v1: in the hierarchies systemd does
         not manage; v2: none, systemd makes the scope's) and the unit to stop."""
-        from pyrunc.cgroups.fs import missing_dirs
-
         st = self.to_state()
         fs = st["fs"]
         if self.v2:
@@ -283,7 +280,6 @@ class SystemdManager(Manager):
     def _stop(self, sd):
         sd.stop_unit(self.unit)
         self.started = False
-        from pyrunc.cgroups import fs as u
 
         leaves = set(self.fs.paths.values())
         left, err = u.rmdir_created(sorted(set(self.fs.created) | leaves), leaves)

@@ -8,6 +8,7 @@ which runs after systemd in both drivers, as runc's does.
 """
 from pyrunc.cgroups import fs as u
 from pyrunc.errors import PyruncError
+from pyrunc.cgroups.devices import WILDCARD, target_emulator
 
 _warn = u.warn  # pyrunc's log (--log, --log-format), as runc's logrus.Warn
 INFINITY = u.MAX_UINT64  # systemd's USEC_INFINITY / CGROUP_LIMIT_MAX
@@ -140,8 +141,6 @@ def device_properties(resources, linux_devices, version):
     """(properties, exact): runc's systemd device rules. ``exact`` is False where
     systemd cannot express the rules (a deny-list, "*:n" rules, old systemd): then the
     cgroupfs manager must apply them itself."""
-    from pyrunc.cgroups.devices import WILDCARD, target_emulator
-
     emu = target_emulator(resources.get("devices"), linux_devices)
     if emu.is_blacklist:
         if not emu.rules:  # allow-all

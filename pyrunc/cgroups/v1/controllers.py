@@ -12,6 +12,7 @@ import os
 
 from pyrunc.cgroups import fs as u
 from pyrunc.cgroups.fs import CgroupError, error, write_file
+from pyrunc.cgroups.devices import Emulator, all_rules, ordered_writes
 
 
 _warn = u.warn
@@ -98,8 +99,6 @@ def _set_cpuset(path, r, m):
 
 
 def _set_devices(path, r, m):
-    from pyrunc.cgroups.devices import Emulator, all_rules, ordered_writes
-
     rules = all_rules(r.get("devices"), m._linux_devices)
     target = Emulator.from_rules(rules)  # refuses what the kernel would not apply
     current = Emulator.from_list(u.read_file(path, "devices.list"))

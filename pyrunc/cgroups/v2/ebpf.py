@@ -20,8 +20,9 @@ import errno
 import os
 import struct
 
-from pyrunc.cgroups.devices import WILDCARD, Emulator
+from pyrunc.cgroups.devices import Emulator, WILDCARD
 from pyrunc.errors import PyruncError
+from pyrunc.native import constants as C
 
 # include/uapi/linux/bpf.h
 _DEV_BLOCK, _DEV_CHAR = 1, 2
@@ -103,7 +104,6 @@ def device_filter(emulator):
 
 def attached_programs(dirfd):
     """Ids of the device programs attached to this cgroup itself."""
-    from pyrunc.native import constants as C
     from pyrunc.native import syscalls as sc
 
     return sc.bpf_prog_query(dirfd, C.BPF_CGROUP_DEVICE)
@@ -112,7 +112,6 @@ def attached_programs(dirfd):
 def load_attach(dirpath, program):
     """Load ``program`` and attach it to the cgroup directory, then detach whatever
     device program was attached there before. OSError on failure, with the call."""
-    from pyrunc.native import constants as C
     from pyrunc.native import syscalls as sc
 
     dirfd = os.open(dirpath, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -144,7 +143,6 @@ def load_attach(dirpath, program):
 
 
 def _load(program):
-    from pyrunc.native import constants as C
     from pyrunc.native import syscalls as sc
 
     try:

@@ -8,6 +8,7 @@ import os
 from pyrunc.cgroups import fs as u
 from pyrunc.cgroups.fs import CgroupError, error, write_file
 from pyrunc.errors import PyruncError
+from pyrunc.cgroups.devices import target_emulator
 
 # runc 1.1 warns about kernel memory only; the other values with no v2 file it ignores
 # silently (a warning line would also break a failed command's one-line error).
@@ -216,7 +217,6 @@ class V2Resources:
 
     @staticmethod
     def _device_program(r, linux_devices):
-        from pyrunc.cgroups.devices import target_emulator
         from pyrunc.cgroups.v2.ebpf import device_filter
 
         return device_filter(target_emulator(r.get("devices"), linux_devices))

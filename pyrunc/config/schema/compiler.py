@@ -25,9 +25,11 @@ so an unsupported keyword can never be silently ignored.
 """
 
 import os
+import sys
 
 from pyrunc.util.jsonutil import loads
 from pyrunc.config.schema.runtime import FAST_PATTERNS, SchemaError  # noqa: F401 (re-exported)
+from pyrunc.config import specs_dir
 
 __all__ = ["SchemaError", "Validator", "is_valid", "validator", "generate_module"]
 
@@ -495,7 +497,6 @@ def validator(schema="config", schema_dir=None) -> Validator:
         except KeyError:
             raise ValueError(f"unknown schema {schema!r}; expected one of {sorted(SCHEMA_FILES)}") from None
         if schema_dir is None:
-            from pyrunc.config import specs_dir
             schema_dir = specs_dir()
         v = _validators[key] = Validator(schema_dir, root_file)
     return v
@@ -517,10 +518,6 @@ def main(argv):
     """python -m pyrunc.config.schema.compiler [--check] [SCHEMA_DIR]: write the module for
     SCHEMA_DIR (default: the project's specs/) to standard output, or with --check exit 1,
     saying so in one line, when pyrunc/config/schema/_checks.py is not that module."""
-    import sys
-
-    from pyrunc.config import specs_dir
-
     check = "--check" in argv
     rest = [a for a in argv if a != "--check"]
     if len(rest) > 1 or any(a.startswith("-") for a in rest):

@@ -10,6 +10,7 @@ from pyrunc.errors import ConfigError
 from pyrunc.util.jsonutil import loads
 from pyrunc.config.schema.compiler import SCHEMA_FILES as _ROOTS  # the same roots as the compiled checks
 from pyrunc.config.problems import one_line, pointer, show, sort_problems
+from pyrunc.config import specs_dir
 
 __all__ = ["is_valid_fast", "schema_problems"]
 
@@ -38,8 +39,6 @@ def _jsonschema_validator(schema):
     from jsonschema import Draft4Validator
     from referencing import Registry, Resource
     from referencing.jsonschema import DRAFT4
-
-    from pyrunc.config import specs_dir
 
     directory = specs_dir()
     docs = {}
