@@ -26,7 +26,7 @@ if __name__ == "__main__":
 
 
 def unbuilt_copy(dest):
-    """Copy this checkout's pyrunc/, tests/, specs/, conformance/ and setup.cfg to dest/main without
+    """Copy this checkout's pyrunc/, tests/, specs/, conformance/, docs/ and setup.cfg to dest/main without
     pyrunc's compiled module (the .so files), and
     link dest/shared to the runtime-spec text next to the checkout. Returns dest/main."""
     import shutil
@@ -36,7 +36,7 @@ def unbuilt_copy(dest):
 
     main = Path(dest) / "main"
     skip = shutil.ignore_patterns("*.so", "__pycache__", ".hypothesis")
-    for d in ("pyrunc", "tests", "specs", "conformance"):
+    for d in ("pyrunc", "tests", "specs", "conformance", "docs"):
         shutil.copytree(REPO / d, main / d, ignore=skip, symlinks=True)
     shutil.copy2(REPO / "setup.cfg", main / "setup.cfg")
     if SHARED_SPEC.parent.is_dir():
