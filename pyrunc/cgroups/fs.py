@@ -1,6 +1,7 @@
 """Helpers shared by the v1 and v2 cgroup managers.
 
-Only the standard library's light modules and pyrunc's own are imported: this module is on the create hot path.
+Only light standard-library modules and pyrunc's own are imported: this module
+is on the create hot path.
 """
 
 import errno
