@@ -21,6 +21,7 @@ from pyrunc.linux.capabilities import warn_ignored
 from pyrunc.cgroups import new_manager
 from pyrunc.cgroups.placement import Placement
 from pyrunc.linux.namespaces import give_stdio_to_container, write_id_mappings
+from pyrunc.rootfs.mounts import has_idmapped_mounts
 
 
 def _now_rfc3339nano():
@@ -164,13 +165,13 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
                         console_sock=con_sock, fifo_fd=fifo_fd, preserve_fds=preserve_fds,
                         listen_fds=listen_fds,
                         container_id=cid)
-        if _has_idmapped_mounts(config) or ("user" in spec.nsmap and config.get("mounts")):
+        if has_idmapped_mounts(config) or ("user" in spec.nsmap and config.get("mounts")):
             from pyrunc.rootfs import idmapped
 
             # Made here, as real root, before the init enters its user namespace; they
             # reach the init in spec (and are in made's, to be closed on failure).
             spec.prepared_mounts = made.prepared_mounts = idmapped.PreparedMounts()
-            if _has_idmapped_mounts(config):
+            if has_idmapped_mounts(config):
                 idmapped.prepare_idmapped_mounts(config, bundle, made.prepared_mounts)
             if "user" in spec.nsmap and config.get("mounts"):  # the same, for plain binds
                 idmapped.prepare_bind_sources(config, bundle, made.prepared_mounts)
@@ -279,14 +280,6 @@ def _spawn(spec, placement, lockfd):
     return pid, sock, False
 
 
-def _has_idmapped_mounts(config):
-    for m in config.get("mounts") or ():
-        if m.get("uidMappings") or m.get("gidMappings") or \
-                any(o in ("idmap", "ridmap") for o in m.get("options") or ()):
-            return True
-    return False
-
-
 def config_has_new_userns(linux):
     return any(ns.get("type") == "user" and not ns.get("path") for ns in linux.get("namespaces") or ())
 
@@ -298,8 +291,6 @@ def spec_rootfs(config, bundle):
 def _drive_init(sock, made, config, linux, bundle, cid, init_pid=None):
     """Answer the container side's requests until it says "ready"; returns the init pid
     (given when the runtime forked the init itself, else stage-1 reports it)."""
-    from pyrunc.process.hooks import run_hooks
-
     def init_started(pid):
         if linux.get("netDevices"):
             from pyrunc.linux import netdevices
@@ -321,7 +312,7 @@ def _drive_init(sock, made, config, linux, bundle, cid, init_pid=None):
             made.pids.remove(stage1_pid)
             init_started(init_pid)
         elif t == channel.HOOKS:
-            from pyrunc.process.hooks import hook_state
+            from pyrunc.process.hooks import hook_state, run_hooks
 
             # runtime.md "Lifecycle": these run at steps 3-5, after create's step 2
             # ("creating"); the state is "created" (runc says "creating").

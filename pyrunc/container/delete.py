@@ -6,7 +6,6 @@ import os
 import _signal as signal
 import time
 
-from pyrunc.container.kill import kill_all
 from pyrunc.container.state import Container, Store, partial_container
 from pyrunc.errors import ContainerNotFound, CorruptState, PyruncError
 
@@ -32,6 +31,8 @@ def delete(root, cid, force=False, container=None):
         if status != "stopped":
             if not force:
                 raise PyruncError(f"cannot delete container {cid} that is not stopped: {status}")
+            from pyrunc.container.kill import kill_all
+
             kill_all(c, signal.SIGKILL)
             wait_gone(c)
         destroy(c)
@@ -122,11 +123,7 @@ def destroy(c):
 
         hostmounts.detach(hm["path"], hm["ids"])
     c.store.remove(c.id)
-    if has_hooks(c.config, "poststop"):
+    if c.has_hooks("poststop"):
         from pyrunc.process.hooks import run_hooks
 
         run_hooks(c.config, "poststop", c.hook_state("stopped"), warn_only=True)
-
-
-def has_hooks(config, kind):
-    return bool((config.get("hooks") or {}).get(kind))

@@ -5,8 +5,6 @@ import os
 import _signal as signal
 import select
 
-from pyrunc.container.delete import destroy, has_hooks, wait_gone
-from pyrunc.container.kill import kill_all
 from pyrunc.container.state import EXEC_FIFO, open_container
 from pyrunc.errors import HookError, PyruncError
 
@@ -32,13 +30,16 @@ def start(root, cid, container=None):
         try:
             fd, fifo_fd = fifo_fd, None  # _open_exec_fifo owns (and closes) it from here
             _open_exec_fifo(c, fd)
-            if has_hooks(c.config, "poststart"):
+            if c.has_hooks("poststart"):
                 from pyrunc.process.hooks import run_hooks
 
                 run_hooks(c.config, "poststart", c.hook_state("running"))
         except HookError:
             # runtime.md "Lifecycle" steps 7 and 9: a failing startContainer or poststart
             # hook stops the container, which is then destroyed (steps 12, 13).
+            from pyrunc.container.delete import destroy, wait_gone
+            from pyrunc.container.kill import kill_all
+
             kill_all(c, signal.SIGKILL)
             wait_gone(c)
             destroy(c)

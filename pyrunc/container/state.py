@@ -322,6 +322,9 @@ class Container:
             st["annotations"] = ann
         return st
 
+    def has_hooks(self, kind):
+        return bool((self.config.get("hooks") or {}).get(kind))
+
     def hook_state(self, status):
         from pyrunc.process.hooks import hook_state
 

@@ -224,7 +224,12 @@ def preimport(spec, warn=None):
     # The state is for a seccomp notify listener only.
     state = _hook_state(spec, "creating") if spec.linux.get("seccomp") else None
     spec.seccomp = preimport_process(spec.process, spec.linux, state, warn)
-    from pyrunc.rootfs import prepare  # noqa: F401
+    from pyrunc.rootfs import mounts, prepare
+
+    if spec.linux.get("sysctl"):
+        from pyrunc.linux import sysctl  # noqa: F401
+    if spec.prepared_mounts is not None or mounts.has_idmapped_mounts(spec.config):
+        from pyrunc.rootfs import idmapped  # noqa: F401
 
     hooks_cfg = spec.config.get("hooks") or {}
     if hooks_cfg.get("startContainer") or hooks_cfg.get("createContainer"):
@@ -276,7 +281,7 @@ def _init(spec, sock):
     if "domainname" in config and nsmap.get("uts", 1) is None:
         sc.setdomainname(config["domainname"])
     if linux.get("sysctl"):
-        from pyrunc.linux import sysctl  # already imported by rootfs, before pivot_root
+        from pyrunc.linux import sysctl  # imported by preimport(), before pivot_root
 
         sysctl.apply(linux["sysctl"], nsmap, config.get("hostname"))
     finalize.finalize(ctx)

@@ -24,11 +24,6 @@ from pyrunc.rootfs import mounts
 from pyrunc.rootfs.mounts import MountError, why
 
 
-def wanted(m, opts):
-    """Whether mount m (its options parsed into opts) asks for an idmapped mount."""
-    return bool(opts.idmap or m.get("uidMappings") or m.get("gidMappings"))
-
-
 def mappings(linux, nsmap, m, opts, what):
     """(uid_mappings, gid_mappings, recursive_idmap) of mount m: its own mappings, else
     the container's user namespace's (linux.uidMappings/gidMappings)."""
@@ -95,7 +90,7 @@ def prepare_bind_sources(config, bundle, prepared):
     cannot be cloned is left to the init (which names the error)."""
     for i, m in enumerate(config.get("mounts") or ()):
         opts = mounts.Options(m.get("options"))
-        if not (opts.is_bind or m.get("type") == "bind") or wanted(m, opts) or i in prepared.trees:
+        if not (opts.is_bind or m.get("type") == "bind") or mounts.idmap_wanted(m, opts) or i in prepared.trees:
             continue
         source = m.get("source") or ""
         src = source if os.path.isabs(source) else os.path.join(bundle, source)
@@ -115,7 +110,7 @@ def prepare_idmapped_mounts(config, bundle, prepared):
         opts = mounts.Options(m.get("options"))
         if not (opts.is_bind or m.get("type") == "bind"):
             continue
-        if not wanted(m, opts):
+        if not mounts.idmap_wanted(m, opts):
             continue
         source = m.get("source") or ""
         what = mounts.describe(source, m["destination"], "")
@@ -199,6 +194,19 @@ def cloned_tree(path, recursive):
     """A detached bind-mount tree of path (open_tree OPEN_TREE_CLONE), an fd."""
     flags = C.OPEN_TREE_CLONE | C.OPEN_TREE_CLOEXEC
     return sc.open_tree(-100, path, flags | (C.AT_RECURSIVE if recursive else 0))  # AT_FDCWD
+
+
+def attach(idmap, src_fd, target_fd, opts, what, in_userns):
+    """Mount src_fd idmapped on target_fd: idmap is a tree the runtime made (an fd, from
+    prepare_idmapped_mounts) or mappings() to make one with here."""
+    if isinstance(idmap, int):
+        attach_tree(idmap, target_fd)
+        return
+    tree = detached_tree(src_fd, opts, idmap, what, in_userns)
+    try:
+        attach_tree(tree, target_fd)
+    finally:
+        os.close(tree)
 
 
 def attach_tree(tree_fd, target_fd):

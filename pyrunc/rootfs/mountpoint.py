@@ -7,7 +7,7 @@ import os
 import stat
 
 from pyrunc.native import constants as C
-from pyrunc.rootfs import idmapped, mounts
+from pyrunc.rootfs import mounts
 from pyrunc.rootfs.mounts import MountError, fd_path, open_in_root, why
 from pyrunc.util.procfs import mountinfo
 
@@ -92,14 +92,10 @@ def bind(ctx, dest, source, opts, what, idmap=None, src_fd=None, fallback=None):
         fd = target(ctx, dest, "dir" if is_dir else "file", what)
         try:
             check_proc(ctx, fd, dest, what, bind_src=src_fd)
-            if isinstance(idmap, int):  # a tree the runtime made (prepare_idmapped_mounts)
-                idmapped.attach_tree(idmap, fd)
-            elif idmap is not None:
-                tree = idmapped.detached_tree(src_fd, opts, idmap, what, "user" in ctx.nsmap)
-                try:
-                    idmapped.attach_tree(tree, fd)
-                finally:
-                    os.close(tree)
+            if idmap is not None:
+                from pyrunc.rootfs import idmapped  # preimported (mounts.has_idmapped_mounts)
+
+                idmapped.attach(idmap, src_fd, fd, opts, what, "user" in ctx.nsmap)
             else:
                 mounts.mount_fd(fd_path(src_fd), fd, None, C.MS_BIND | (opts.flags & C.MS_REC))
         finally:

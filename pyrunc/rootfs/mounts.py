@@ -120,6 +120,21 @@ class Options:
         return ",".join(self.data)
 
 
+def idmap_wanted(m, opts):
+    """Whether mount m (its options parsed into opts) asks for an idmapped mount."""
+    return bool(opts.idmap or m.get("uidMappings") or m.get("gidMappings"))
+
+
+def has_idmapped_mounts(config):
+    """Whether any of the config's mounts asks for an idmapped mount (the option parser
+    and idmap_wanted, without parsing every mount)."""
+    for m in config.get("mounts") or ():
+        if m.get("uidMappings") or m.get("gidMappings") or \
+                any(o in ("idmap", "ridmap") for o in m.get("options") or ()):
+            return True
+    return False
+
+
 def parse_options(options):
     return Options(options)
 

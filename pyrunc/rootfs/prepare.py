@@ -22,8 +22,7 @@ pivot.py, finalize.py; pyrunc.util.procfs reads /proc/self/mountinfo and cgroup.
 import os
 
 from pyrunc.errors import PyruncError
-from pyrunc.linux import sysctl
-from pyrunc.rootfs import cgroupmounts, devices, finalize, idmapped, mounts, pivot
+from pyrunc.rootfs import cgroupmounts, devices, finalize, mounts, pivot
 from pyrunc.rootfs.mountpoint import bind, clean_dest, mount_fs
 from pyrunc.rootfs.mounts import MountError, why
 from pyrunc.native import constants as C
@@ -32,8 +31,9 @@ from pyrunc.native import syscalls as sc
 __all__ = ["RootfsContext", "prepare", "mount_one"]
 
 # The init runs these after pivot_root, where nothing can be imported any more: imported
-# above, before it (pyrunc.process.init's preimport() imports this module before fork).
-USED_AFTER_PIVOT = (mounts, finalize, pivot, sysctl)
+# above, before it (pyrunc.process.init's preimport() imports this module before fork,
+# and pyrunc.linux.sysctl and pyrunc.rootfs.idmapped when the config uses them).
+USED_AFTER_PIVOT = (mounts, finalize, pivot)
 
 PROPAGATION = mounts.PROPAGATION
 
@@ -163,11 +163,13 @@ def mount_one(ctx, m, index=None):
         if opts.is_bind or fstype == "bind":
             prepared = ctx.prepared_mounts
             idmap = prepared.tree(index) if prepared is not None else None
-            if idmap is None and idmapped.wanted(m, opts):
+            if idmap is None and mounts.idmap_wanted(m, opts):
+                from pyrunc.rootfs import idmapped  # preimported (mounts.has_idmapped_mounts)
+
                 idmap = idmapped.mappings(ctx.linux, ctx.nsmap, m, opts, what)
             bind(ctx, dest, source, opts, what, idmap,
                   fallback=prepared.source(index) if prepared is not None else None)
-        elif idmapped.wanted(m, opts):
+        elif mounts.idmap_wanted(m, opts):
             raise MountError(f"{what}: idmapped mounts are supported for bind mounts only")
         elif fstype == "cgroup":
             cgroupmounts.mount_cgroup(ctx, dest, source, opts, what)

@@ -143,3 +143,19 @@ def attached_device_programs(cgroup_dir):
         return ebpf.attached_programs(fd)
     finally:
         os.close(fd)
+
+
+def imported_modules(argv, prefix=()):
+    """The modules `python -X importtime -m pyrunc ARGV` imports (prefix: a command that
+    runs it, such as nsenter). A create's set has its container side's imports too (the
+    init is forked, and writes to the same stderr). The command must succeed."""
+    import tempfile
+
+    with tempfile.TemporaryFile("w+") as err:
+        p = subprocess.run([*prefix, sys.executable, "-X", "importtime", "-m", "pyrunc",
+                            *map(str, argv)], stdout=subprocess.DEVNULL, stderr=err,
+                           stdin=subprocess.DEVNULL, text=True, timeout=60)
+        err.seek(0)
+        log = err.read()
+    assert p.returncode == 0, log[-2000:]
+    return {line.split("|")[-1].strip() for line in log.splitlines() if "|" in line}

@@ -11,13 +11,12 @@ end, also on failure.
 import json
 import re
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
 
 import pytest
-from support.host import busybox_path
+from support.host import busybox_path, imported_modules
 from support.checks import one_line_error
 from support.runtime import run_cmd
 
@@ -329,16 +328,9 @@ def test_library_checks_without_validation():
 
 def test_pyroute2_imported_only_for_network_work(rt, netns):
     def imported(cid, bundle):
-        argv = ["nsenter", f"--net={netns.path}", sys.executable, "-X", "importtime",
-                "-m", "pyrunc", "--root", rt.root, "run", "--bundle", str(bundle), cid]
         rt.ids.add(cid)
-        with tempfile.TemporaryFile("w+") as err:
-            p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=err,
-                               stdin=subprocess.DEVNULL, text=True, timeout=60)
-            err.seek(0)
-            log = err.read()
-        assert p.returncode == 0, log[-2000:]
-        return {line.split("|")[-1].strip() for line in log.splitlines() if "|" in line}
+        return imported_modules(["--root", rt.root, "run", "--bundle", bundle, cid],
+                                prefix=["nsenter", f"--net={netns.path}"])
 
     plain = imported("ni1", rt.bundle(["true"]))
     assert "pyrunc.container.create" in plain  # the log is there

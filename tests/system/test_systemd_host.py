@@ -7,14 +7,12 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import time
 
 import pytest
 
 from support.checks import one_line_error
-from support.host import pyrunc_binary
+from support.host import imported_modules, pyrunc_binary
 from pyrunc.cgroups.systemd import dbus
 from pyrunc.cgroups.systemd.driver import running_systemd
 
@@ -96,17 +94,6 @@ def test_dbus_client_errors_are_dbus_errors(tmp_path):
 # --- import cost --------------------------------------------------------------------
 
 
-def _imported(argv, tmp_path):
-    with tempfile.TemporaryFile("w+") as err:
-        p = subprocess.run([sys.executable, "-X", "importtime", "-m", "pyrunc", *map(str, argv)],
-                           stdout=subprocess.DEVNULL, stderr=err, stdin=subprocess.DEVNULL,
-                           text=True, timeout=60)
-        err.seek(0)
-        log = err.read()
-    assert p.returncode == 0, log[-2000:]
-    return {line.split("|")[-1].strip() for line in log.splitlines() if "|" in line}
-
-
 def test_dbus_client_only_for_the_systemd_driver(rt, tmp_path):
     """create/start/state/exec/kill/delete of a cgroupfs container import neither the
     D-Bus client nor the driver (python -X importtime of each command; the create's log
@@ -116,7 +103,7 @@ def test_dbus_client_only_for_the_systemd_driver(rt, tmp_path):
     rt.ids.add("imp")
     for argv in (["create", "--bundle", b, "imp"], ["start", "imp"], ["state", "imp"],
                  ["exec", "imp", "true"], ["kill", "imp", "KILL"], ["delete", "--force", "imp"]):
-        mods = _imported(["--root", rt.root, *argv], tmp_path)
+        mods = imported_modules(["--root", rt.root, *argv])
         assert "pyrunc.cli" in mods  # the log is there
         seen |= mods
     assert "pyrunc.cgroups" in seen

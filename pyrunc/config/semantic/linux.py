@@ -2,7 +2,6 @@
 nodes, network devices, sysctl, masked and read-only paths, personality, memory
 policy, Intel RDT, seccomp (config-linux.md, the section named in each)."""
 from pyrunc.config.problems import abs_path, as_list, is_int, parse_id_list, show, string_map
-from pyrunc.linux.sysctl import problem as sysctl_problem
 
 _L = ("linux",)
 _ERRNO_ACTIONS = ("SCMP_ACT_ERRNO", "SCMP_ACT_TRACE")
@@ -84,8 +83,10 @@ def _check_net_devices(net_devices, ns, p):
 def _check_sysctl(sysctl, ns, p):
     """config-linux.md "Sysctl"."""
     string_map(sysctl, _L + ("sysctl",), p, what="sysctl names")
-    if not isinstance(sysctl, dict):
+    if not isinstance(sysctl, dict) or not sysctl:
         return
+    from pyrunc.linux.sysctl import problem as sysctl_problem
+
     for key in sysctl:
         if key:
             why = sysctl_problem(key, ns.__contains__)
