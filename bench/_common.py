@@ -85,7 +85,9 @@ def python_script(path):
 
 
 def script_interpreter(path):
-    """The interpreter of a console script (its #! line), else sys.executable."""
+    """The interpreter of a console script (its #! line), or of the compiled `pyrunc`
+    launcher (scripts/pyrunc.c: the #! line of the pyrunc-py beside it), else
+    sys.executable."""
     try:
         with open(path, "rb") as f:
             first = f.readline(512)
@@ -95,6 +97,10 @@ def script_interpreter(path):
         parts = first[2:].decode(errors="replace").split()
         if parts and os.path.exists(parts[0]) and "python" in os.path.basename(parts[0]):
             return parts[0]
+    elif first.startswith(b"\x7fELF"):
+        script = os.path.join(os.path.dirname(path), "pyrunc-py")
+        if os.path.exists(script):
+            return script_interpreter(script)
     return sys.executable
 
 

@@ -20,8 +20,10 @@ def test_bench_run_smoke(tmp_path):
     out = tmp_path / "bench.json"
     work = tmp_path / "work"
     work.mkdir()
+    # Run by the interpreter itself, not the venv's python: the bench needs no venv.
     p = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "run.py"), "--pyrunc", pyrunc_binary(), "--runc", runc,
+        [os.path.realpath(sys.executable), str(REPO / "bench" / "run.py"),
+         "--pyrunc", pyrunc_binary(), "--runc", runc,
          "--rounds", "1", "--floor-rounds", "1", "--list-size", "5", "--list-real", "2",
          "--concurrent", "3", "--concurrent-rounds", "1", "--json", str(out), "--tmp", str(work),
          "--quiet"],
@@ -36,6 +38,9 @@ def test_bench_run_smoke(tmp_path):
         assert ops[op]["pyrunc"]["n"] == 1 and ops[op]["runc"]["n"] == 1
     assert ops["floor: python3 -S -E -c pass"]["pyrunc"]["n"] == 1
     assert ops["floor: python3 -c pass"]["pyrunc"]["n"] == 1
+    # The floors run pyrunc's own interpreter (for the compiled launcher, the one of the
+    # pyrunc-py beside it: the venv's), not the bench's.
+    assert os.path.dirname(res["meta"]["python_floor"]) == os.path.dirname(pyrunc_binary())
     for who in ("pyrunc", "runc"):
         assert res["concurrent"][who]["failed"] == 0
         assert res["concurrent"][who]["rounds"][0]["listed_after"] == 3
