@@ -164,3 +164,32 @@ class Runtime:
             if d.exists() and str(d) not in leftover:
                 leftover.append(str(d))  # still there: the test reports it
         return leftover
+
+
+def oom_watching(pid):
+    """Whether an `events` process (pid) watches for OOM kills: an eventfd (cgroup v1) or
+    an inotify on memory.events (v2); runc's too."""
+    try:
+        return any(kind in os.readlink(f"/proc/{pid}/fd/{fd}")
+                   for fd in os.listdir(f"/proc/{pid}/fd") for kind in ("inotify", "eventfd"))
+    except OSError:
+        return False
+
+
+def events_during(r, cid, action, interval="30s", timeout=30):
+    """The types of the events `R events CID` prints while action() runs: started, then
+    (once it watches for OOM kills) action(), which must end with the container stopped,
+    so that `events` ends by itself."""
+    from support.checks import wait_for
+
+    events = subprocess.Popen([r.binary, "--root", r.root, "events", "--interval", interval, cid],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: oom_watching(events.pid), 15), "events never watched for OOM kills"
+        action()
+        text, _ = events.communicate(timeout=timeout)
+    finally:
+        if events.poll() is None:
+            events.kill()
+            events.wait()
+    return [json.loads(line)["type"] for line in text.splitlines() if line.strip()]

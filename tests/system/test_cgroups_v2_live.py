@@ -18,6 +18,7 @@ import pytest
 from support.checks import one_line_error, wait_for
 from support.compare import both_outputs
 from support.host import attached_device_programs, container_cgroup_dir
+from support.runtime import events_during
 
 pytestmark = pytest.mark.cgroup_v2
 
@@ -75,19 +76,12 @@ def _oom(r, cid, v2_table=None):
                   "sleep 1"], edit=edit)
     out = b / "rootfs/tmp/out"
     r.create(cid, b)
-    events = subprocess.Popen([r.binary, "--root", r.root, "events", "--interval", "30s", cid],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        time.sleep(1.5)  # `events` registers its watch (both runtimes)
+
+    def start_until_stopped():
         r.cmd("start", cid)
         assert wait_for(lambda: r.state(cid)["status"] == "stopped", 90)
-        text, _ = events.communicate(timeout=30)
-    finally:
-        if events.poll() is None:
-            events.kill()
-            events.wait()
-    kinds = [json.loads(line)["type"] for line in text.splitlines() if line.strip()]
-    return kinds, out.read_text()
+
+    return events_during(r, cid, start_until_stopped), out.read_text()
 
 
 def test_oom_kill_counted_and_reported_by_events(rt, runc_rt, v2_table):

@@ -1,8 +1,6 @@
 """cgroups seen through containers (config-linux.md "Control groups"): limits enforced
 inside, visible on the host, pause/resume, update, events, ps; nothing left behind."""
 import json
-import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -10,6 +8,7 @@ import pytest
 
 from support.host import attached_device_programs, cgroup_v2_host, container_cgroup_dir
 from support.checks import one_line_error, wait_for
+from support.runtime import events_during
 
 
 V2 = cgroup_v2_host()
@@ -25,27 +24,12 @@ def test_memory_limit_oom_kill_and_event(rt):
     rt.create("oom", b)
     d = container_cgroup_dir(rt, "oom", "memory")
     assert int((d / ("memory.max" if V2 else "memory.limit_in_bytes")).read_text()) == 32 << 20
-    events = subprocess.Popen([rt.binary, "--root", rt.root, "events", "--interval", "1s", "oom"],
-                              stdout=subprocess.PIPE, text=True)
-    try:
-        # wait until `events` watches for OOM kills (v1: an eventfd; v2: inotify on memory.events)
-        def has_eventfd():
-            try:
-                fds = os.listdir(f"/proc/{events.pid}/fd")
-                return any(("inotify" if V2 else "eventfd") in os.readlink(f"/proc/{events.pid}/fd/{fd}")
-                           for fd in fds)
-            except OSError:
-                return False
 
-        assert wait_for(has_eventfd, 15)
+    def start_until_stopped():
         rt.cmd("start", "oom")
         assert wait_for(lambda: rt.state("oom")["status"] == "stopped", 20)
-        out, _ = events.communicate(timeout=15)
-    finally:
-        if events.poll() is None:
-            events.kill()
-            events.wait()
-    kinds = [json.loads(l)["type"] for l in out.splitlines() if l.strip()]
+
+    kinds = events_during(rt, "oom", start_until_stopped, interval="1s", timeout=15)
     assert "oom" in kinds
 
 
