@@ -15,9 +15,11 @@ Safety rules kept everywhere:
 - pivot_root detaches the old root (made rslave first), --no-pivot unmounts the host's
   proc/sysfs, moves the rootfs onto / and chroots, as runc does.
 
-Everything the init needs after pivot_root is imported here, at module level. The steps'
-other modules: mountpoint.py (one mount at a resolved target), cgroupmounts.py,
-pivot.py, finalize.py; pyrunc.util.procfs reads /proc/self/mountinfo and cgroup.
+Everything the init needs after pivot_root is imported here, at module level, but for
+what only some configs use (pyrunc.linux.sysctl, pyrunc.rootfs.idmapped: pyrunc.process.init's
+preimport() imports those when the config asks for them). The steps' other modules:
+mountpoint.py (one mount at a resolved target), cgroupmounts.py, pivot.py, finalize.py;
+pyrunc.util.procfs reads /proc/self/mountinfo and cgroup.
 """
 import os
 
