@@ -18,6 +18,7 @@ import os
 
 from pyrunc.errors import CorruptState, OptionError, PyruncError
 from pyrunc.container.state import Store, load_container
+from pyrunc.util.jsonutil import deep_copy
 
 DEFAULT_ROOT = "/run/pyrunc"
 
@@ -174,13 +175,11 @@ class Container:
     def update(self, resources: dict) -> None:
         """Change the limits of a live container: ``resources`` as config.json's
         linux.resources, merged into the current ones."""
-        import copy
-
         from pyrunc.container.update import update
         from pyrunc.config.validate import check
 
         # As config.json's linux.resources (with runc's reading of it: on a copy)
-        update(self.root, self.id, check(copy.deepcopy(resources), "resources", source="resources"))
+        update(self.root, self.id, check(deep_copy(resources), "resources", source="resources"))
 
     # --- processes -------------------------------------------------------------------
 
@@ -197,12 +196,10 @@ class Container:
             raise OptionError("ignore_paused",
                               "cannot exec in a paused container (use {option} to override)")
         if options.process is not None:
-            import copy
-
             from pyrunc.config.validate import check
 
             # As config.json's process at create (with runc's reading of it: on a copy)
-            options = options.replace(process=check(copy.deepcopy(options.process), "process",
+            options = options.replace(process=check(deep_copy(options.process), "process",
                                                     source="ExecOptions.process"))
         proc = build_process(c.config.get("process"), options)
         return exec_in(c, proc, console_socket=options.console_socket,

@@ -1,4 +1,3 @@
-import copy
 import os
 import sys
 
@@ -7,6 +6,7 @@ from pyrunc.errors import PyruncError, one_line
 from pyrunc.config.load import load_config
 from pyrunc.config.problems import sort_problems
 from pyrunc.config.validate import problems as check
+from pyrunc.util.jsonutil import deep_copy
 
 USAGE = "[command options]"
 NARGS = 0
@@ -29,7 +29,7 @@ def run(ctx, opts, args):
         problems, warnings = check(config, schema_only=True)
     else:
         # what create does: runc's reading of the config (on a copy), then the checks
-        problems, warnings = check(copy.deepcopy(config), bundle=bundle)
+        problems, warnings = check(deep_copy(config), bundle=bundle)
     if surrogates:
         # Not Unicode (RFC 8259 section 8.2): runc and create read each as U+FFFD.
         problems = sort_problems(problems + [

@@ -7,7 +7,6 @@ mount last), and forks the process itself, so that new pid/time namespaces apply
 That process applies its attributes and execs; its init-pipe end is close-on-exec, so
 the runtime sees EOF on success or an "error" message on failure.
 """
-import copy
 import os
 
 from pyrunc.process import attributes, channel
@@ -18,6 +17,7 @@ from pyrunc.native import constants as C, syscalls as sc
 from pyrunc.process.init import preimport_process, report_failure, seccomp_needs_runtime, spawn
 from pyrunc.linux.capabilities import warn_ignored
 from pyrunc.cgroups.placement import Placement
+from pyrunc.util.jsonutil import deep_copy
 
 
 def build_process(config_process, opts):
@@ -25,12 +25,12 @@ def build_process(config_process, opts):
     the container's process; otherwise the container's process with opts.args. The
     changes (env, cwd, ids ...) apply to either."""
     if opts.process is not None:
-        proc = copy.deepcopy(opts.process)
+        proc = deep_copy(opts.process)
         if proc.get("capabilities") is None:
             # runc: the container's, not the runtime's (every one) nor none
-            proc["capabilities"] = copy.deepcopy((config_process or {}).get("capabilities") or {})
+            proc["capabilities"] = deep_copy((config_process or {}).get("capabilities") or {})
     else:
-        proc = copy.deepcopy(config_process or {})
+        proc = deep_copy(config_process or {})
         proc["args"] = list(opts.args or ())
         proc["terminal"] = bool(opts.tty)
         proc.pop("consoleSize", None)

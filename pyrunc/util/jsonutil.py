@@ -77,3 +77,16 @@ def dumps_indent(obj, indent="  ", _level=0):
         inner = ("," + pad).join(dumps_indent(v, indent, _level + 1) for v in obj)
         return "[" + pad + inner + "\n" + indent * _level + "]"
     return "".join(_encode(obj, 0))
+
+
+def deep_copy(doc):
+    """A copy of a JSON document that shares no dict or list with it (tuples stay
+    tuples; anything else is shared, as immutable): copy.deepcopy without importing
+    `copy` (~0.7 ms with weakref, on exec's path)."""
+    if isinstance(doc, dict):
+        return {k: deep_copy(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [deep_copy(v) for v in doc]
+    if isinstance(doc, tuple):
+        return tuple(deep_copy(v) for v in doc)
+    return doc

@@ -1,6 +1,8 @@
-"""What a container's create/start/delete imports: only what its config and the command
+"""What a container's create/start/exec/delete imports: only what its config and the command
 use (docs/ARCHITECTURE.md "Lazy imports", items 2 and 5). Every module kept off this path
 is ~50-150 us of every container's start (python -X importtime, bench/importtime.py)."""
+import json
+
 from support.checks import wait_for
 from support.host import imported_modules
 
@@ -16,7 +18,7 @@ FEATURES = {
 KILLING = {"pyrunc.container.kill", "pyrunc.container.delete"}
 
 
-def test_a_plain_container_imports_no_feature_it_does_not_use(rt):
+def test_a_plain_container_imports_no_feature_it_does_not_use(rt, tmp_path):
     b = rt.bundle(["sleep", "100"])
     rt.ids.add("hp1")
     create = imported_modules(["--root", rt.root, "create", "--bundle", b, "hp1"])
@@ -26,6 +28,14 @@ def test_a_plain_container_imports_no_feature_it_does_not_use(rt):
     start = imported_modules(["--root", rt.root, "start", "hp1"])
     assert "pyrunc.container.start" in start
     assert KILLING & start == set()
+    # exec, as runc's users call it: args, or a process.json (podman, containerd)
+    process = tmp_path / "process.json"
+    process.write_text(json.dumps({**rt.config(b)["process"], "args": ["true"]}))
+    for how in (["hp1", "true"], ["--process", process, "hp1"]):
+        exec_ = imported_modules(["--root", rt.root, "exec", *how])
+        assert "pyrunc.process.exec" in exec_
+        assert {m: FEATURES[m] for m in FEATURES.keys() & exec_} == {}
+        assert "copy" not in exec_  # ~0.7 ms (weakref): util.jsonutil.deep_copy
     rt.cmd("kill", "hp1", "KILL")
     wait_for(lambda: rt.state("hp1")["status"] == "stopped")
     delete = imported_modules(["--root", rt.root, "delete", "hp1"])

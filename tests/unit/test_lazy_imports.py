@@ -21,7 +21,7 @@ HEAVY, OPTIONAL, IMPLEMENTATION, VALIDATION, OPERATION, PREIMPORT = (
 LAZY = {
     # 1: standard library a hot command does not load, and the compiled module
     "subprocess": HEAVY, "socket": HEAVY, "struct": HEAVY, "select": HEAVY, "fcntl": HEAVY,
-    "json": HEAVY, "re": HEAVY, "copy": HEAVY, "threading": HEAVY, "termios": HEAVY,
+    "json": HEAVY, "re": HEAVY, "threading": HEAVY, "termios": HEAVY,
     "tty": HEAVY, "traceback": HEAVY, "hashlib": HEAVY, "importlib.metadata": HEAVY,
     "math": HEAVY, "pyrunc.native.syscalls": HEAVY, "pyrunc.util.jsonutil": HEAVY,
     # 2
