@@ -35,11 +35,11 @@ def events(c, interval):
                 continue
             yield {"type": "stats", "id": c.id, "data": stats(c)}
             due = time.monotonic() + interval
-        else:
-            # Stopped: an OOM that killed it may have come after the last select.
-            if watch is not None:
-                for _ in range(watch.final()):
-                    yield {"type": "oom", "id": c.id}
+        # Stopped or empty: an OOM kill that ended it may have come after the last select,
+        # or its notification may still be on the kernel's timer (MemoryEventsWatch.final).
+        if watch is not None:
+            for _ in range(watch.final()):
+                yield {"type": "oom", "id": c.id}
     finally:
         if watch is not None:
             watch.close()
