@@ -165,15 +165,17 @@ def create(root, cid, bundle, *, pid_file=None, console_socket=None, no_pivot=Fa
                         console_sock=con_sock, fifo_fd=fifo_fd, preserve_fds=preserve_fds,
                         listen_fds=listen_fds,
                         container_id=cid)
-        if has_idmapped_mounts(config) or ("user" in spec.nsmap and config.get("mounts")):
+        idmapped_mounts = has_idmapped_mounts(config)
+        userns_binds = "user" in spec.nsmap and bool(config.get("mounts"))
+        if idmapped_mounts or userns_binds:
             from pyrunc.rootfs import idmapped
 
             # Made here, as real root, before the init enters its user namespace; they
             # reach the init in spec (and are in made's, to be closed on failure).
             spec.prepared_mounts = made.prepared_mounts = idmapped.PreparedMounts()
-            if has_idmapped_mounts(config):
+            if idmapped_mounts:
                 idmapped.prepare_idmapped_mounts(config, bundle, made.prepared_mounts)
-            if "user" in spec.nsmap and config.get("mounts"):  # the same, for plain binds
+            if userns_binds:  # the same, for plain binds
                 idmapped.prepare_bind_sources(config, bundle, made.prepared_mounts)
         if seccomp_needs_runtime(linux):
             preimport(spec)  # else the container side does it while we set the limits

@@ -224,12 +224,12 @@ def preimport(spec, warn=None):
     # The state is for a seccomp notify listener only.
     state = _hook_state(spec, "creating") if spec.linux.get("seccomp") else None
     spec.seccomp = preimport_process(spec.process, spec.linux, state, warn)
-    from pyrunc.rootfs import mounts, prepare
+    from pyrunc.rootfs import prepare
 
     if spec.linux.get("sysctl"):
         from pyrunc.linux import sysctl  # noqa: F401
-    if spec.prepared_mounts is not None or mounts.has_idmapped_mounts(spec.config):
-        from pyrunc.rootfs import idmapped  # noqa: F401
+    if spec.prepared_mounts is not None:  # idmapped mounts, or binds in a user namespace
+        from pyrunc.rootfs import idmapped  # noqa: F401 (the runtime's, that made them)
 
     hooks_cfg = spec.config.get("hooks") or {}
     if hooks_cfg.get("startContainer") or hooks_cfg.get("createContainer"):

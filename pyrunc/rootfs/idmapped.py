@@ -90,7 +90,7 @@ def prepare_bind_sources(config, bundle, prepared):
     cannot be cloned is left to the init (which names the error)."""
     for i, m in enumerate(config.get("mounts") or ()):
         opts = mounts.Options(m.get("options"))
-        if not (opts.is_bind or m.get("type") == "bind") or mounts.idmap_wanted(m, opts) or i in prepared.trees:
+        if not (opts.is_bind or m.get("type") == "bind") or mounts.wants_idmap(m) or i in prepared.trees:
             continue
         source = m.get("source") or ""
         src = source if os.path.isabs(source) else os.path.join(bundle, source)
@@ -110,7 +110,7 @@ def prepare_idmapped_mounts(config, bundle, prepared):
         opts = mounts.Options(m.get("options"))
         if not (opts.is_bind or m.get("type") == "bind"):
             continue
-        if not mounts.idmap_wanted(m, opts):
+        if not mounts.wants_idmap(m):
             continue
         source = m.get("source") or ""
         what = mounts.describe(source, m["destination"], "")

@@ -93,7 +93,7 @@ def bind(ctx, dest, source, opts, what, idmap=None, src_fd=None, fallback=None):
         try:
             check_proc(ctx, fd, dest, what, bind_src=src_fd)
             if idmap is not None:
-                from pyrunc.rootfs import idmapped  # preimported (mounts.has_idmapped_mounts)
+                from pyrunc.rootfs import idmapped  # preimported (with spec.prepared_mounts)
 
                 idmapped.attach(idmap, src_fd, fd, opts, what, "user" in ctx.nsmap)
             else:

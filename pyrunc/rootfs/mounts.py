@@ -63,6 +63,9 @@ ATIME_FLAGS = ATIME_ENUM | C.MS_NODIRATIME
 LOCK_FLAGS = C.MS_RDONLY | C.MS_NODEV | C.MS_NOEXEC | C.MS_NOSUID | ATIME_FLAGS
 
 
+IDMAP_OPTIONS = ("idmap", "ridmap")
+
+
 class Options:
     """A mount's `options` split the way runc does: MS_* flags to set and to clear,
     propagation changes, recursive attributes, extensions, and the rest as fs data."""
@@ -103,7 +106,7 @@ class Options:
                         self.rec_clr &= ~a
             elif o == "tmpcopyup":
                 self.copyup = True
-            elif o in ("idmap", "ridmap"):
+            elif o in IDMAP_OPTIONS:
                 self.idmap = o
             else:
                 self.data.append(o)
@@ -120,19 +123,15 @@ class Options:
         return ",".join(self.data)
 
 
-def idmap_wanted(m, opts):
-    """Whether mount m (its options parsed into opts) asks for an idmapped mount."""
-    return bool(opts.idmap or m.get("uidMappings") or m.get("gidMappings"))
+def wants_idmap(m):
+    """Whether mount m asks for an idmapped mount: its own mappings, or an idmap/ridmap
+    option."""
+    return bool(m.get("uidMappings") or m.get("gidMappings")) or \
+        any(o in IDMAP_OPTIONS for o in m.get("options") or ())
 
 
 def has_idmapped_mounts(config):
-    """Whether any of the config's mounts asks for an idmapped mount (the option parser
-    and idmap_wanted, without parsing every mount)."""
-    for m in config.get("mounts") or ():
-        if m.get("uidMappings") or m.get("gidMappings") or \
-                any(o in ("idmap", "ridmap") for o in m.get("options") or ()):
-            return True
-    return False
+    return any(wants_idmap(m) for m in config.get("mounts") or ())
 
 
 def parse_options(options):

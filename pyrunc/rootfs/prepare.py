@@ -165,13 +165,13 @@ def mount_one(ctx, m, index=None):
         if opts.is_bind or fstype == "bind":
             prepared = ctx.prepared_mounts
             idmap = prepared.tree(index) if prepared is not None else None
-            if idmap is None and mounts.idmap_wanted(m, opts):
-                from pyrunc.rootfs import idmapped  # preimported (mounts.has_idmapped_mounts)
+            if idmap is None and mounts.wants_idmap(m):
+                from pyrunc.rootfs import idmapped  # preimported (with spec.prepared_mounts)
 
                 idmap = idmapped.mappings(ctx.linux, ctx.nsmap, m, opts, what)
             bind(ctx, dest, source, opts, what, idmap,
                   fallback=prepared.source(index) if prepared is not None else None)
-        elif mounts.idmap_wanted(m, opts):
+        elif mounts.wants_idmap(m):
             raise MountError(f"{what}: idmapped mounts are supported for bind mounts only")
         elif fstype == "cgroup":
             cgroupmounts.mount_cgroup(ctx, dest, source, opts, what)
