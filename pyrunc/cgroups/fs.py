@@ -10,7 +10,7 @@ import time
 
 from pyrunc.errors import CgroupError
 from pyrunc import log
-from pyrunc.util.procfs import unescape
+from pyrunc.util import procfs
 
 MAX_UINT64 = (1 << 64) - 1
 
@@ -155,29 +155,15 @@ def clean_path(path):
 
 def parse_mountinfo(text):
     """Cgroup mounts in mountinfo: list of (mountpoint, root, fstype, super_options)."""
-    out = []
-    for line in text.splitlines():
-        try:
-            pre, post = line.split(" - ", 1)
-        except ValueError:
-            continue
-        post_f = post.split()
-        if len(post_f) < 3 or post_f[0] not in ("cgroup", "cgroup2"):
-            continue
-        pre_f = pre.split()
-        if len(pre_f) < 5:
-            continue
-        out.append((unescape(pre_f[4]), unescape(pre_f[3]), post_f[0],
-                    post_f[2].split(",")))
-    return out
+    return [(m["mountpoint"], m["root"], m["fstype"], m["super"].split(","))
+            for m in procfs.parse_mountinfo(text, ("cgroup", "cgroup2"))]
 
 
 def v1_mounts(mountinfo_text=None):
     """{subsystem: (mountpoint, root)} for the cgroup v1 hierarchies (first mount
     wins); a cgroup2 mount of a hybrid host has the key ""."""
     if mountinfo_text is None:
-        with open("/proc/self/mountinfo", "rb") as f:
-            mountinfo_text = f.read().decode(errors="surrogateescape")
+        mountinfo_text = procfs.read_text("/proc/self/mountinfo")
     out = {}
     for mnt, root, fstype, opts in parse_mountinfo(mountinfo_text):
         if fstype == "cgroup2":
@@ -193,19 +179,8 @@ def v1_mounts(mountinfo_text=None):
 def own_cgroups(text=None):
     """/proc/self/cgroup -> {subsystem: path}; the cgroup v2 entry has the key ""."""
     if text is None:
-        with open("/proc/self/cgroup", "rb") as f:
-            text = f.read().decode(errors="surrogateescape")
-    out = {}
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        if parts[1] == "":
-            out[""] = parts[2]
-            continue
-        for s in parts[1].split(","):
-            out[s] = parts[2]
-    return out
+        text = procfs.read_text("/proc/self/cgroup")
+    return {c: path for ctrls, path in procfs.parse_cgroup(text) for c in ctrls or ("",)}
 
 
 def hugepage_sizes(sysfs="/sys/kernel/mm/hugepages"):

@@ -17,9 +17,7 @@ def mount_cgroup(ctx, dest, source, opts, what):
         return _cgroup2(ctx, dest, source, opts, what)
     own = own_cgroups()
     seen, binds = set(), []
-    for info in mountinfo():
-        if info["fstype"] != "cgroup":
-            continue
+    for info in mountinfo(("cgroup",)):
         mp = info["mountpoint"]
         if mp == ctx.rootfs or mp.startswith(ctx.rootfs + "/"):
             continue
